@@ -1,1 +1,7 @@
-//! stub
+//! The write side: aggregates (`domain`), the event log (`store`), the command executor, and
+//! the edges that turn client input into commands (Socket.IO in `socket`, REST in `rest`),
+//! plus the broadcaster that follows the log and pushes room events to local sockets.
+//!
+//! Must not contain SQL or read models.
+
+pub mod domain;

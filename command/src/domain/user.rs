@@ -1,0 +1,134 @@
+//! The user aggregate: registration and profile. Decides `UserRegistered` / `UserUpdated`.
+
+use super::{DomainError, check_text, cqrs_aggregate};
+use events::{UserEvent, UserRegisteredV1, UserUpdatedV1};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_AVATAR_URL_CHARS: usize = 2048;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub registered: bool,
+    pub name: String,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Register the user, or update the profile of a registered one.
+    Upsert {
+        name: String,
+        avatar_url: Option<String>,
+    },
+}
+
+impl super::Decide for User {
+    type Command = UserCommand;
+    type Event = UserEvent;
+
+    fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, DomainError> {
+        match command {
+            UserCommand::Upsert { name, avatar_url } => {
+                check_text("name", name, MAX_NAME_CHARS)?;
+                if let Some(url) = avatar_url {
+                    check_text("avatarUrl", url, MAX_AVATAR_URL_CHARS)?;
+                }
+                let name = name.trim().to_owned();
+                if !self.registered {
+                    return Ok(vec![UserEvent::Registered(UserRegisteredV1 {
+                        name,
+                        avatar_url: avatar_url.clone(),
+                    })]);
+                }
+                if self.name == name && &self.avatar_url == avatar_url {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Updated(UserUpdatedV1 {
+                    name,
+                    avatar_url: avatar_url.clone(),
+                })])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &UserEvent) {
+        match event {
+            UserEvent::Registered(e) => {
+                self.registered = true;
+                self.name = e.name.clone();
+                self.avatar_url = e.avatar_url.clone();
+            }
+            UserEvent::Updated(e) => {
+                self.name = e.name.clone();
+                self.avatar_url = e.avatar_url.clone();
+            }
+        }
+    }
+}
+
+cqrs_aggregate!(User, "user");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Ev;
+    use cqrs_es::test::TestFramework;
+
+    type Given = TestFramework<User>;
+
+    fn upsert(name: &str, avatar: Option<&str>) -> UserCommand {
+        UserCommand::Upsert {
+            name: name.into(),
+            avatar_url: avatar.map(Into::into),
+        }
+    }
+
+    fn registered(name: &str) -> Ev<UserEvent> {
+        Ev(UserEvent::Registered(UserRegisteredV1 {
+            name: name.into(),
+            avatar_url: None,
+        }))
+    }
+
+    #[test]
+    fn a_new_user_is_registered() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(upsert(" Ann ", None))
+            .then_expect_events(vec![registered("Ann")]);
+    }
+
+    #[test]
+    fn a_registered_user_is_updated() {
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(upsert("Ann B", Some("https://x/a.png")))
+            .then_expect_events(vec![Ev(UserEvent::Updated(UserUpdatedV1 {
+                name: "Ann B".into(),
+                avatar_url: Some("https://x/a.png".into()),
+            }))]);
+    }
+
+    #[test]
+    fn the_same_profile_twice_changes_nothing() {
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(upsert("Ann", None))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_blank_or_long_name_is_invalid() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(upsert("  ", None))
+            .then_expect_error(DomainError::InvalidInput("name must not be empty".into()));
+        Given::with(())
+            .given_no_previous_events()
+            .when(upsert(&"n".repeat(101), None))
+            .then_expect_error(DomainError::InvalidInput(
+                "name must be at most 100 characters".into(),
+            ));
+    }
+}
