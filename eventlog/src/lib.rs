@@ -1,0 +1,86 @@
+//! The event log, behind one small trait ([`EventLog`]) so that the command side, the
+//! broadcaster and the projector share one way to append, read and follow, and a second
+//! backend (the embedded log) can sit beside JetStream.
+//!
+//! Positions are the log's global sequence numbers (JetStream stream sequence): 1, 2, 3…
+//! One stored message is one [`Commit`]. Must not know about aggregates' rules.
+
+mod jetstream;
+
+pub use jetstream::JetStreamLog;
+
+use events::Commit;
+use futures::stream::BoxStream;
+use std::future::Future;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    /// The aggregate moved on since it was read (optimistic concurrency).
+    #[error("the aggregate was changed concurrently")]
+    Conflict,
+    /// The log cannot be reached or did not answer in time.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// A stored message does not decode.
+    #[error("corrupt commit at position {0}: {1}")]
+    Corrupt(u64, String),
+}
+
+impl LogError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Conflict => "CONFLICT",
+            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Corrupt(..) => "INTERNAL",
+        }
+    }
+}
+
+/// A commit with where it sits in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCommit {
+    pub position: u64,
+    pub subject: String,
+    pub commit: Commit,
+}
+
+/// Where following starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// Only commits appended after following starts.
+    New,
+    /// Commits at this position and after.
+    Position(u64),
+}
+
+pub type CommitStream = BoxStream<'static, Result<StoredCommit, LogError>>;
+
+pub trait EventLog: Clone + Send + Sync + 'static {
+    /// Appends one commit to `subject` if the subject's last commit is still at
+    /// `expected_last` (0: the subject has none). Returns the commit's position. A retried
+    /// append of the same `command_id` returns the first append's position.
+    fn append(
+        &self,
+        subject: &str,
+        commit: &Commit,
+        expected_last: u64,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send;
+
+    /// Every commit of `subject` after position `after`, in order.
+    fn read_subject(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<StoredCommit>, LogError>> + Send;
+
+    /// Commits on subjects matching `filter` (a NATS wildcard subject), in log order, without
+    /// end. The stream resumes by itself after a broken connection.
+    fn follow(
+        &self,
+        filter: &str,
+        from: From,
+    ) -> impl Future<Output = Result<CommitStream, LogError>> + Send;
+
+    /// Position of the last commit in the log (0 when empty).
+    fn last_position(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
+}
