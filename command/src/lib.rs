@@ -5,3 +5,10 @@
 //! Must not contain SQL or read models.
 
 pub mod domain;
+pub mod executor;
+
+pub use executor::{ExecError, Executor, Outcome};
+pub mod payload;
+pub mod service;
+
+pub use service::Service;

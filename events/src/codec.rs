@@ -98,8 +98,9 @@ mod golden {
             content: Content::parse("hi").expect("valid"),
             temp_id: Some(TempId::parse("t").expect("valid")),
             seq: 300,
+            sent_at: 1,
         });
-        assert_eq!(hex(&m.encode_data()), "056d73675f31027531026869 010174 ac02".replace(' ', ""));
+        assert_eq!(hex(&m.encode_data()), "056d73675f31027531026869 010174 ac02 02".replace(' ', ""));
     }
 
     #[test]

@@ -138,6 +138,8 @@ pub struct MessageSentV1 {
     pub temp_id: Option<TempId>,
     /// Position of the message in its conversation: 1, 2, 3… with no gap.
     pub seq: u64,
+    /// When the message was sent (its `createdAt`), in ms since the epoch.
+    pub sent_at: crate::Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,7 +202,7 @@ impl EventKind for ConversationEvent {
             Self::ParticipantRemoved(e) => json!({"userId": e.user_id}),
             Self::MessageSent(e) => json!({
                 "messageId": e.message_id, "senderId": e.sender_id, "content": e.content,
-                "tempId": e.temp_id, "seq": e.seq
+                "tempId": e.temp_id, "seq": e.seq, "createdAt": crate::iso8601(e.sent_at)
             }),
         }
     }

@@ -23,7 +23,15 @@ pub struct Conversation {
     pub last_seq: u64,
     /// First message of each (sender, tempId), for idempotent retries.
     #[serde(skip)]
-    pub by_temp_id: HashMap<(UserId, TempId), (MessageId, u64)>,
+    pub by_temp_id: HashMap<(UserId, TempId), SentRef>,
+}
+
+/// What a retry with the same tempId answers: the first message's id, seq and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRef {
+    pub message_id: MessageId,
+    pub seq: u64,
+    pub sent_at: events::Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +55,7 @@ pub enum ConversationCommand {
         message_id: MessageId,
         content: Content,
         temp_id: Option<TempId>,
+        now: events::Millis,
     },
 }
 
@@ -60,10 +69,8 @@ impl Conversation {
     }
 
     /// The message an earlier send with this (sender, tempId) created, if any.
-    pub fn message_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<(MessageId, u64)> {
-        self.by_temp_id
-            .get(&(sender.clone(), temp_id.clone()))
-            .cloned()
+    pub fn message_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<&SentRef> {
+        self.by_temp_id.get(&(sender.clone(), temp_id.clone()))
     }
 
     fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, DomainError> {
@@ -158,6 +165,7 @@ impl super::Decide for Conversation {
                 message_id,
                 content,
                 temp_id,
+                now,
             } => {
                 self.require_participant(sender)?;
                 if let Some(t) = temp_id
@@ -171,6 +179,7 @@ impl super::Decide for Conversation {
                     content: content.clone(),
                     temp_id: temp_id.clone(),
                     seq: self.last_seq + 1,
+                    sent_at: *now,
                 })])
             }
         }
@@ -191,8 +200,14 @@ impl super::Decide for Conversation {
             ConversationEvent::MessageSent(e) => {
                 self.last_seq = e.seq;
                 if let Some(t) = &e.temp_id {
-                    self.by_temp_id
-                        .insert((e.sender_id.clone(), t.clone()), (e.message_id.clone(), e.seq));
+                    self.by_temp_id.insert(
+                        (e.sender_id.clone(), t.clone()),
+                        SentRef {
+                            message_id: e.message_id.clone(),
+                            seq: e.seq,
+                            sent_at: e.sent_at,
+                        },
+                    );
                 }
             }
         }
@@ -241,6 +256,7 @@ mod tests {
             message_id: msg(id),
             content: Content::parse("hi").expect("valid"),
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
+            now: 5,
         }
     }
     fn sent(sender: &str, id: &str, temp: Option<&str>, seq: u64) -> Ev<ConversationEvent> {
@@ -250,6 +266,7 @@ mod tests {
             content: Content::parse("hi").expect("valid"),
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             seq,
+            sent_at: 5,
         }))
     }
 

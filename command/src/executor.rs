@@ -1,0 +1,320 @@
+//! The command executor: load → decide → append → apply, with
+//!
+//! - an in-memory cache of aggregates (state, version, last position, last commit hash);
+//! - one writer at a time per aggregate on this node (a lock per cache slot), which keeps
+//!   conflicts rare and a socket's messages in the order it sent them;
+//! - optimistic concurrency against the log: on a conflict (another node appended), catch up
+//!   from the log and decide again, at most [`MAX_ATTEMPTS`] times;
+//! - [`Executor::observe`], fed by the broadcaster, which keeps cached aggregates current with
+//!   what other nodes append.
+
+use crate::domain::{Conversation, Decide, DomainError, User};
+use events::{
+    Commit, CommitHash, ConversationId, EventKind, Metadata, Recorded, Subjects, UserId,
+};
+use eventlog::{EventLog, LogError, StoredCommit};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// Attempts per command before a persistent conflict is reported as `CONFLICT`.
+pub const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("too many concurrent changes, retry")]
+    Conflict,
+    #[error(transparent)]
+    Log(LogError),
+}
+
+impl From<LogError> for ExecError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Conflict => Self::Conflict,
+            other => Self::Log(other),
+        }
+    }
+}
+
+/// What a command did: its events (empty when it changed nothing) and the log position that
+/// covers them (the commit's position, or the aggregate's last position for a no-op).
+#[derive(Debug, Clone)]
+pub struct Outcome<E> {
+    pub events: Vec<Recorded<E>>,
+    pub position: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Loaded<A> {
+    state: A,
+    version: u64,
+    last_position: u64,
+    last_hash: CommitHash,
+}
+
+impl<A: Decide> Loaded<A> {
+    fn empty() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            last_position: 0,
+            last_hash: [0; 32],
+        }
+    }
+
+    /// Applies a stored commit that directly follows what this state has seen.
+    fn apply_commit(&mut self, stored: &StoredCommit) -> Result<(), LogError> {
+        let c = &stored.commit;
+        if c.version != self.version {
+            return Err(LogError::Corrupt(
+                stored.position,
+                format!("commit version {} after version {}", c.version, self.version),
+            ));
+        }
+        let events = c
+            .decode_events::<A::Event>()
+            .map_err(|e| LogError::Corrupt(stored.position, e.to_string()))?;
+        for r in &events {
+            self.state.evolve(&r.event);
+        }
+        self.version = c.next_version();
+        self.last_position = stored.position;
+        self.last_hash = c.hash();
+        Ok(())
+    }
+}
+
+type Slot<A> = Arc<AsyncMutex<Option<Loaded<A>>>>;
+
+struct Cache<A> {
+    slots: Mutex<HashMap<String, Slot<A>>>,
+}
+
+impl<A> Default for Cache<A> {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<A> Cache<A> {
+    fn slot(&self, id: &str) -> Slot<A> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(id.to_owned()).or_default().clone()
+    }
+
+    fn existing(&self, id: &str) -> Option<Slot<A>> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(id).cloned()
+    }
+}
+
+pub struct Executor<L> {
+    log: L,
+    subjects: Subjects,
+    users: Cache<User>,
+    conversations: Cache<Conversation>,
+}
+
+impl<L: EventLog> Executor<L> {
+    pub fn new(log: L, subjects: Subjects) -> Self {
+        Self {
+            log,
+            subjects,
+            users: Cache::default(),
+            conversations: Cache::default(),
+        }
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    /// Runs a user command; `reply` reads the state after it, under the same lock.
+    pub async fn user<R>(
+        &self,
+        id: &UserId,
+        command: crate::domain::UserCommand,
+        meta: &Metadata,
+        reply: impl FnOnce(&User) -> R,
+    ) -> Result<(Outcome<events::UserEvent>, R), ExecError> {
+        let subject = self.subjects.user(id);
+        self.execute(&self.users, &subject, id.as_str(), command, meta, reply)
+            .await
+    }
+
+    /// Runs a conversation command; `reply` reads the state after it, under the same lock.
+    pub async fn conversation<R>(
+        &self,
+        id: &ConversationId,
+        command: crate::domain::ConversationCommand,
+        meta: &Metadata,
+        reply: impl FnOnce(&Conversation) -> R,
+    ) -> Result<(Outcome<events::ConversationEvent>, R), ExecError> {
+        let subject = self.subjects.conversation(id);
+        self.execute(&self.conversations, &subject, id.as_str(), command, meta, reply)
+            .await
+    }
+
+    /// Reads a user's current state (loading it on first use).
+    pub async fn read_user<R>(&self, id: &UserId, f: impl FnOnce(&User) -> R) -> Result<R, ExecError> {
+        let subject = self.subjects.user(id);
+        self.read(&self.users, &subject, id.as_str(), f).await
+    }
+
+    /// Reads a conversation's current state (loading it on first use).
+    pub async fn read_conversation<R>(
+        &self,
+        id: &ConversationId,
+        f: impl FnOnce(&Conversation) -> R,
+    ) -> Result<R, ExecError> {
+        let subject = self.subjects.conversation(id);
+        self.read(&self.conversations, &subject, id.as_str(), f).await
+    }
+
+    /// Brings a cached aggregate up to date with a commit seen in the log (usually appended by
+    /// another node). Commits already applied are ignored; a gap drops the cached state, which
+    /// is then reloaded on next use.
+    pub async fn observe(&self, stored: &StoredCommit) {
+        let id = stored.commit.aggregate_id.as_str();
+        match stored.commit.aggregate_type.as_str() {
+            t if t == events::UserEvent::AGGREGATE => observe_in(&self.users, id, stored).await,
+            t if t == events::ConversationEvent::AGGREGATE => {
+                observe_in(&self.conversations, id, stored).await
+            }
+            _ => {}
+        }
+    }
+
+    async fn read<A: Decide, R>(
+        &self,
+        cache: &Cache<A>,
+        subject: &str,
+        id: &str,
+        f: impl FnOnce(&A) -> R,
+    ) -> Result<R, ExecError> {
+        let slot = cache.slot(id);
+        let mut guard = slot.lock().await;
+        let loaded = self.ensure_loaded(&mut guard, subject).await?;
+        Ok(f(&loaded.state))
+    }
+
+    async fn ensure_loaded<'g, A: Decide>(
+        &self,
+        guard: &'g mut Option<Loaded<A>>,
+        subject: &str,
+    ) -> Result<&'g mut Loaded<A>, ExecError> {
+        if guard.is_none() {
+            let mut loaded = Loaded::empty();
+            self.catch_up(&mut loaded, subject).await?;
+            *guard = Some(loaded);
+        }
+        guard
+            .as_mut()
+            .ok_or_else(|| ExecError::Log(LogError::Unavailable("cache slot empty".into())))
+    }
+
+    async fn catch_up<A: Decide>(&self, loaded: &mut Loaded<A>, subject: &str) -> Result<(), ExecError> {
+        for stored in self.log.read_subject(subject, loaded.last_position).await? {
+            loaded.apply_commit(&stored)?;
+        }
+        Ok(())
+    }
+
+    async fn execute<A: Decide, R>(
+        &self,
+        cache: &Cache<A>,
+        subject: &str,
+        id: &str,
+        command: A::Command,
+        meta: &Metadata,
+        reply: impl FnOnce(&A) -> R,
+    ) -> Result<(Outcome<A::Event>, R), ExecError> {
+        let slot = cache.slot(id);
+        let mut guard = slot.lock().await;
+        let result = self.execute_locked(&mut guard, subject, id, &command, meta).await;
+        match result {
+            Ok(outcome) => {
+                let state = guard.as_ref().map(|l| &l.state);
+                let fallback = A::default();
+                Ok((outcome, reply(state.unwrap_or(&fallback))))
+            }
+            Err(e) => {
+                if matches!(e, ExecError::Log(_)) {
+                    // The append may or may not have landed: forget what we know.
+                    *guard = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn execute_locked<A: Decide>(
+        &self,
+        guard: &mut Option<Loaded<A>>,
+        subject: &str,
+        id: &str,
+        command: &A::Command,
+        meta: &Metadata,
+    ) -> Result<Outcome<A::Event>, ExecError> {
+        let loaded = self.ensure_loaded(guard, subject).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let events = loaded.state.decide(command)?;
+            if events.is_empty() {
+                return Ok(Outcome {
+                    events: vec![],
+                    position: loaded.last_position,
+                });
+            }
+            let commit = Commit::new(id, loaded.version, loaded.last_hash, meta, &events);
+            match self.log.append(subject, &commit, loaded.last_position).await {
+                Ok(position) => {
+                    let stored = StoredCommit {
+                        position,
+                        subject: subject.to_owned(),
+                        commit,
+                    };
+                    loaded.apply_commit(&stored)?;
+                    let recorded = stored
+                        .commit
+                        .decode_events::<A::Event>()
+                        .map_err(|e| LogError::Corrupt(position, e.to_string()))?;
+                    return Ok(Outcome {
+                        events: recorded,
+                        position,
+                    });
+                }
+                Err(LogError::Conflict) => {
+                    tracing::debug!(subject, "append conflict, catching up");
+                    self.catch_up(loaded, subject).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ExecError::Conflict)
+    }
+}
+
+async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {
+    let Some(slot) = cache.existing(id) else {
+        return;
+    };
+    let mut guard = slot.lock().await;
+    let Some(loaded) = guard.as_mut() else {
+        return;
+    };
+    if stored.position <= loaded.last_position {
+        return;
+    }
+    if loaded.apply_commit(stored).is_err() {
+        *guard = None;
+    }
+}

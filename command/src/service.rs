@@ -1,0 +1,211 @@
+//! Application services: what a client may ask of the write side, shared by the Socket.IO
+//! handlers and the REST routes so that both validate, decide and answer the same way.
+//! Each function turns raw input into a command, runs it through the executor and shapes the
+//! answer. Rules live in `domain`; this module only looks up what a rule needs across
+//! aggregates (does the user exist?).
+
+use crate::domain::{ConversationCommand, DomainError, UserCommand};
+use crate::executor::{ExecError, Executor};
+use crate::payload;
+use api::{ApiError, ErrorCode, Identity};
+use events::{
+    Content, ConversationEvent, ConversationId, Metadata, MessageId, MessageSentV1, TempId,
+    UserId, now_millis,
+};
+use eventlog::EventLog;
+use serde_json::{Value, json};
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let code = match &e {
+            DomainError::InvalidInput(_) => ErrorCode::InvalidInput,
+            DomainError::NotFound(_) => ErrorCode::NotFound,
+            DomainError::NotParticipant => ErrorCode::NotParticipant,
+            DomainError::Unauthorized(_) => ErrorCode::Unauthorized,
+            DomainError::Conflict(_) => ErrorCode::Conflict,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<ExecError> for ApiError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Domain(d) => d.into(),
+            ExecError::Conflict => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            ExecError::Log(l @ eventlog::LogError::Unavailable(_)) => ApiError::unavailable(l),
+            ExecError::Log(l) => ApiError::internal(l),
+        }
+    }
+}
+
+/// Metadata of a new command issued by `actor` within request `correlation_id`.
+pub fn metadata(actor: &str, correlation_id: Option<&str>) -> Metadata {
+    let command_id = ulid::Ulid::new().to_string();
+    Metadata {
+        correlation_id: correlation_id.map_or_else(|| command_id.clone(), str::to_owned),
+        command_id,
+        actor: actor.to_owned(),
+        occurred_at: now_millis(),
+    }
+}
+
+fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, ApiError> {
+    r.map_err(|e| ApiError::invalid_input(e.to_string()))
+}
+
+pub struct Service<L> {
+    pub executor: Executor<L>,
+}
+
+/// A message as `message:send` and `POST /api/messages` answer it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message_id: MessageId,
+    pub seq: u64,
+    pub position: u64,
+    /// The `message:new` payload.
+    pub payload: Value,
+    /// Whether this was a retry of an earlier send (same sender, conversation and tempId).
+    pub duplicate: bool,
+}
+
+impl<L: EventLog> Service<L> {
+    pub fn new(executor: Executor<L>) -> Self {
+        Self { executor }
+    }
+
+    /// Whether `user` may connect: registered (suspension arrives with its event).
+    pub async fn active_user(&self, user: &UserId) -> Result<Option<crate::domain::User>, ApiError> {
+        Ok(self
+            .executor
+            .read_user(user, |u| u.registered.then(|| u.clone()))
+            .await?)
+    }
+
+    /// `PUT /api/users/:id`: register or update a user. Admin only.
+    pub async fn upsert_user(
+        &self,
+        who: &Identity,
+        id: &str,
+        name: String,
+        avatar_url: Option<String>,
+    ) -> Result<Value, ApiError> {
+        who.require_admin()?;
+        let id = parse(UserId::parse(id))?;
+        let meta = metadata(&format!("admin:{}", who.user_id), None);
+        let (outcome, user) = self
+            .executor
+            .user(&id, UserCommand::Upsert { name, avatar_url }, &meta, Clone::clone)
+            .await?;
+        Ok(json!({
+            "id": id, "name": user.name, "avatarUrl": user.avatar_url, "status": "active",
+            "position": outcome.position,
+        }))
+    }
+
+    /// `POST /api/conversations`: the caller creates a conversation and is its admin.
+    pub async fn create_conversation(
+        &self,
+        who: &Identity,
+        title: Option<String>,
+        participant_ids: Vec<String>,
+    ) -> Result<Value, ApiError> {
+        let participants = participant_ids
+            .iter()
+            .map(|p| parse(UserId::parse(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.active_user(&who.user_id).await?.is_none() {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "User not authorized"));
+        }
+        for p in &participants {
+            if self.active_user(p).await?.is_none() {
+                return Err(ApiError::new(ErrorCode::NotFound, format!("User {p} not found")));
+            }
+        }
+        let id = ConversationId::generate();
+        let meta = metadata(who.user_id.as_str(), None);
+        let command = ConversationCommand::Create {
+            id: id.clone(),
+            title,
+            creator: who.user_id.clone(),
+            participants,
+        };
+        let (outcome, conv) = self
+            .executor
+            .conversation(&id, command, &meta, Clone::clone)
+            .await?;
+        let participants: Vec<Value> = conv
+            .participants
+            .iter()
+            .map(|(u, r)| json!({"userId": u, "role": r.as_str()}))
+            .collect();
+        Ok(json!({
+            "id": id, "title": conv.title, "participants": participants,
+            "createdAt": events::iso8601(meta.occurred_at), "position": outcome.position,
+        }))
+    }
+
+    /// `message:send` / `POST /api/messages`.
+    pub async fn send_message(
+        &self,
+        who: &UserId,
+        conversation_id: &str,
+        content: &str,
+        temp_id: Option<&str>,
+        correlation_id: Option<&str>,
+    ) -> Result<Sent, ApiError> {
+        let conversation_id = parse(ConversationId::parse(conversation_id))?;
+        let content = parse(Content::parse(content))?;
+        let temp_id = temp_id.map(|t| parse(TempId::parse(t))).transpose()?;
+        let meta = metadata(who.as_str(), correlation_id);
+        let command = ConversationCommand::SendMessage {
+            sender: who.clone(),
+            message_id: MessageId::generate(),
+            content: content.clone(),
+            temp_id: temp_id.clone(),
+            now: meta.occurred_at,
+        };
+        let earlier = |c: &crate::domain::Conversation| {
+            temp_id
+                .as_ref()
+                .and_then(|t| c.message_for_temp_id(who, t).cloned())
+        };
+        let (outcome, first) = self
+            .executor
+            .conversation(&conversation_id, command, &meta, earlier)
+            .await?;
+        let sender = self.executor.read_user(who, Clone::clone).await.ok();
+        let recorded = outcome.events.iter().find_map(|r| match &r.event {
+            ConversationEvent::MessageSent(m) => Some((m.clone(), r.number)),
+            _ => None,
+        });
+        let (m, offset, duplicate) = match (recorded, first) {
+            (Some((m, offset)), _) => (m, offset, false),
+            (None, Some(f)) => (
+                MessageSentV1 {
+                    message_id: f.message_id,
+                    sender_id: who.clone(),
+                    content,
+                    temp_id,
+                    seq: f.seq,
+                    sent_at: f.sent_at,
+                },
+                0,
+                true,
+            ),
+            (None, None) => return Err(ApiError::internal("send decided no event and no earlier message")),
+        };
+        let mut payload = payload::message_new(&conversation_id, &m, offset, sender.as_ref());
+        if duplicate && let Some(obj) = payload.as_object_mut() {
+            obj.remove("offset");
+        }
+        Ok(Sent {
+            message_id: m.message_id,
+            seq: m.seq,
+            position: outcome.position,
+            payload,
+            duplicate,
+        })
+    }
+}
