@@ -12,3 +12,4 @@ pub mod payload;
 pub mod service;
 
 pub use service::Service;
+pub mod socket;
