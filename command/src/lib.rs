@@ -13,3 +13,5 @@ pub mod service;
 
 pub use service::Service;
 pub mod socket;
+pub mod broadcaster;
+pub mod rest;

@@ -9,7 +9,7 @@
 //!
 //! Handlers are thin: rules live in `domain`, cross-aggregate lookups in `service`.
 
-mod handlers;
+pub(crate) mod handlers;
 
 use crate::service::Service;
 use api::{AuthError, JwtKeys};
