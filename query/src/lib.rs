@@ -1,1 +1,37 @@
-//! stub
+//! The read side: REST read routes over the read models, and read-your-writes waiting
+//! (`minPosition`: wait until the projection has caught up with a write's `position`).
+//!
+//! Must not write anything, nor depend on the command side.
+
+pub mod messages;
+pub mod wait;
+
+use api::JwtKeys;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub pool: PgPool,
+    pub keys: Arc<JwtKeys>,
+}
+
+impl FromRef<QueryState> for Arc<JwtKeys> {
+    fn from_ref(s: &QueryState) -> Self {
+        s.keys.clone()
+    }
+}
+
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/api/messages", get(messages::list))
+        .with_state(state)
+}
+
+/// Formats optional epoch milliseconds from the read models as ISO 8601.
+pub(crate) fn iso(ms: Option<i64>) -> serde_json::Value {
+    ms.map_or(serde_json::Value::Null, |m| events::iso8601(m).into())
+}

@@ -1,0 +1,152 @@
+//! The projection runner: single active instance, checkpointed batches, restart on error.
+
+use crate::chat::{self, ProjectionError};
+use eventlog::{EventLog, From, StoredCommit};
+use futures::StreamExt;
+use sqlx::{Acquire, PgPool};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Most commits per transaction.
+    pub batch_size: usize,
+    /// Fault injection for tests: fail the transaction after applying this many commits in
+    /// total, once, to prove that a crash in the middle of a batch loses and repeats nothing.
+    pub fail_once_after: Option<usize>,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            fail_once_after: None,
+        }
+    }
+}
+
+/// The last position projected by `projection` (0 before the first).
+pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
+            .bind(projection)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0)))
+}
+
+/// A key for `pg_advisory_lock` derived from the projection name (FNV-1a, stable across
+/// builds, unlike `DefaultHasher`).
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+pub struct Projector<L> {
+    log: L,
+    pool: PgPool,
+    filter: String,
+    config: ProjectorConfig,
+    applied: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Log(#[from] eventlog::LogError),
+    #[error("injected fault")]
+    Injected,
+}
+
+impl<L: EventLog> Projector<L> {
+    pub fn new(log: L, pool: PgPool, filter: String, config: ProjectorConfig) -> Self {
+        Self {
+            log,
+            pool,
+            filter,
+            config,
+            applied: 0,
+        }
+    }
+
+    /// Runs until the task is dropped. Waits for the projection's lock, then projects; on any
+    /// error, waits briefly and starts again from the checkpoint.
+    pub async fn run(mut self) {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "projector: restarting from checkpoint");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    async fn run_once(&mut self) -> Result<(), RunError> {
+        let mut lock_conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(lock_key(chat::NAME))
+            .execute(&mut *lock_conn)
+            .await?;
+        let result = self.project().await;
+        // Dropping the connection releases the lock too; unlocking explicitly returns it clean
+        // to the pool.
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(lock_key(chat::NAME))
+            .execute(&mut *lock_conn)
+            .await;
+        result
+    }
+
+    async fn project(&mut self) -> Result<(), RunError> {
+        let mut done = checkpoint(&self.pool, chat::NAME).await?;
+        let mut commits = self.log.follow(&self.filter, From::Position(done + 1)).await?;
+        loop {
+            let Some(first) = commits.next().await else {
+                return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
+            };
+            let mut batch = vec![first?];
+            while batch.len() < self.config.batch_size {
+                match futures::FutureExt::now_or_never(commits.next()) {
+                    Some(Some(next)) => batch.push(next?),
+                    _ => break,
+                }
+            }
+            done = self.apply_batch(&batch, done).await?;
+        }
+    }
+
+    async fn apply_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let mut last = done;
+        for stored in batch.iter().filter(|s| s.position > done) {
+            let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
+            let _e = span.enter();
+            chat::apply(&mut tx, stored).await?;
+            last = stored.position;
+            self.applied += 1;
+            if self.config.fail_once_after == Some(self.applied) {
+                self.config.fail_once_after = None;
+                return Err(RunError::Injected);
+            }
+        }
+        if last > done {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
+                 ON CONFLICT (projection) DO UPDATE SET last_position = $2",
+            )
+            .bind(chat::NAME)
+            .bind(i64::try_from(last).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+}

@@ -1,0 +1,119 @@
+//! `GET /api/messages?conversationId=&after=&before=&limit=&minPosition=`: a page of a
+//! conversation's messages by `seq`, always ascending, for participants.
+
+use crate::{QueryState, iso, wait};
+use api::{ApiError, ErrorCode, Identity};
+use axum::Json;
+use axum::extract::{Query, State};
+use events::ConversationId;
+use serde_json::{Value, json};
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(key)
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid_input(format!("{key} must be a non-negative integer")))
+        })
+        .transpose()
+}
+
+/// Refuses a reader who is not an active participant (404 for an unknown conversation).
+pub async fn require_participant(pool: &PgPool, conversation: &str, user: &str) -> Result<(), ApiError> {
+    let row: Option<(Option<bool>,)> = sqlx::query_as(
+        "SELECT p.active FROM conversations c
+         LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+         WHERE c.id = $1",
+    )
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    match row {
+        None => Err(ApiError::new(ErrorCode::NotFound, "Conversation not found")),
+        Some((Some(true),)) => Ok(()),
+        Some(_) => Err(ApiError::new(ErrorCode::NotParticipant, "Not a participant of this conversation")),
+    }
+}
+
+pub async fn list(
+    State(s): State<QueryState>,
+    who: Identity,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let conversation = params
+        .get("conversationId")
+        .ok_or_else(|| ApiError::invalid_input("conversationId is required"))?;
+    let conversation = ConversationId::parse(conversation).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let after = number(&params, "after")?;
+    let before = number(&params, "before")?;
+    let limit = number(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_input(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    if after.is_some() && before.is_some() {
+        return Err(ApiError::invalid_input("after and before cannot be combined"));
+    }
+    let min_position = number(&params, "minPosition")?.map(|p| p as u64);
+    wait::until(&s.pool, min_position).await?;
+    require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
+
+    let base = "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
+                       m.edited_ms, m.deleted_ms, m.log_offset, u.name, u.avatar_url
+                FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                WHERE m.conversation_id = $1";
+    let (sql, cursor) = match (after, before) {
+        (Some(a), _) => (format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"), a),
+        (_, Some(b)) => (format!("{base} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"), b),
+        _ => (format!("{base} AND m.seq > $2 ORDER BY m.seq DESC LIMIT $3"), 0),
+    };
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(conversation.as_str())
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    if after.is_none() {
+        rows.reverse();
+    }
+    let messages: Vec<Value> = rows.iter().map(message_json).collect();
+    Ok(Json(json!({"messages": messages, "hasMore": has_more})))
+}
+
+fn message_json(r: &sqlx::postgres::PgRow) -> Value {
+    let sender_id: String = r.get("sender_id");
+    let name: Option<String> = r.get("name");
+    let avatar: Option<String> = r.get("avatar_url");
+    let mut sender = json!({"id": sender_id, "name": name.unwrap_or_else(|| sender_id.clone())});
+    if let Some(a) = avatar {
+        sender["avatarUrl"] = a.into();
+    }
+    let mut m = json!({
+        "id": r.get::<String, _>("id"),
+        "conversationId": r.get::<String, _>("conversation_id"),
+        "senderId": sender_id,
+        "seq": r.get::<i64, _>("seq"),
+        "content": r.get::<Option<String>, _>("content"),
+        "createdAt": iso(r.get("created_ms")),
+        "editedAt": iso(r.get("edited_ms")),
+        "deletedAt": iso(r.get("deleted_ms")),
+        "offset": r.get::<i64, _>("log_offset"),
+        "sender": sender,
+        "reactions": [],
+    });
+    if let Some(t) = r.get::<Option<String>, _>("temp_id") {
+        m["tempId"] = t.into();
+    }
+    m
+}

@@ -1,0 +1,36 @@
+//! Read-your-writes: a read carrying `minPosition` waits until the projection's checkpoint
+//! reaches it, up to [`MAX_WAIT`], then answers 503 `UNAVAILABLE`.
+
+use api::{ApiError, ErrorCode};
+use sqlx::PgPool;
+use std::time::Duration;
+
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+pub const PROJECTION: &str = "chat";
+
+pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiError> {
+    let Some(min) = min_position.filter(|m| *m > 0) else {
+        return Ok(());
+    };
+    let min = i64::try_from(min).unwrap_or(i64::MAX);
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    loop {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
+                .bind(PROJECTION)
+                .fetch_optional(pool)
+                .await
+                .map_err(ApiError::unavailable)?;
+        if row.is_some_and(|(p,)| p >= min) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "Read models have not caught up with minPosition yet",
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
