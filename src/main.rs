@@ -1,1 +1,122 @@
-fn main() {}
+//! The `chat` binary: configuration, telemetry, the roles and the operator CLI. No domain
+//! logic lives here.
+
+mod app;
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "chat", version, about = "Real-time chat backend on an auditable event log")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every role (or only those named with --role).
+    Serve {
+        #[arg(long, value_enum)]
+        role: Vec<app::Role>,
+    },
+    /// Print a signed JWT.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime: 30s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Apply the read-model migrations (creating the database if needed).
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Register a user (or update their name).
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        avatar_url: Option<String>,
+    },
+}
+
+fn parse_ttl(s: &str) -> anyhow::Result<i64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().with_context(|| format!("bad --ttl {s}"))?;
+    let mult = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("bad --ttl unit in {s}: use s, m, h or d"),
+    };
+    Ok(n * mult)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = cli.config;
+    match cli.command {
+        Command::Serve { role } => {
+            let mut node = app::start(&config, &role).await?;
+            println!("chat listening on http://{}", node.addr);
+            tracing::info!(addr = %node.addr, roles = ?role, "serving");
+            tokio::select! {
+                r = &mut node.server => { r??; }
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Command::Token { user, admin, ttl } => {
+            let keys = api::JwtKeys::new(config.jwt_secret()?);
+            let user = events::UserId::parse(&user)?;
+            let exp = events::now_millis() / 1000 + parse_ttl(&ttl)?;
+            println!("{}", keys.sign(&user, admin, Some(exp)));
+        }
+        Command::Users {
+            command: UsersCommand::Add { id, name, avatar_url },
+        } => {
+            let log = app::connect_log(&config).await?;
+            let executor = Arc::new(command::Executor::new(log, config.subjects()));
+            let service = command::Service::new(executor);
+            let admin = api::Identity {
+                user_id: events::UserId::parse("cli")?,
+                admin: true,
+                exp: None,
+            };
+            let user = service
+                .upsert_user(&admin, &id, name, avatar_url)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            println!("{user}");
+        }
+        Command::Migrate => {
+            projector::migrate(config.database_url()?).await?;
+            println!("migrations applied");
+        }
+    }
+    Ok(())
+}

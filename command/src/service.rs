@@ -55,7 +55,7 @@ fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, ApiError> {
 }
 
 pub struct Service<L> {
-    pub executor: Executor<L>,
+    pub executor: std::sync::Arc<Executor<L>>,
 }
 
 /// A message as `message:send` and `POST /api/messages` answer it.
@@ -71,7 +71,7 @@ pub struct Sent {
 }
 
 impl<L: EventLog> Service<L> {
-    pub fn new(executor: Executor<L>) -> Self {
+    pub fn new(executor: std::sync::Arc<Executor<L>>) -> Self {
         Self { executor }
     }
 

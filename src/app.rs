@@ -1,0 +1,150 @@
+//! Wiring of the roles into one axum app. Each role is started by a function that takes the
+//! typed config and returns what it serves, so tests and `chat serve` build it the same way.
+
+use crate::config::Config;
+use anyhow::Context;
+use api::JwtKeys;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use command::Service;
+use command::executor::Executor;
+use eventlog::JetStreamLog;
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Command,
+    Query,
+    Projector,
+}
+
+/// A running node: its address and the tasks it owns (dropped with it).
+pub struct Node {
+    pub addr: std::net::SocketAddr,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.server.abort();
+    }
+}
+
+pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
+    let client = async_nats::ConnectOptions::new()
+        .name("chat")
+        .connect(config.nats_url()?)
+        .await
+        .context("cannot connect to NATS")?;
+    Ok(JetStreamLog::open(client, config.subjects(), config.stream_replicas).await?)
+}
+
+/// Starts the given roles (all when empty) on `config.listen`.
+pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
+    let all = roles.is_empty();
+    let has = |r: Role| all || roles.contains(&r);
+    let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
+    let log = connect_log(config).await?;
+    let pool = projector::migrate(config.database_url()?)
+        .await
+        .context("cannot prepare the read-model database")?;
+    let mut tasks = Vec::new();
+    let mut app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+
+    if has(Role::Projector) {
+        let p = projector::Projector::new(
+            log.clone(),
+            pool.clone(),
+            config.subjects().all(),
+            projector::ProjectorConfig::default(),
+        );
+        tasks.push(tokio::spawn(p.run()));
+    }
+    if has(Role::Query) {
+        app = app.merge(query::router(query::QueryState {
+            pool: pool.clone(),
+            keys: keys.clone(),
+        }));
+    }
+    if has(Role::Command) {
+        let executor = Arc::new(Executor::new(log.clone(), config.subjects()));
+        let service = Arc::new(Service::new(executor.clone()));
+        let (layer, io) = socketioxide::SocketIo::builder()
+            .max_payload(1_000_000)
+            .ws_max_message_size(1_000_000)
+            .ws_max_frame_size(1_000_000)
+            .max_buffer_size(1024)
+            .build_layer();
+        command::socket::register(
+            &io,
+            Arc::new(command::socket::SocketState {
+                service: service.clone(),
+                keys: keys.clone(),
+            }),
+        );
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let broadcaster = command::broadcaster::run(executor, io, ready_tx);
+        tasks.push(tokio::spawn(broadcaster));
+        ready_rx.await.context("broadcaster did not start")?;
+        app = app
+            .merge(command::rest::router(command::rest::RestState {
+                service,
+                keys: keys.clone(),
+            }))
+            .layer(layer);
+    }
+    let app = app
+        .layer(cors(&config.allowed_origins))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(config.allowed_origins.clone()),
+            refuse_foreign_origin,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1_000_000));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(Node { addr, server, tasks })
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+/// Browsers do not apply CORS to WebSocket upgrades, and CORS alone does not stop a request
+/// from being processed: a request that names a foreign `Origin` is refused outright.
+/// Requests without `Origin` (servers, CLI, Node clients) pass.
+async fn refuse_foreign_origin(
+    axum::extract::State(allowed): axum::extract::State<Arc<Vec<String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| allowed.iter().any(|a| a.trim() == o));
+        if !ok {
+            let body = serde_json::json!({"error": {"message": "Origin not allowed", "code": "UNAUTHORIZED"}});
+            return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        }
+    }
+    next.run(req).await
+}

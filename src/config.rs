@@ -1,0 +1,91 @@
+//! Configuration: one typed struct read once from flags and the environment (the contract's
+//! variables), passed to whatever needs it. No globals.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// NATS server with JetStream (2.12 or newer).
+    #[arg(long, env = "CHAT_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Postgres database of the read models.
+    #[arg(long, env = "CHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where embedded storage lives.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// HS256 secret of the JWTs.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Origins allowed for REST and both Socket.IO transports, comma-separated.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", default_value = "http://localhost:5173", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// `message:send` per user per minute (0 = off).
+    #[arg(long, env = "CHAT_RATE_MESSAGES_PER_MIN", default_value_t = 30)]
+    pub rate_messages_per_min: u32,
+    /// Events per socket per minute (0 = off).
+    #[arg(long, env = "CHAT_RATE_EVENTS_PER_MIN", default_value_t = 600)]
+    pub rate_events_per_min: u32,
+    /// JetStream stream name (tests give each run its own).
+    #[arg(long, env = "CHAT_STREAM", default_value = "CHAT_EVENTS")]
+    pub stream: String,
+    /// Subject prefix of the stream's subjects.
+    #[arg(long, env = "CHAT_SUBJECT_PREFIX", default_value = "chat")]
+    pub subject_prefix: String,
+    /// Replicas of the stream (3 in a three-node NATS cluster).
+    #[arg(long, env = "CHAT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+impl Config {
+    pub fn subjects(&self) -> events::Subjects {
+        events::Subjects {
+            stream: self.stream.clone(),
+            prefix: self.subject_prefix.clone(),
+        }
+    }
+
+    pub fn nats_url(&self) -> anyhow::Result<&str> {
+        self.nats_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "CHAT_NATS_URL is not set. Embedded storage is not built yet: start NATS and \
+                 Postgres with scripts/run.sh, or set CHAT_NATS_URL and CHAT_DATABASE_URL"
+            )
+        })
+    }
+
+    pub fn database_url(&self) -> anyhow::Result<&str> {
+        self.database_url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("CHAT_DATABASE_URL is not set"))
+    }
+
+    pub fn jwt_secret(&self) -> anyhow::Result<&[u8]> {
+        match &self.jwt_secret {
+            Some(s) if !s.0.is_empty() => Ok(s.0.as_bytes()),
+            _ => anyhow::bail!("CHAT_JWT_SECRET is required with NATS/Postgres"),
+        }
+    }
+}
