@@ -1,0 +1,131 @@
+// Harness for the end-to-end tests: starts real `chat serve` processes (CHAT_BIN) on the NATS
+// and Postgres that scripts/test.sh started, each test file on its own stream and database,
+// and talks to them with the stock socket.io-client and fetch.
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { io } from 'socket.io-client';
+
+export const SECRET = 'e2e-secret-' + randomBytes(4).toString('hex');
+
+export function unique(prefix = 't') {
+  return prefix + Date.now().toString(36) + randomBytes(4).toString('hex');
+}
+
+/** An isolated deployment: stream, subject prefix and database of its own. */
+export function deployment() {
+  const id = unique('e');
+  const adminUrl = process.env.CHAT_TEST_DATABASE_URL;
+  if (!adminUrl || !process.env.CHAT_TEST_NATS_URL || !process.env.CHAT_BIN) {
+    throw new Error('run through scripts/test.sh (CHAT_BIN, CHAT_TEST_NATS_URL, CHAT_TEST_DATABASE_URL)');
+  }
+  return {
+    CHAT_NATS_URL: process.env.CHAT_TEST_NATS_URL,
+    CHAT_DATABASE_URL: adminUrl.replace(/\/[^/]*$/, '/' + id),
+    CHAT_STREAM: id.toUpperCase(),
+    CHAT_SUBJECT_PREFIX: id,
+    CHAT_JWT_SECRET: SECRET,
+  };
+}
+
+/** Starts `chat serve` and resolves with {url, stop} once it listens. */
+export function startServer(dep, extraEnv = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.env.CHAT_BIN, ['serve'], {
+      env: { ...process.env, ...dep, CHAT_LISTEN: '127.0.0.1:0', RUST_LOG: 'warn', ...extraEnv },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('chat serve did not start: ' + out)), 30000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/chat listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          url: m[1],
+          stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
+        });
+      }
+    });
+    child.once('exit', (code) => reject(new Error('chat serve exited with ' + code + ': ' + out)));
+  });
+}
+
+const b64 = (o) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+
+/** An HS256 JWT, or any alteration of one for the attack tests. */
+export function jwt(claims, { secret = SECRET, alg = 'HS256' } = {}) {
+  const head = b64({ alg, typ: 'JWT' }) + '.' + b64(claims);
+  if (alg === 'none') return head + '.';
+  return head + '.' + createHmac('sha256', secret).update(head).digest('base64url');
+}
+
+export const token = (userId, extra = {}) =>
+  jwt({ userId, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
+export const adminToken = () => token('e2e-admin', { role: 'admin' });
+
+export async function api(base, method, path, tok, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(tok ? { authorization: 'Bearer ' + tok } : {}) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+/** Connects and records every event in arrival order. */
+export function connect(base, tok, opts = {}) {
+  const socket = io(base, {
+    auth: tok === undefined ? {} : { token: tok },
+    forceNew: true,
+    reconnection: false,
+    transports: ['websocket'],
+    ...opts,
+  });
+  socket.received = [];
+  socket.onAny((event, payload) => socket.received.push({ event, payload }));
+  socket.on('disconnect', (reason) => { socket.disconnectReason = reason; });
+  return socket;
+}
+
+/** Waits until `socket` has received an event matching, from index `from` on. */
+export function waitFor(socket, event, pred = () => true, timeout = 10000) {
+  return new Promise((resolve, reject) => {
+    const check = () => socket.received.find((e) => e.event === event && pred(e.payload));
+    const found = check();
+    if (found) return resolve(found.payload);
+    const t = setTimeout(() => {
+      socket.offAny(on);
+      reject(new Error(`timed out waiting for ${event}; got ${JSON.stringify(socket.received.map((e) => e.event))}`));
+    }, timeout);
+    const on = () => {
+      const f = check();
+      if (f) { clearTimeout(t); socket.offAny(on); resolve(f.payload); }
+    };
+    socket.onAny(on);
+  });
+}
+
+export function waitUntil(cond, timeout = 10000, what = 'condition') {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = async () => {
+      try { if (await cond()) return resolve(); } catch {}
+      if (Date.now() - start > timeout) return reject(new Error('timed out waiting for ' + what));
+      setTimeout(tick, 25);
+    };
+    tick();
+  });
+}
+
+export const emitAck = (socket, event, payload, timeout = 10000) =>
+  socket.timeout(timeout).emitWithAck(event, payload);
+
+export async function authed(base, tok, opts) {
+  const s = connect(base, tok, opts);
+  await waitFor(s, 'auth:success');
+  return s;
+}
