@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Attempts per command before a persistent conflict is reported as `CONFLICT`.
-pub const MAX_ATTEMPTS: usize = 8;
+pub const MAX_ATTEMPTS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -222,11 +222,17 @@ impl<L: EventLog> Executor<L> {
             .ok_or_else(|| ExecError::Log(LogError::Unavailable("cache slot empty".into())))
     }
 
-    async fn catch_up<A: Decide>(&self, loaded: &mut Loaded<A>, subject: &str) -> Result<(), ExecError> {
-        for stored in self.log.read_subject(subject, loaded.last_position).await? {
-            loaded.apply_commit(&stored)?;
+    /// Applies what the log holds beyond the cached state; returns what was applied.
+    async fn catch_up<A: Decide>(
+        &self,
+        loaded: &mut Loaded<A>,
+        subject: &str,
+    ) -> Result<Vec<StoredCommit>, ExecError> {
+        let newer = self.log.read_subject(subject, loaded.last_position).await?;
+        for stored in &newer {
+            loaded.apply_commit(stored)?;
         }
-        Ok(())
+        Ok(newer)
     }
 
     async fn execute<A: Decide, R>(
@@ -266,7 +272,7 @@ impl<L: EventLog> Executor<L> {
         meta: &Metadata,
     ) -> Result<Outcome<A::Event>, ExecError> {
         let loaded = self.ensure_loaded(guard, subject).await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let events = loaded.state.decide(command)?;
             if events.is_empty() {
                 return Ok(Outcome {
@@ -293,14 +299,35 @@ impl<L: EventLog> Executor<L> {
                     });
                 }
                 Err(LogError::Conflict) => {
-                    tracing::debug!(subject, "append conflict, catching up");
-                    self.catch_up(loaded, subject).await?;
+                    tracing::debug!(subject, attempt, "append conflict, catching up");
+                    let newer = self.catch_up(loaded, subject).await?;
+                    // A retried publish whose first try landed (say, after a timeout) shows
+                    // up here as our own commit: that is success, not a conflict.
+                    if let Some(ours) = newer.iter().find(|s| s.commit.command_id == meta.command_id) {
+                        let recorded = ours
+                            .commit
+                            .decode_events::<A::Event>()
+                            .map_err(|e| LogError::Corrupt(ours.position, e.to_string()))?;
+                        return Ok(Outcome {
+                            events: recorded,
+                            position: ours.position,
+                        });
+                    }
+                    backoff(attempt).await;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(ExecError::Conflict)
     }
+}
+
+/// A short random pause after a conflict, growing with the attempt, so that two nodes racing
+/// on one aggregate take turns instead of colliding again at once.
+async fn backoff(attempt: usize) {
+    let cap_ms: u128 = 1 << attempt.min(5);
+    let ms = ulid::Ulid::new().random() % (cap_ms + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(1))).await;
 }
 
 async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {

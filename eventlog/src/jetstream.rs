@@ -86,6 +86,44 @@ impl JetStreamLog {
     }
 }
 
+impl JetStreamLog {
+    async fn read_subject_streamed(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
+        let last = match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if matches!(e.kind(), K::NoMessageFound) => return Ok(vec![]),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if last <= after {
+            return Ok(vec![]);
+        }
+        let mut messages = self
+            .ordered(
+                subject,
+                consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .map_err(|_| unavailable("timed out reading an aggregate"))?
+        {
+            let stored = to_stored(&msg.map_err(unavailable)?)?;
+            let done = stored.position >= last;
+            out.push(stored);
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Commits read one by one with direct gets before switching to a consumer.
+const DIRECT_READS: usize = 16;
+
 fn to_stored(msg: &jetstream::Message) -> Result<StoredCommit, LogError> {
     let position = msg.info().map_err(unavailable)?.stream_sequence;
     let commit = decode_commit(&msg.payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
@@ -127,35 +165,28 @@ impl EventLog for JetStreamLog {
     }
 
     async fn read_subject(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
-        let last = match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => m.sequence,
-            Err(e) if matches!(e.kind(), K::NoMessageFound) => return Ok(vec![]),
-            Err(e) => return Err(unavailable(e)),
-        };
-        if last <= after {
-            return Ok(vec![]);
-        }
-        let mut messages = self
-            .ordered(
-                subject,
-                consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-            )
-            .await?;
+        use async_nats::jetstream::stream::DirectGetErrorKind as K;
+        // Catching up a few commits (the usual case after a conflict) costs one direct get
+        // each; a longer history switches to an ordered consumer, which streams it.
         let mut out = Vec::new();
-        while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .map_err(|_| unavailable("timed out reading an aggregate"))?
-        {
-            let stored = to_stored(&msg.map_err(unavailable)?)?;
-            let done = stored.position >= last;
-            out.push(stored);
-            if done {
-                break;
+        let mut next = after + 1;
+        for _ in 0..DIRECT_READS {
+            match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
+                Ok(m) => {
+                    let commit = decode_commit(&m.payload)
+                        .map_err(|e| LogError::Corrupt(m.sequence, e.to_string()))?;
+                    next = m.sequence + 1;
+                    out.push(StoredCommit {
+                        position: m.sequence,
+                        subject: m.subject.to_string(),
+                        commit,
+                    });
+                }
+                Err(e) if matches!(e.kind(), K::NotFound) => return Ok(out),
+                Err(e) => return Err(unavailable(e)),
             }
         }
+        out.extend(self.read_subject_streamed(subject, next - 1).await?);
         Ok(out)
     }
 
