@@ -184,6 +184,11 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice() -> anyhow::
     let after = log.read_subject(&subject, 0).await?;
     let landed_count = after.iter().filter(|s| s.commit.command_id == meta.command_id).count();
     assert_eq!(landed_count, 1);
+    // And the node's cached state counts the message once.
+    let cached = executor.read_conversation(&conv, |c| c.last_seq).await?;
+    let fresh = Executor::new(log.clone(), log.subjects().clone());
+    assert_eq!(cached, fresh.read_conversation(&conv, |c| c.last_seq).await?);
+    assert_eq!(outcome.events.len(), 1);
     Ok(())
 }
 
