@@ -9,7 +9,7 @@
 pub mod chat;
 pub mod runner;
 
-pub use runner::{Projector, ProjectorConfig, checkpoint};
+pub use runner::{Fault, Projector, ProjectorConfig, checkpoint};
 
 /// Applies the read-model migrations (creating the database when it does not exist).
 pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {

@@ -3,23 +3,31 @@
 use crate::chat::{self, ProjectionError};
 use eventlog::{EventLog, From, StoredCommit};
 use futures::StreamExt;
-use sqlx::{Acquire, PgPool};
+use sqlx::{Acquire, ConnectOptions, Connection, PgConnection, PgPool};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     /// Most commits per transaction.
     pub batch_size: usize,
-    /// Fault injection for tests: fail the transaction after applying this many commits in
-    /// total, once, to prove that a crash in the middle of a batch loses and repeats nothing.
-    pub fail_once_after: Option<usize>,
+    /// Fault injection for tests: fail the transaction once, in the middle of a batch.
+    pub fault: Option<Fault>,
+}
+
+/// Fail the projection transaction once, after `after` commits were applied in total (across
+/// transactions), to prove that a crash in the middle of a batch loses and repeats nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Fault {
+    pub after: usize,
+    /// Set when the fault fired, and how many commits the failed transaction had applied.
+    pub fired_mid_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for ProjectorConfig {
     fn default() -> Self {
         Self {
             batch_size: 500,
-            fail_once_after: None,
+            fault: None,
         }
     }
 }
@@ -88,18 +96,20 @@ impl<L: EventLog> Projector<L> {
     }
 
     async fn run_once(&mut self) -> Result<(), RunError> {
-        let mut lock_conn = self.pool.acquire().await?;
+        // The lock lives on a connection of its own, outside the pool: however this task ends
+        // (error, abort, crash), closing that session releases the lock. A pooled connection
+        // would go back to the pool still holding it.
+        // Waiting for the lock is the normal state of a standby instance, not a slow query.
+        let options = (*self.pool.connect_options())
+            .clone()
+            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
+        let mut lock_conn = PgConnection::connect_with(&options).await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(lock_key(chat::NAME))
-            .execute(&mut *lock_conn)
+            .execute(&mut lock_conn)
             .await?;
         let result = self.project().await;
-        // Dropping the connection releases the lock too; unlocking explicitly returns it clean
-        // to the pool.
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(lock_key(chat::NAME))
-            .execute(&mut *lock_conn)
-            .await;
+        let _ = lock_conn.close().await;
         result
     }
 
@@ -125,14 +135,20 @@ impl<L: EventLog> Projector<L> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut last = done;
-        for stored in batch.iter().filter(|s| s.position > done) {
+        for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
             let _e = span.enter();
             chat::apply(&mut tx, stored).await?;
             last = stored.position;
             self.applied += 1;
-            if self.config.fail_once_after == Some(self.applied) {
-                self.config.fail_once_after = None;
+            if let Some(fault) = &self.config.fault
+                && fault.after == self.applied
+            {
+                let fault = self.config.fault.take();
+                if let Some(f) = fault {
+                    f.fired_mid_batch
+                        .store(in_tx + 1, std::sync::atomic::Ordering::SeqCst);
+                }
                 return Err(RunError::Injected);
             }
         }
