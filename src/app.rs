@@ -114,7 +114,11 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(Node { addr, server, tasks })
+    Ok(Node {
+        addr,
+        server,
+        tasks,
+    })
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -125,7 +129,13 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(list))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 

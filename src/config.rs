@@ -40,7 +40,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// Origins allowed for REST and both Socket.IO transports, comma-separated.
-    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", default_value = "http://localhost:5173", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "CHAT_ALLOWED_ORIGINS",
+        default_value = "http://localhost:5173",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// `message:send` per user per minute (0 = off).
     #[arg(long, env = "CHAT_RATE_MESSAGES_PER_MIN", default_value_t = 30)]

@@ -10,7 +10,11 @@ use config::Config;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "chat", version, about = "Real-time chat backend on an auditable event log")]
+#[command(
+    name = "chat",
+    version,
+    about = "Real-time chat backend on an auditable event log"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -97,7 +101,12 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", keys.sign(&user, admin, Some(exp)));
         }
         Command::Users {
-            command: UsersCommand::Add { id, name, avatar_url },
+            command:
+                UsersCommand::Add {
+                    id,
+                    name,
+                    avatar_url,
+                },
         } => {
             let log = app::connect_log(&config).await?;
             let executor = Arc::new(command::Executor::new(log, config.subjects()));

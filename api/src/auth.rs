@@ -70,7 +70,10 @@ impl Identity {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::new(ErrorCode::Unauthorized, "Admin role required"))
+            Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "Admin role required",
+            ))
         }
     }
 }

@@ -138,10 +138,22 @@ mod tests {
     #[test]
     fn codes_are_stable_strings_with_statuses() {
         assert_eq!(ErrorCode::NotParticipant.as_str(), "NOT_PARTICIPANT");
-        assert_eq!(ErrorCode::InvalidInput.http_status(), StatusCode::BAD_REQUEST);
-        assert_eq!(ErrorCode::ExpiredToken.http_status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(ErrorCode::Unavailable.http_status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ErrorCode::InvalidInput.http_status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ErrorCode::ExpiredToken.http_status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            ErrorCode::Unavailable.http_status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         let json = serde_json::to_value(ApiError::new(ErrorCode::NotFound, "x")).expect("json");
-        assert_eq!(json, serde_json::json!({"message": "x", "code": "NOT_FOUND"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"message": "x", "code": "NOT_FOUND"})
+        );
     }
 }

@@ -6,15 +6,19 @@
 use crate::executor::Executor;
 use crate::payload;
 use crate::socket::handlers::{conversation_room, user_room};
-use events::{ConversationEvent, ConversationId, EventKind, UserId};
 use eventlog::{EventLog, From, StoredCommit};
+use events::{ConversationEvent, ConversationId, EventKind, UserId};
 use futures::StreamExt;
 use socketioxide::SocketIo;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Follows the log until the task is dropped; restarts the subscription after an error.
-pub async fn run<L: EventLog>(executor: Arc<Executor<L>>, io: SocketIo, ready: tokio::sync::oneshot::Sender<()>) {
+pub async fn run<L: EventLog>(
+    executor: Arc<Executor<L>>,
+    io: SocketIo,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let filter = executor.subjects().all();
     let mut ready = Some(ready);
     let mut from = From::New;

@@ -9,10 +9,8 @@
 //!   what other nodes append.
 
 use crate::domain::{Conversation, Decide, DomainError, User};
-use events::{
-    Commit, CommitHash, ConversationId, EventKind, Metadata, Recorded, Subjects, UserId,
-};
 use eventlog::{EventLog, LogError, StoredCommit};
+use events::{Commit, CommitHash, ConversationId, EventKind, Metadata, Recorded, Subjects, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Mutex as AsyncMutex;
@@ -71,7 +69,10 @@ impl<A: Decide> Loaded<A> {
         if c.version != self.version {
             return Err(LogError::Corrupt(
                 stored.position,
-                format!("commit version {} after version {}", c.version, self.version),
+                format!(
+                    "commit version {} after version {}",
+                    c.version, self.version
+                ),
             ));
         }
         let events = c
@@ -160,12 +161,23 @@ impl<L: EventLog> Executor<L> {
         reply: impl FnOnce(&Conversation) -> R,
     ) -> Result<(Outcome<events::ConversationEvent>, R), ExecError> {
         let subject = self.subjects.conversation(id);
-        self.execute(&self.conversations, &subject, id.as_str(), command, meta, reply)
-            .await
+        self.execute(
+            &self.conversations,
+            &subject,
+            id.as_str(),
+            command,
+            meta,
+            reply,
+        )
+        .await
     }
 
     /// Reads a user's current state (loading it on first use).
-    pub async fn read_user<R>(&self, id: &UserId, f: impl FnOnce(&User) -> R) -> Result<R, ExecError> {
+    pub async fn read_user<R>(
+        &self,
+        id: &UserId,
+        f: impl FnOnce(&User) -> R,
+    ) -> Result<R, ExecError> {
         let subject = self.subjects.user(id);
         self.read(&self.users, &subject, id.as_str(), f).await
     }
@@ -177,7 +189,8 @@ impl<L: EventLog> Executor<L> {
         f: impl FnOnce(&Conversation) -> R,
     ) -> Result<R, ExecError> {
         let subject = self.subjects.conversation(id);
-        self.read(&self.conversations, &subject, id.as_str(), f).await
+        self.read(&self.conversations, &subject, id.as_str(), f)
+            .await
     }
 
     /// Brings a cached aggregate up to date with a commit seen in the log (usually appended by
@@ -246,7 +259,9 @@ impl<L: EventLog> Executor<L> {
     ) -> Result<(Outcome<A::Event>, R), ExecError> {
         let slot = cache.slot(id);
         let mut guard = slot.lock().await;
-        let result = self.execute_locked(&mut guard, subject, id, &command, meta).await;
+        let result = self
+            .execute_locked(&mut guard, subject, id, &command, meta)
+            .await;
         match result {
             Ok(outcome) => {
                 let state = guard.as_ref().map(|l| &l.state);
@@ -281,7 +296,11 @@ impl<L: EventLog> Executor<L> {
                 });
             }
             let commit = Commit::new(id, loaded.version, loaded.last_hash, meta, &events);
-            match self.log.append(subject, &commit, loaded.last_position).await {
+            match self
+                .log
+                .append(subject, &commit, loaded.last_position)
+                .await
+            {
                 Ok(position) => {
                     let stored = StoredCommit {
                         position,
@@ -303,7 +322,10 @@ impl<L: EventLog> Executor<L> {
                     let newer = self.catch_up(loaded, subject).await?;
                     // A retried publish whose first try landed (say, after a timeout) shows
                     // up here as our own commit: that is success, not a conflict.
-                    if let Some(ours) = newer.iter().find(|s| s.commit.command_id == meta.command_id) {
+                    if let Some(ours) = newer
+                        .iter()
+                        .find(|s| s.commit.command_id == meta.command_id)
+                    {
                         let recorded = ours
                             .commit
                             .decode_events::<A::Event>()
@@ -327,7 +349,10 @@ impl<L: EventLog> Executor<L> {
 async fn backoff(attempt: usize) {
     let cap_ms: u128 = 1 << attempt.min(5);
     let ms = ulid::Ulid::new().random() % (cap_ms + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(1))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(ms).unwrap_or(1),
+    ))
+    .await;
 }
 
 async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {

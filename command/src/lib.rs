@@ -12,6 +12,6 @@ pub mod payload;
 pub mod service;
 
 pub use service::Service;
-pub mod socket;
 pub mod broadcaster;
 pub mod rest;
+pub mod socket;

@@ -53,7 +53,11 @@ async fn put_user<L: EventLog>(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.service.upsert_user(&who, &id, body.name, body.avatar_url).await?))
+    Ok(Json(
+        s.service
+            .upsert_user(&who, &id, body.name, body.avatar_url)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -90,10 +94,20 @@ async fn post_message<L: EventLog>(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let sent = s
         .service
-        .send_message(&who.user_id, &body.conversation_id, &body.content, body.temp_id.as_deref(), None)
+        .send_message(
+            &who.user_id,
+            &body.conversation_id,
+            &body.content,
+            body.temp_id.as_deref(),
+            None,
+        )
         .await?;
     let mut payload = sent.payload;
     payload["position"] = sent.position.into();
-    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if sent.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(payload)))
 }

@@ -8,11 +8,11 @@ use crate::domain::{ConversationCommand, DomainError, UserCommand};
 use crate::executor::{ExecError, Executor};
 use crate::payload;
 use api::{ApiError, ErrorCode, Identity};
-use events::{
-    Content, ConversationEvent, ConversationId, Metadata, MessageId, MessageSentV1, TempId,
-    UserId, now_millis,
-};
 use eventlog::EventLog;
+use events::{
+    Content, ConversationEvent, ConversationId, MessageId, MessageSentV1, Metadata, TempId, UserId,
+    now_millis,
+};
 use serde_json::{Value, json};
 
 impl From<DomainError> for ApiError {
@@ -76,7 +76,10 @@ impl<L: EventLog> Service<L> {
     }
 
     /// Whether `user` may connect: registered (suspension arrives with its event).
-    pub async fn active_user(&self, user: &UserId) -> Result<Option<crate::domain::User>, ApiError> {
+    pub async fn active_user(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<crate::domain::User>, ApiError> {
         Ok(self
             .executor
             .read_user(user, |u| u.registered.then(|| u.clone()))
@@ -96,7 +99,12 @@ impl<L: EventLog> Service<L> {
         let meta = metadata(&format!("admin:{}", who.user_id), None);
         let (outcome, user) = self
             .executor
-            .user(&id, UserCommand::Upsert { name, avatar_url }, &meta, Clone::clone)
+            .user(
+                &id,
+                UserCommand::Upsert { name, avatar_url },
+                &meta,
+                Clone::clone,
+            )
             .await?;
         Ok(json!({
             "id": id, "name": user.name, "avatarUrl": user.avatar_url, "status": "active",
@@ -116,11 +124,17 @@ impl<L: EventLog> Service<L> {
             .map(|p| parse(UserId::parse(p)))
             .collect::<Result<Vec<_>, _>>()?;
         if self.active_user(&who.user_id).await?.is_none() {
-            return Err(ApiError::new(ErrorCode::Unauthorized, "User not authorized"));
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "User not authorized",
+            ));
         }
         for p in &participants {
             if self.active_user(p).await?.is_none() {
-                return Err(ApiError::new(ErrorCode::NotFound, format!("User {p} not found")));
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("User {p} not found"),
+                ));
             }
         }
         let id = ConversationId::generate();
@@ -194,7 +208,11 @@ impl<L: EventLog> Service<L> {
                 0,
                 true,
             ),
-            (None, None) => return Err(ApiError::internal("send decided no event and no earlier message")),
+            (None, None) => {
+                return Err(ApiError::internal(
+                    "send decided no event and no earlier message",
+                ));
+            }
         };
         let mut payload = payload::message_new(&conversation_id, &m, offset, sender.as_ref());
         if duplicate && let Some(obj) = payload.as_object_mut() {

@@ -4,10 +4,10 @@
 use command::domain::{ConversationCommand, UserCommand};
 use command::executor::Executor;
 use command::service::metadata;
+use eventlog::{EventLog, From, LogError};
 use events::{
     Commit, Content, ConversationEvent, ConversationId, MessageId, ParticipantRemovedV1, UserId,
 };
-use eventlog::{EventLog, From, LogError};
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,7 +19,15 @@ fn u(s: &str) -> UserId {
 async fn setup(executor: &Executor<eventlog::JetStreamLog>) -> anyhow::Result<ConversationId> {
     for name in ["ann", "bob"] {
         executor
-            .user(&u(name), UserCommand::Upsert { name: name.into(), avatar_url: None }, &metadata("test", None), |_| ())
+            .user(
+                &u(name),
+                UserCommand::Upsert {
+                    name: name.into(),
+                    avatar_url: None,
+                },
+                &metadata("test", None),
+                |_| (),
+            )
             .await?;
     }
     let id = ConversationId::generate();
@@ -29,7 +37,9 @@ async fn setup(executor: &Executor<eventlog::JetStreamLog>) -> anyhow::Result<Co
         creator: u("ann"),
         participants: vec![u("bob")],
     };
-    executor.conversation(&id, create, &metadata("ann", None), |_| ()).await?;
+    executor
+        .conversation(&id, create, &metadata("ann", None), |_| ())
+        .await?;
     Ok(id)
 }
 
@@ -44,21 +54,36 @@ fn send(sender: &str, text: &str) -> ConversationCommand {
 }
 
 #[tokio::test]
-async fn a_stale_expected_version_is_a_conflict_and_a_repeated_command_id_is_deduplicated() -> anyhow::Result<()> {
+async fn a_stale_expected_version_is_a_conflict_and_a_repeated_command_id_is_deduplicated()
+-> anyhow::Result<()> {
     let log = testkit::log().await?;
-    let subject = log.subjects().conversation(&ConversationId::parse("conv_x")?);
-    let ev = [ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 { user_id: u("ann") })];
+    let subject = log
+        .subjects()
+        .conversation(&ConversationId::parse("conv_x")?);
+    let ev = [ConversationEvent::ParticipantRemoved(
+        ParticipantRemovedV1 { user_id: u("ann") },
+    )];
     let meta = metadata("ann", None);
     let first = Commit::new("conv_x", 0, [0; 32], &meta, &ev);
     let p1 = log.append(&subject, &first, 0).await?;
     // A retry with the expectation it was first sent with: NATS checks the expectation before
     // the message id, so it answers Conflict (the executor then finds its own commit), and
     // the log keeps one copy.
-    assert_eq!(log.append(&subject, &first, 0).await, Err(LogError::Conflict));
+    assert_eq!(
+        log.append(&subject, &first, 0).await,
+        Err(LogError::Conflict)
+    );
     // A retry with the right expectation is deduplicated by `Nats-Msg-Id`.
-    assert_eq!(log.append(&subject, &first, p1).await?, p1, "same command id: deduplicated");
+    assert_eq!(
+        log.append(&subject, &first, p1).await?,
+        p1,
+        "same command id: deduplicated"
+    );
     let other = Commit::new("conv_x", 0, [0; 32], &metadata("bob", None), &ev);
-    assert_eq!(log.append(&subject, &other, 0).await, Err(LogError::Conflict));
+    assert_eq!(
+        log.append(&subject, &other, 0).await,
+        Err(LogError::Conflict)
+    );
     let stored = log.read_subject(&subject, 0).await?;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].commit, first);
@@ -83,7 +108,12 @@ async fn two_writers_racing_lose_nothing_and_duplicate_nothing() -> anyhow::Resu
             let mut seqs = Vec::new();
             for i in 0..PER_WRITER {
                 let (outcome, _) = node
-                    .conversation(&conv, send(who, &format!("{who} {i}")), &metadata(who, None), |_| ())
+                    .conversation(
+                        &conv,
+                        send(who, &format!("{who} {i}")),
+                        &metadata(who, None),
+                        |_| (),
+                    )
                     .await?;
                 for r in outcome.events {
                     if let ConversationEvent::MessageSent(m) = r.event {
@@ -100,14 +130,21 @@ async fn two_writers_racing_lose_nothing_and_duplicate_nothing() -> anyhow::Resu
     }
     let unique: BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(all.len(), 2 * PER_WRITER, "every send acknowledged once");
-    assert_eq!(unique, (1..=2 * PER_WRITER as u64).collect(), "seq unique and gap-free");
+    assert_eq!(
+        unique,
+        (1..=2 * PER_WRITER as u64).collect(),
+        "seq unique and gap-free"
+    );
 
     // The log holds exactly those messages, each once, with consecutive versions.
     let stored = log.read_subject(&subjects.conversation(&conv), 0).await?;
     let mut version = 0;
     let mut logged = Vec::new();
     for s in &stored {
-        assert_eq!(s.commit.version, version, "no gap in the aggregate's history");
+        assert_eq!(
+            s.commit.version, version,
+            "no gap in the aggregate's history"
+        );
         version = s.commit.next_version();
         for r in s.commit.decode_events::<ConversationEvent>()? {
             if let ConversationEvent::MessageSent(m) = r.event {
@@ -132,9 +169,18 @@ async fn every_commit_chains_to_the_hash_of_the_previous_one() -> anyhow::Result
     let executor = Executor::new(log.clone(), log.subjects().clone());
     let conv = setup(&executor).await?;
     for i in 0..3 {
-        executor.conversation(&conv, send("bob", &format!("m{i}")), &metadata("bob", None), |_| ()).await?;
+        executor
+            .conversation(
+                &conv,
+                send("bob", &format!("m{i}")),
+                &metadata("bob", None),
+                |_| (),
+            )
+            .await?;
     }
-    let stored = log.read_subject(&log.subjects().conversation(&conv), 0).await?;
+    let stored = log
+        .read_subject(&log.subjects().conversation(&conv), 0)
+        .await?;
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].commit.prev_hash, [0; 32]);
     for pair in stored.windows(2) {
@@ -148,7 +194,9 @@ async fn follow_delivers_commits_in_log_order_from_a_position() -> anyhow::Resul
     let log = testkit::log().await?;
     let executor = Executor::new(log.clone(), log.subjects().clone());
     let conv = setup(&executor).await?;
-    executor.conversation(&conv, send("ann", "x"), &metadata("ann", None), |_| ()).await?;
+    executor
+        .conversation(&conv, send("ann", "x"), &metadata("ann", None), |_| ())
+        .await?;
     let last = log.last_position().await?;
     let all: Vec<_> = log
         .follow(&log.subjects().all(), From::Position(1))
@@ -156,7 +204,10 @@ async fn follow_delivers_commits_in_log_order_from_a_position() -> anyhow::Resul
         .take(usize::try_from(last)?)
         .collect()
         .await;
-    let positions: Vec<u64> = all.into_iter().map(|r| r.map(|s| s.position)).collect::<Result<_, _>>()?;
+    let positions: Vec<u64> = all
+        .into_iter()
+        .map(|r| r.map(|s| s.position))
+        .collect::<Result<_, _>>()?;
     assert_eq!(positions, (1..=last).collect::<Vec<_>>());
     Ok(())
 }
@@ -169,7 +220,10 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice() -> anyhow::
     let conv = setup(&executor).await?;
     let subject = subjects.conversation(&conv);
     let before = log.read_subject(&subject, 0).await?;
-    let last = before.last().map(|s| (s.position, s.commit.next_version(), s.commit.hash())).unwrap_or_default();
+    let last = before
+        .last()
+        .map(|s| (s.position, s.commit.next_version(), s.commit.hash()))
+        .unwrap_or_default();
     // The first try of a command reached the log, but its answer was lost.
     let meta = metadata("bob", None);
     let cmd = send("bob", "landed");
@@ -182,13 +236,18 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice() -> anyhow::
     let (outcome, _) = executor.conversation(&conv, cmd, &meta, |_| ()).await?;
     assert_eq!(outcome.position, position);
     let after = log.read_subject(&subject, 0).await?;
-    let landed_count = after.iter().filter(|s| s.commit.command_id == meta.command_id).count();
+    let landed_count = after
+        .iter()
+        .filter(|s| s.commit.command_id == meta.command_id)
+        .count();
     assert_eq!(landed_count, 1);
     // And the node's cached state counts the message once.
     let cached = executor.read_conversation(&conv, |c| c.last_seq).await?;
     let fresh = Executor::new(log.clone(), log.subjects().clone());
-    assert_eq!(cached, fresh.read_conversation(&conv, |c| c.last_seq).await?);
+    assert_eq!(
+        cached,
+        fresh.read_conversation(&conv, |c| c.last_seq).await?
+    );
     assert_eq!(outcome.events.len(), 1);
     Ok(())
 }
-

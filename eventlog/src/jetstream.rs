@@ -87,7 +87,11 @@ impl JetStreamLog {
 }
 
 impl JetStreamLog {
-    async fn read_subject_streamed(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
+    async fn read_subject_streamed(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> Result<Vec<StoredCommit>, LogError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
         let last = match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => m.sequence,
@@ -126,7 +130,8 @@ const DIRECT_READS: usize = 16;
 
 fn to_stored(msg: &jetstream::Message) -> Result<StoredCommit, LogError> {
     let position = msg.info().map_err(unavailable)?.stream_sequence;
-    let commit = decode_commit(&msg.payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
+    let commit =
+        decode_commit(&msg.payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
     Ok(StoredCommit {
         position,
         subject: msg.subject.to_string(),
@@ -171,7 +176,11 @@ impl EventLog for JetStreamLog {
         let mut out = Vec::new();
         let mut next = after + 1;
         for _ in 0..DIRECT_READS {
-            match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject, Some(next))
+                .await
+            {
                 Ok(m) => {
                     let commit = decode_commit(&m.payload)
                         .map_err(|e| LogError::Corrupt(m.sequence, e.to_string()))?;

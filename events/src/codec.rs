@@ -84,13 +84,18 @@ mod golden {
             title: Some("T".into()),
             created_by: user("u1"),
         });
-        assert_eq!(hex(&c.encode_data()), "06636f6e765f310101540275 31".replace(' ', ""));
+        assert_eq!(
+            hex(&c.encode_data()),
+            "06636f6e765f310101540275 31".replace(' ', "")
+        );
         let a = ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
             user_id: user("u2"),
             role: ParticipantRole::Admin,
         });
         assert_eq!(hex(&a.encode_data()), "02753200");
-        let r = ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 { user_id: user("u2") });
+        let r = ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 {
+            user_id: user("u2"),
+        });
         assert_eq!(hex(&r.encode_data()), "027532");
         let m = ConversationEvent::MessageSent(MessageSentV1 {
             message_id: MessageId::parse("msg_1").expect("valid"),
@@ -100,7 +105,10 @@ mod golden {
             seq: 300,
             sent_at: 1,
         });
-        assert_eq!(hex(&m.encode_data()), "056d73675f31027531026869 010174 ac02 02".replace(' ', ""));
+        assert_eq!(
+            hex(&m.encode_data()),
+            "056d73675f31027531026869 010174 ac02 02".replace(' ', "")
+        );
     }
 
     #[test]
@@ -111,17 +119,30 @@ mod golden {
             actor: "u1".into(),
             occurred_at: 1,
         };
-        let events = vec![ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 {
-            user_id: user("u2"),
-        })];
+        let events = vec![ConversationEvent::ParticipantRemoved(
+            ParticipantRemovedV1 {
+                user_id: user("u2"),
+            },
+        )];
         let commit = Commit::new("conv_1", 2, [7; 32], &meta, &events);
         let bytes = encode_commit(&commit);
         assert_eq!(
             hex(&bytes),
             concat!(
-                "01", "0c636f6e766572736174696f6e", "06636f6e765f31", "02", "0163", "0172",
-                "027531", "02", "0707070707070707070707070707070707070707070707070707070707070707",
-                "01", "03632d30", "12506172746963697061 6e7452656d6f766564", "01", "03027532"
+                "01",
+                "0c636f6e766572736174696f6e",
+                "06636f6e765f31",
+                "02",
+                "0163",
+                "0172",
+                "027531",
+                "02",
+                "0707070707070707070707070707070707070707070707070707070707070707",
+                "01",
+                "03632d30",
+                "12506172746963697061 6e7452656d6f766564",
+                "01",
+                "03027532"
             )
             .replace(' ', "")
         );

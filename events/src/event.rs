@@ -81,7 +81,10 @@ impl EventKind for UserEvent {
         match (event_type, schema_version) {
             ("UserRegistered", 1) => Ok(Self::Registered(dec(data)?)),
             ("UserUpdated", 1) => Ok(Self::Updated(dec(data)?)),
-            _ => Err(CodecError::UnknownEvent(event_type.to_owned(), schema_version)),
+            _ => Err(CodecError::UnknownEvent(
+                event_type.to_owned(),
+                schema_version,
+            )),
         }
     }
 
@@ -188,7 +191,10 @@ impl EventKind for ConversationEvent {
             ("ParticipantAdded", 1) => Ok(Self::ParticipantAdded(dec(data)?)),
             ("ParticipantRemoved", 1) => Ok(Self::ParticipantRemoved(dec(data)?)),
             ("MessageSent", 1) => Ok(Self::MessageSent(dec(data)?)),
-            _ => Err(CodecError::UnknownEvent(event_type.to_owned(), schema_version)),
+            _ => Err(CodecError::UnknownEvent(
+                event_type.to_owned(),
+                schema_version,
+            )),
         }
     }
 

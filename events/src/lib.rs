@@ -53,6 +53,9 @@ mod tests {
     #[test]
     fn iso8601_has_millisecond_precision_and_z() {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso8601(1_762_684_200_123), "2025-11-09T10:30:00.123Z");
+        assert_eq!(
+            super::iso8601(1_762_684_200_123),
+            "2025-11-09T10:30:00.123Z"
+        );
     }
 }

@@ -75,6 +75,9 @@ mod tests {
     #[test]
     fn temp_id_limits() {
         assert!(TempId::parse(&"t".repeat(128)).is_ok());
-        assert_eq!(TempId::parse(&"t".repeat(129)), Err(TextError::TempIdTooLong));
+        assert_eq!(
+            TempId::parse(&"t".repeat(129)),
+            Err(TextError::TempIdTooLong)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The `chat` projection: users, conversations (with `lastMessageAt`), participants and
 //! messages.
 
-use events::{ConversationEvent, EventKind, UserEvent};
 use eventlog::StoredCommit;
+use events::{ConversationEvent, EventKind, UserEvent};
 use sqlx::PgConnection;
 
 pub const NAME: &str = "chat";
@@ -23,7 +23,8 @@ fn pos(p: u64) -> i64 {
 pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     let at = c.occurred_at;
-    let decode_err = |e: events::CodecError| ProjectionError::Decode(stored.position, e.to_string());
+    let decode_err =
+        |e: events::CodecError| ProjectionError::Decode(stored.position, e.to_string());
     match c.aggregate_type.as_str() {
         t if t == UserEvent::AGGREGATE => {
             for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
@@ -115,7 +116,10 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
                 }
             }
         }
-        other => tracing::warn!(aggregate = other, "projector: unknown aggregate type, skipped"),
+        other => tracing::warn!(
+            aggregate = other,
+            "projector: unknown aggregate type, skipped"
+        ),
     }
     Ok(())
 }

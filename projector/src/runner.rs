@@ -115,7 +115,10 @@ impl<L: EventLog> Projector<L> {
 
     async fn project(&mut self) -> Result<(), RunError> {
         let mut done = checkpoint(&self.pool, chat::NAME).await?;
-        let mut commits = self.log.follow(&self.filter, From::Position(done + 1)).await?;
+        let mut commits = self
+            .log
+            .follow(&self.filter, From::Position(done + 1))
+            .await?;
         loop {
             let Some(first) = commits.next().await else {
                 return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());

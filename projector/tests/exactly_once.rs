@@ -4,8 +4,8 @@
 use command::domain::{ConversationCommand, UserCommand};
 use command::executor::Executor;
 use command::service::metadata;
-use events::{Content, ConversationId, MessageId, UserId};
 use eventlog::EventLog;
+use events::{Content, ConversationId, MessageId, UserId};
 use projector::{Fault, Projector, ProjectorConfig, checkpoint};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,11 +16,26 @@ async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
     let executor = Executor::new(log.clone(), log.subjects().clone());
     let ann = UserId::parse("ann")?;
     executor
-        .user(&ann, UserCommand::Upsert { name: "Ann".into(), avatar_url: None }, &metadata("t", None), |_| ())
+        .user(
+            &ann,
+            UserCommand::Upsert {
+                name: "Ann".into(),
+                avatar_url: None,
+            },
+            &metadata("t", None),
+            |_| (),
+        )
         .await?;
     let conv = ConversationId::generate();
-    let create = ConversationCommand::Create { id: conv.clone(), title: Some("t".into()), creator: ann.clone(), participants: vec![] };
-    executor.conversation(&conv, create, &metadata("ann", None), |_| ()).await?;
+    let create = ConversationCommand::Create {
+        id: conv.clone(),
+        title: Some("t".into()),
+        creator: ann.clone(),
+        participants: vec![],
+    };
+    executor
+        .conversation(&conv, create, &metadata("ann", None), |_| ())
+        .await?;
     for i in 0..MESSAGES {
         let send = ConversationCommand::SendMessage {
             sender: ann.clone(),
@@ -29,7 +44,9 @@ async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
             temp_id: None,
             now: 1_000 + i as i64,
         };
-        executor.conversation(&conv, send, &metadata("ann", None), |_| ()).await?;
+        executor
+            .conversation(&conv, send, &metadata("ann", None), |_| ())
+            .await?;
     }
     Ok(conv)
 }
@@ -37,7 +54,10 @@ async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
 async fn wait_for_checkpoint(pool: &sqlx::PgPool, target: u64) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while checkpoint(pool, "chat").await? < target {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "projection did not catch up");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "projection did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -50,7 +70,10 @@ async fn assert_projected_once(pool: &sqlx::PgPool, conv: &ConversationId) -> an
     .bind(conv.as_str())
     .fetch_one(pool)
     .await?;
-    assert_eq!((count, distinct, min, max), (MESSAGES as i64, MESSAGES as i64, 1, MESSAGES as i64));
+    assert_eq!(
+        (count, distinct, min, max),
+        (MESSAGES as i64, MESSAGES as i64, 1, MESSAGES as i64)
+    );
     let (last_seq, last_ms): (i64, Option<i64>) =
         sqlx::query_as("SELECT last_seq, last_message_ms FROM conversations WHERE id = $1")
             .bind(conv.as_str())
@@ -67,34 +90,61 @@ async fn assert_projected_once(pool: &sqlx::PgPool, conv: &ConversationId) -> an
 }
 
 #[tokio::test]
-async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() -> anyhow::Result<()> {
+async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() -> anyhow::Result<()>
+{
     let log = testkit::log().await?;
     let conv = fill(&log).await?;
     let last = log.last_position().await?;
     let pool = projector::migrate(&testkit::database_url().await?).await?;
     // Batches of 64 commits; the transaction fails after 100 commits, in the second batch.
-    let fault = Fault { after: 100, ..Fault::default() };
-    let config = ProjectorConfig { batch_size: 64, fault: Some(fault.clone()) };
-    let task = tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
+    let fault = Fault {
+        after: 100,
+        ..Fault::default()
+    };
+    let config = ProjectorConfig {
+        batch_size: 64,
+        fault: Some(fault.clone()),
+    };
+    let task =
+        tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
     wait_for_checkpoint(&pool, last).await?;
     let applied_in_failed_tx = fault.fired_mid_batch.load(Ordering::SeqCst);
-    assert!(applied_in_failed_tx > 1, "the fault fired after {applied_in_failed_tx} commits of its transaction");
+    assert!(
+        applied_in_failed_tx > 1,
+        "the fault fired after {applied_in_failed_tx} commits of its transaction"
+    );
     assert_projected_once(&pool, &conv).await?;
 
     // A restart (new instance, same database) starts from the checkpoint and changes nothing.
     task.abort();
     let _ = task.await;
     let again = tokio::spawn(
-        Projector::new(log.clone(), pool.clone(), log.subjects().all(), ProjectorConfig::default()).run(),
+        Projector::new(
+            log.clone(),
+            pool.clone(),
+            log.subjects().all(),
+            ProjectorConfig::default(),
+        )
+        .run(),
     );
     let executor = Executor::new(log.clone(), log.subjects().clone());
     let ann = UserId::parse("ann")?;
     executor
-        .user(&ann, UserCommand::Upsert { name: "Ann B".into(), avatar_url: None }, &metadata("t", None), |_| ())
+        .user(
+            &ann,
+            UserCommand::Upsert {
+                name: "Ann B".into(),
+                avatar_url: None,
+            },
+            &metadata("t", None),
+            |_| (),
+        )
         .await?;
     wait_for_checkpoint(&pool, last + 1).await?;
     assert_projected_once(&pool, &conv).await?;
-    let (name,): (String,) = sqlx::query_as("SELECT name FROM users WHERE id = 'ann'").fetch_one(&pool).await?;
+    let (name,): (String,) = sqlx::query_as("SELECT name FROM users WHERE id = 'ann'")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(name, "Ann B");
     again.abort();
     Ok(())
@@ -106,9 +156,21 @@ async fn two_instances_project_once() -> anyhow::Result<()> {
     let conv = fill(&log).await?;
     let last = log.last_position().await?;
     let pool = projector::migrate(&testkit::database_url().await?).await?;
-    let config = ProjectorConfig { batch_size: 16, fault: None };
-    let a = tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config.clone()).run());
-    let b = tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
+    let config = ProjectorConfig {
+        batch_size: 16,
+        fault: None,
+    };
+    let a = tokio::spawn(
+        Projector::new(
+            log.clone(),
+            pool.clone(),
+            log.subjects().all(),
+            config.clone(),
+        )
+        .run(),
+    );
+    let b =
+        tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
     wait_for_checkpoint(&pool, last).await?;
     assert_projected_once(&pool, &conv).await?;
     a.abort();

@@ -17,16 +17,19 @@ fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Ap
     params
         .get(key)
         .map(|v| {
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid_input(format!("{key} must be a non-negative integer")))
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::invalid_input(format!("{key} must be a non-negative integer"))
+            })
         })
         .transpose()
 }
 
 /// Refuses a reader who is not an active participant (404 for an unknown conversation).
-pub async fn require_participant(pool: &PgPool, conversation: &str, user: &str) -> Result<(), ApiError> {
+pub async fn require_participant(
+    pool: &PgPool,
+    conversation: &str,
+    user: &str,
+) -> Result<(), ApiError> {
     let row: Option<(Option<bool>,)> = sqlx::query_as(
         "SELECT p.active FROM conversations c
          LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
@@ -40,7 +43,10 @@ pub async fn require_participant(pool: &PgPool, conversation: &str, user: &str) 
     match row {
         None => Err(ApiError::new(ErrorCode::NotFound, "Conversation not found")),
         Some((Some(true),)) => Ok(()),
-        Some(_) => Err(ApiError::new(ErrorCode::NotParticipant, "Not a participant of this conversation")),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::NotParticipant,
+            "Not a participant of this conversation",
+        )),
     }
 }
 
@@ -52,28 +58,43 @@ pub async fn list(
     let conversation = params
         .get("conversationId")
         .ok_or_else(|| ApiError::invalid_input("conversationId is required"))?;
-    let conversation = ConversationId::parse(conversation).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let conversation =
+        ConversationId::parse(conversation).map_err(|e| ApiError::invalid_input(e.to_string()))?;
     let after = number(&params, "after")?;
     let before = number(&params, "before")?;
     let limit = number(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_input(format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::invalid_input(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
     }
     if after.is_some() && before.is_some() {
-        return Err(ApiError::invalid_input("after and before cannot be combined"));
+        return Err(ApiError::invalid_input(
+            "after and before cannot be combined",
+        ));
     }
     let min_position = number(&params, "minPosition")?.map(|p| p as u64);
     wait::until(&s.pool, min_position).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
 
-    let base = "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
+    let base =
+        "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
                        m.edited_ms, m.deleted_ms, m.log_offset, u.name, u.avatar_url
                 FROM messages m LEFT JOIN users u ON u.id = m.sender_id
                 WHERE m.conversation_id = $1";
     let (sql, cursor) = match (after, before) {
-        (Some(a), _) => (format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"), a),
-        (_, Some(b)) => (format!("{base} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"), b),
-        _ => (format!("{base} AND m.seq > $2 ORDER BY m.seq DESC LIMIT $3"), 0),
+        (Some(a), _) => (
+            format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
+            a,
+        ),
+        (_, Some(b)) => (
+            format!("{base} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
+            b,
+        ),
+        _ => (
+            format!("{base} AND m.seq > $2 ORDER BY m.seq DESC LIMIT $3"),
+            0,
+        ),
     };
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(conversation.as_str())

@@ -16,12 +16,13 @@ pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiEr
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
-                .bind(PROJECTION)
-                .fetch_optional(pool)
-                .await
-                .map_err(ApiError::unavailable)?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT last_position FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(PROJECTION)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::unavailable)?;
         if row.is_some_and(|(p,)| p >= min) {
             return Ok(());
         }

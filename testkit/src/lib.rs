@@ -3,12 +3,14 @@
 //! arrive in `CHAT_TEST_NATS_URL` and `CHAT_TEST_DATABASE_URL`).
 
 use anyhow::Context;
-use events::Subjects;
 use eventlog::JetStreamLog;
+use events::Subjects;
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| {
-        format!("{name} is not set: run the tests with scripts/test.sh, which starts NATS and Postgres")
+        format!(
+            "{name} is not set: run the tests with scripts/test.sh, which starts NATS and Postgres"
+        )
     })
 }
 

@@ -139,10 +139,12 @@ impl super::Decide for Conversation {
                 if self.is_participant(user) {
                     return Ok(vec![]);
                 }
-                Ok(vec![ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
-                    user_id: user.clone(),
-                    role: ParticipantRole::Member,
-                })])
+                Ok(vec![ConversationEvent::ParticipantAdded(
+                    ParticipantAddedV1 {
+                        user_id: user.clone(),
+                        role: ParticipantRole::Member,
+                    },
+                )])
             }
             C::RemoveParticipant { by, user } => {
                 let role = self.require_participant(by)?;
@@ -354,17 +356,26 @@ mod tests {
     fn only_admins_add_participants_and_adding_twice_is_a_no_op() {
         Given::with(())
             .given(created())
-            .when(ConversationCommand::AddParticipant { by: u("ann"), user: u("cat") })
+            .when(ConversationCommand::AddParticipant {
+                by: u("ann"),
+                user: u("cat"),
+            })
             .then_expect_events(vec![added("cat", ParticipantRole::Member)]);
         Given::with(())
             .given(created())
-            .when(ConversationCommand::AddParticipant { by: u("bob"), user: u("cat") })
+            .when(ConversationCommand::AddParticipant {
+                by: u("bob"),
+                user: u("cat"),
+            })
             .then_expect_error(DomainError::Unauthorized(
                 "Only a conversation admin can add participants",
             ));
         Given::with(())
             .given(created())
-            .when(ConversationCommand::AddParticipant { by: u("ann"), user: u("bob") })
+            .when(ConversationCommand::AddParticipant {
+                by: u("ann"),
+                user: u("bob"),
+            })
             .then_expect_events(vec![]);
     }
 
@@ -372,19 +383,28 @@ mod tests {
     fn members_may_leave_but_not_remove_others() {
         Given::with(())
             .given(created())
-            .when(ConversationCommand::RemoveParticipant { by: u("bob"), user: u("bob") })
+            .when(ConversationCommand::RemoveParticipant {
+                by: u("bob"),
+                user: u("bob"),
+            })
             .then_expect_events(vec![Ev(ConversationEvent::ParticipantRemoved(
                 ParticipantRemovedV1 { user_id: u("bob") },
             ))]);
         Given::with(())
             .given(created())
-            .when(ConversationCommand::RemoveParticipant { by: u("bob"), user: u("ann") })
+            .when(ConversationCommand::RemoveParticipant {
+                by: u("bob"),
+                user: u("ann"),
+            })
             .then_expect_error(DomainError::Unauthorized(
                 "Only a conversation admin can remove other participants",
             ));
         Given::with(())
             .given(created())
-            .when(ConversationCommand::RemoveParticipant { by: u("ann"), user: u("zed") })
+            .when(ConversationCommand::RemoveParticipant {
+                by: u("ann"),
+                user: u("zed"),
+            })
             .then_expect_error(DomainError::NotFound("Participant"));
     }
 }

@@ -95,7 +95,9 @@ pub(crate) use cqrs_aggregate;
 /// Checks a display name or title: trimmed length 1..=max characters.
 pub(crate) fn check_text(field: &str, s: &str, max: usize) -> Result<(), DomainError> {
     if s.trim().is_empty() {
-        return Err(DomainError::InvalidInput(format!("{field} must not be empty")));
+        return Err(DomainError::InvalidInput(format!(
+            "{field} must not be empty"
+        )));
     }
     if s.chars().count() > max {
         return Err(DomainError::InvalidInput(format!(

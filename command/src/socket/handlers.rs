@@ -3,8 +3,8 @@
 use super::{Inbound, SocketState, authenticate};
 use crate::domain::User;
 use api::{ApiError, ErrorCode, Identity};
-use events::{ConversationId, iso8601, now_millis};
 use eventlog::EventLog;
+use events::{ConversationId, iso8601, now_millis};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
@@ -37,7 +37,10 @@ pub(super) async fn run<L: EventLog>(
     let session = match authenticate(&state, token.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = socket.emit("auth:error", &json!({"message": e.to_string(), "code": e.code()}));
+            let _ = socket.emit(
+                "auth:error",
+                &json!({"message": e.to_string(), "code": e.code()}),
+            );
             let _ = socket.disconnect();
             return;
         }
@@ -90,7 +93,8 @@ fn parse<T: serde::de::DeserializeOwned>(data: &Result<Value, String>) -> Result
     let value = data
         .as_ref()
         .map_err(|e| ApiError::invalid_input(format!("Malformed payload: {e}")))?;
-    serde_json::from_value(value.clone()).map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
+    serde_json::from_value(value.clone())
+        .map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
 }
 
 fn context_of(data: &Result<Value, String>) -> Value {
@@ -119,7 +123,12 @@ struct SendPayload {
     temp_id: Option<String>,
 }
 
-async fn handle<L: EventLog>(state: &SocketState<L>, socket: &SocketRef, session: &Session, inbound: Inbound) {
+async fn handle<L: EventLog>(
+    state: &SocketState<L>,
+    socket: &SocketRef,
+    session: &Session,
+    inbound: Inbound,
+) {
     let span = tracing::info_span!("socket_event", event = %inbound.event, socket = %socket.id, user = %session.identity.user_id);
     let _enter = span.enter();
     let result = match inbound.event.as_str() {
@@ -136,7 +145,10 @@ async fn handle<L: EventLog>(state: &SocketState<L>, socket: &SocketRef, session
             let context = context_of(&inbound.data);
             if inbound.event == "conversation:join" {
                 let mut payload = json!({"message": error.message, "code": error.code});
-                payload["conversationId"] = context.get("conversationId").cloned().unwrap_or(Value::Null);
+                payload["conversationId"] = context
+                    .get("conversationId")
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let _ = socket.emit("conversation:join:error", &payload);
                 if inbound.has_ack {
                     let _ = inbound.ack.send(&json!({"success": false, "error": error}));
@@ -164,7 +176,12 @@ fn user_has_other_socket_in(socket: &SocketRef, room: &str, user: &events::UserI
         .within(room.to_owned())
         .sockets()
         .into_iter()
-        .any(|s| s.id != socket.id && s.extensions.get::<Session>().is_some_and(|x| &x.identity.user_id == user))
+        .any(|s| {
+            s.id != socket.id
+                && s.extensions
+                    .get::<Session>()
+                    .is_some_and(|x| &x.identity.user_id == user)
+        })
 }
 
 async fn join<L: EventLog>(
@@ -174,7 +191,8 @@ async fn join<L: EventLog>(
     data: &Result<Value, String>,
 ) -> Result<Value, ApiError> {
     let p: RoomPayload = parse(data)?;
-    let id = ConversationId::parse(&p.conversation_id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let id = ConversationId::parse(&p.conversation_id)
+        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
     let user = &session.identity.user_id;
     let (exists, member) = state
         .service
@@ -189,30 +207,44 @@ async fn join<L: EventLog>(
         return Err(ApiError::new(ErrorCode::NotFound, "Conversation not found"));
     }
     if !member {
-        return Err(ApiError::new(ErrorCode::NotParticipant, "Not authorized to join conversation"));
+        return Err(ApiError::new(
+            ErrorCode::NotParticipant,
+            "Not authorized to join conversation",
+        ));
     }
     let room = conversation_room(&id);
     let first = !user_has_other_socket_in(socket, &room, user);
     socket.join(room.clone());
     let count = users_in(socket, &room).len();
-    let _ = socket.emit("conversation:joined", &json!({"conversationId": id, "participantCount": count}));
+    let _ = socket.emit(
+        "conversation:joined",
+        &json!({"conversationId": id, "participantCount": count}),
+    );
     if first {
         let u = &session.user;
-        let _ = socket.to(room).emit(
-            "user:online",
-            &json!({
-                "conversationId": id, "userId": user,
-                "user": crate::payload::user_ref(user, Some(u)),
-                "timestamp": iso8601(now_millis()),
-            }),
-        ).await;
+        let _ = socket
+            .to(room)
+            .emit(
+                "user:online",
+                &json!({
+                    "conversationId": id, "userId": user,
+                    "user": crate::payload::user_ref(user, Some(u)),
+                    "timestamp": iso8601(now_millis()),
+                }),
+            )
+            .await;
     }
     Ok(json!({"success": true, "conversationId": id, "participantCount": count}))
 }
 
-fn leave(socket: &SocketRef, session: &Session, data: &Result<Value, String>) -> Result<Value, ApiError> {
+fn leave(
+    socket: &SocketRef,
+    session: &Session,
+    data: &Result<Value, String>,
+) -> Result<Value, ApiError> {
     let p: RoomPayload = parse(data)?;
-    let id = ConversationId::parse(&p.conversation_id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let id = ConversationId::parse(&p.conversation_id)
+        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
     let room = conversation_room(&id);
     let was_in = socket.rooms().iter().any(|r| r.as_ref() == room);
     socket.leave(room.clone());
@@ -220,7 +252,8 @@ fn leave(socket: &SocketRef, session: &Session, data: &Result<Value, String>) ->
     let user = &session.identity.user_id;
     if was_in && !user_has_other_socket_in(socket, &room, user) {
         let now = iso8601(now_millis());
-        let payload = json!({"conversationId": id, "userId": user, "timestamp": now, "lastSeenAt": now});
+        let payload =
+            json!({"conversationId": id, "userId": user, "timestamp": now, "lastSeenAt": now});
         let socket = socket.clone();
         tokio::spawn(async move {
             let _ = socket.to(room).emit("user:offline", &payload).await;
@@ -229,11 +262,21 @@ fn leave(socket: &SocketRef, session: &Session, data: &Result<Value, String>) ->
     Ok(json!({"success": true, "conversationId": id}))
 }
 
-async fn send<L: EventLog>(state: &SocketState<L>, session: &Session, data: &Result<Value, String>) -> Result<Value, ApiError> {
+async fn send<L: EventLog>(
+    state: &SocketState<L>,
+    session: &Session,
+    data: &Result<Value, String>,
+) -> Result<Value, ApiError> {
     let p: SendPayload = parse(data)?;
     let sent = state
         .service
-        .send_message(&session.identity.user_id, &p.conversation_id, &p.content, p.temp_id.as_deref(), None)
+        .send_message(
+            &session.identity.user_id,
+            &p.conversation_id,
+            &p.content,
+            p.temp_id.as_deref(),
+            None,
+        )
         .await?;
     Ok(json!({"success": true, "messageId": sent.message_id, "seq": sent.seq}))
 }

@@ -15,10 +15,10 @@ use crate::service::Service;
 use api::{AuthError, JwtKeys};
 use eventlog::EventLog;
 use serde_json::{Value, json};
+use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
-use socketioxide::SocketIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -79,28 +79,31 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Enqueued {
 
 /// Registers the default namespace on `io`.
 pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
-    io.ns("/", move |socket: SocketRef, TryData(auth): TryData<Value>| {
-        let state = state.clone();
-        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-        socket.extensions.insert(Inbox(tx));
-        socket.on_fallback(async |_: Enqueued| {});
-        socket.on_disconnect(async |socket: SocketRef| {
-            socket.extensions.remove::<Inbox>();
-        });
-        let token = auth
-            .ok()
-            .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| {
-                let header = socket
-                    .req_parts()
-                    .headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
-                api::auth::bearer(header).map(str::to_owned)
+    io.ns(
+        "/",
+        move |socket: SocketRef, TryData(auth): TryData<Value>| {
+            let state = state.clone();
+            let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+            socket.extensions.insert(Inbox(tx));
+            socket.on_fallback(async |_: Enqueued| {});
+            socket.on_disconnect(async |socket: SocketRef| {
+                socket.extensions.remove::<Inbox>();
             });
-        tokio::spawn(handlers::run(state, socket, token, rx));
-        async {}
-    });
+            let token = auth
+                .ok()
+                .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned))
+                .or_else(|| {
+                    let header = socket
+                        .req_parts()
+                        .headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    api::auth::bearer(header).map(str::to_owned)
+                });
+            tokio::spawn(handlers::run(state, socket, token, rx));
+            async {}
+        },
+    );
 }
 
 /// Verifies the handshake token and that its user may connect.
