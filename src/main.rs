@@ -73,6 +73,29 @@ fn parse_ttl(s: &str) -> anyhow::Result<i64> {
     Ok(n * mult)
 }
 
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -91,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %node.addr, roles = ?role, "serving");
             tokio::select! {
                 r = &mut node.server => { r??; }
-                _ = tokio::signal::ctrl_c() => {}
+                () = shutdown_signal() => tracing::info!("shutting down"),
             }
         }
         Command::Token { user, admin, ttl } => {

@@ -57,6 +57,13 @@ describe('authentication', () => {
   test('alg none: INVALID_TOKEN', () => refused(jwt({ userId: alice }, { alg: 'none' }), 'INVALID_TOKEN'));
   test('expired: EXPIRED_TOKEN', () => refused(token(alice, { exp: Math.floor(Date.now() / 1000) - 5 }), 'EXPIRED_TOKEN'));
   test('unknown user: UNAUTHORIZED', () => refused(token(unique('ghost')), 'UNAUTHORIZED'));
+  test('a token that expires while connected ends the connection with EXPIRED_TOKEN', async () => {
+    const s = track(await authed(A.url, token(alice, { exp: Math.floor(Date.now() / 1000) + 2 })));
+    const err = await waitFor(s, 'auth:error', () => true, 10000);
+    assert.equal(err.code, 'EXPIRED_TOKEN');
+    await waitUntil(() => s.disconnectReason !== undefined, 10000, 'disconnect');
+    assert.equal(s.disconnectReason, 'io server disconnect');
+  });
   test('token in the Authorization header is accepted', async () => {
     const s = track(connect(A.url, undefined, { extraHeaders: { authorization: 'Bearer ' + token(bob) } }));
     assert.equal((await waitFor(s, 'auth:success')).userId, bob);
