@@ -12,20 +12,25 @@ use std::time::Duration;
 
 const MESSAGES: usize = 300;
 
+/// Registers (or renames) user `ann`.
+async fn name_ann(
+    executor: &Executor<eventlog::JetStreamLog>,
+    name: &str,
+) -> anyhow::Result<UserId> {
+    let ann = UserId::parse("ann")?;
+    let upsert = UserCommand::Upsert {
+        name: name.into(),
+        avatar_url: None,
+    };
+    executor
+        .user(&ann, upsert, &metadata("t", None), |_| ())
+        .await?;
+    Ok(ann)
+}
+
 async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
     let executor = Executor::new(log.clone(), log.subjects().clone());
-    let ann = UserId::parse("ann")?;
-    executor
-        .user(
-            &ann,
-            UserCommand::Upsert {
-                name: "Ann".into(),
-                avatar_url: None,
-            },
-            &metadata("t", None),
-            |_| (),
-        )
-        .await?;
+    let ann = name_ann(&executor, "Ann").await?;
     let conv = ConversationId::generate();
     let create = ConversationCommand::Create {
         id: conv.clone(),
@@ -128,18 +133,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
         .run(),
     );
     let executor = Executor::new(log.clone(), log.subjects().clone());
-    let ann = UserId::parse("ann")?;
-    executor
-        .user(
-            &ann,
-            UserCommand::Upsert {
-                name: "Ann B".into(),
-                avatar_url: None,
-            },
-            &metadata("t", None),
-            |_| (),
-        )
-        .await?;
+    name_ann(&executor, "Ann B").await?;
     wait_for_checkpoint(&pool, last + 1).await?;
     assert_projected_once(&pool, &conv).await?;
     let (name,): (String,) = sqlx::query_as("SELECT name FROM users WHERE id = 'ann'")

@@ -115,6 +115,12 @@ struct RoomPayload {
     conversation_id: String,
 }
 
+/// The conversation of a `{conversationId}` payload.
+fn room_payload(data: &Result<Value, String>) -> Result<ConversationId, ApiError> {
+    let p: RoomPayload = parse(data)?;
+    ConversationId::parse(&p.conversation_id).map_err(|e| ApiError::invalid_input(e.to_string()))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendPayload {
@@ -190,9 +196,7 @@ async fn join<L: EventLog>(
     session: &Session,
     data: &Result<Value, String>,
 ) -> Result<Value, ApiError> {
-    let p: RoomPayload = parse(data)?;
-    let id = ConversationId::parse(&p.conversation_id)
-        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let id = room_payload(data)?;
     let user = &session.identity.user_id;
     let (exists, member) = state
         .service
@@ -242,9 +246,7 @@ fn leave(
     session: &Session,
     data: &Result<Value, String>,
 ) -> Result<Value, ApiError> {
-    let p: RoomPayload = parse(data)?;
-    let id = ConversationId::parse(&p.conversation_id)
-        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    let id = room_payload(data)?;
     let room = conversation_room(&id);
     let was_in = socket.rooms().iter().any(|r| r.as_ref() == room);
     socket.leave(room.clone());
