@@ -95,6 +95,10 @@ id_type!(
     /// A message (`msg_…`).
     MessageId, "messageId", "msg_"
 );
+id_type!(
+    /// A reaction (`rxn_…`).
+    ReactionId, "reactionId", "rxn_"
+);
 
 #[cfg(test)]
 mod tests {

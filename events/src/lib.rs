@@ -15,9 +15,9 @@ pub mod text;
 pub use codec::{CodecError, decode_commit, encode_commit};
 pub use envelope::{Commit, CommitHash, Metadata, Recorded, StoredEventV1};
 pub use event::*;
-pub use ids::{ConversationId, IdError, MessageId, UserId};
+pub use ids::{ConversationId, IdError, MessageId, ReactionId, UserId};
 pub use subject::Subjects;
-pub use text::{Content, TempId, TextError};
+pub use text::{Content, Emoji, TempId, TextError};
 
 /// Milliseconds since the Unix epoch, UTC. Domain code receives clock values; it never reads
 /// the clock itself.

@@ -16,6 +16,35 @@ pub enum TextError {
     ContentTooLong,
     #[error("tempId must be at most 128 characters")]
     TempIdTooLong,
+    #[error("emoji must be a single emoji")]
+    NotAnEmoji,
+}
+
+/// Longest emoji, in bytes (a family or flag sequence fits).
+pub const MAX_EMOJI_BYTES: usize = 32;
+
+/// One emoji grapheme cluster, at most 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn parse(s: &str) -> Result<Self, TextError> {
+        use unicode_segmentation::UnicodeSegmentation;
+        if s.is_empty() || s.len() > MAX_EMOJI_BYTES || s.graphemes(true).count() != 1 {
+            return Err(TextError::NotAnEmoji);
+        }
+        // The Unicode emoji list (with skin tones and the forms without U+FE0F).
+        let bare = s.trim_end_matches('\u{fe0f}');
+        if emojis::get(s).is_none() && emojis::get(bare).is_none() {
+            return Err(TextError::NotAnEmoji);
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Message content: 1–10,000 characters, not only white space.
@@ -70,6 +99,16 @@ mod tests {
             Content::parse(&"x".repeat(10_001)),
             Err(TextError::ContentTooLong)
         );
+    }
+
+    #[test]
+    fn emoji_is_one_emoji_grapheme() {
+        for ok in ["👍", "👍🏽", "❤️", "❤", "🇫🇷", "👨‍👩‍👧‍👦", "1️⃣"] {
+            assert!(Emoji::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "👍👍", ":)", "ab", " ", "👍 "] {
+            assert_eq!(Emoji::parse(bad), Err(TextError::NotAnEmoji), "{bad}");
+        }
     }
 
     #[test]
