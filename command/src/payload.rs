@@ -59,6 +59,7 @@ mod tests {
             registered: true,
             name: "John".into(),
             avatar_url: Some("https://a/b.png".into()),
+            ..User::default()
         };
         let c = ConversationId::parse("conv_1").expect("valid");
         assert_eq!(

@@ -179,6 +179,7 @@ impl<L: EventLog> Service<L> {
             content: content.clone(),
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
+            present: vec![],
         };
         let earlier = |c: &crate::domain::Conversation| {
             temp_id

@@ -3,15 +3,36 @@
 
 use super::{DomainError, check_text, cqrs_aggregate};
 use events::{
-    Content, ConversationCreatedV1, ConversationEvent, ConversationId, MessageId, MessageSentV1,
-    ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole, TempId, UserId,
+    Content, ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
+    MessageEditedV1, MessageId, MessageRefV1, MessageSentV1, MessagesDeliveredV1,
+    MessagesReadV1, Millis, ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole,
+    ReactionAddedV1, ReactionId, ReactionRemovedV1, TempId, UserId,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Most participants a conversation may be created with.
 pub const MAX_INITIAL_PARTICIPANTS: usize = 1000;
+/// Most messages one delivery event lists; a longer backlog takes several commits.
+pub const MAX_DELIVERY_BATCH: usize = 500;
+/// Most message ids one `message:read` may name.
+pub const MAX_READ_IDS: usize = 100;
+
+/// What the aggregate remembers of each message to decide later commands about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageState {
+    pub id: MessageId,
+    pub sender: UserId,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionState {
+    pub message_seq: u64,
+    pub user: UserId,
+    pub emoji: Emoji,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
@@ -24,6 +45,18 @@ pub struct Conversation {
     /// First message of each (sender, tempId), for idempotent retries.
     #[serde(skip)]
     pub by_temp_id: HashMap<(UserId, TempId), SentRef>,
+    /// Every message, at index `seq - 1`.
+    pub messages: Vec<MessageState>,
+    #[serde(skip)]
+    pub seq_of: HashMap<MessageId, u64>,
+    /// Highest `seq` delivered to each user.
+    pub delivered_upto: HashMap<UserId, u64>,
+    /// (reader, seq) of every read receipt.
+    #[serde(skip)]
+    pub read: HashSet<(UserId, u64)>,
+    pub reactions: HashMap<ReactionId, ReactionState>,
+    #[serde(skip)]
+    pub reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
 }
 
 /// What a retry with the same tempId answers: the first message's id, seq and time.
@@ -55,7 +88,44 @@ pub enum ConversationCommand {
         message_id: MessageId,
         content: Content,
         temp_id: Option<TempId>,
-        now: events::Millis,
+        now: Millis,
+        /// Users with a socket in the room (any node) when the message is sent: the message
+        /// is delivered to them in the same commit.
+        present: Vec<UserId>,
+    },
+    EditMessage {
+        by: UserId,
+        message_id: MessageId,
+        content: Content,
+        now: Millis,
+    },
+    DeleteMessage {
+        by: UserId,
+        message_id: MessageId,
+        now: Millis,
+    },
+    /// Record delivery to `to` of the messages not yet delivered to them (up to
+    /// [`MAX_DELIVERY_BATCH`] per commit), as when they join the room.
+    DeliverPending {
+        to: UserId,
+        now: Millis,
+    },
+    MarkRead {
+        reader: UserId,
+        message_ids: Vec<MessageId>,
+        now: Millis,
+    },
+    AddReaction {
+        by: UserId,
+        message_id: MessageId,
+        reaction_id: ReactionId,
+        emoji: Emoji,
+        now: Millis,
+    },
+    RemoveReaction {
+        by: UserId,
+        message_id: MessageId,
+        reaction_id: ReactionId,
     },
 }
 
@@ -71,6 +141,27 @@ impl Conversation {
     /// The message an earlier send with this (sender, tempId) created, if any.
     pub fn message_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<&SentRef> {
         self.by_temp_id.get(&(sender.clone(), temp_id.clone()))
+    }
+
+    /// A message of this conversation by id, with its `seq`.
+    pub fn message(&self, id: &MessageId) -> Option<(u64, &MessageState)> {
+        let seq = *self.seq_of.get(id)?;
+        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.messages.get(index).map(|m| (seq, m))
+    }
+
+    /// The reaction `user` already has on `message` with `emoji`, if any.
+    pub fn reaction_of(&self, message: &MessageId, user: &UserId, emoji: &Emoji) -> Option<&ReactionId> {
+        let (seq, _) = self.message(message)?;
+        self.reaction_keys.get(&(seq, user.clone(), emoji.clone()))
+    }
+
+    /// A live (not deleted) message, or `NOT_FOUND`.
+    fn live_message(&self, id: &MessageId) -> Result<(u64, &MessageState), DomainError> {
+        match self.message(id) {
+            Some((seq, m)) if !m.deleted => Ok((seq, m)),
+            _ => Err(DomainError::NotFound("Message")),
+        }
     }
 
     fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, DomainError> {
@@ -168,6 +259,7 @@ impl super::Decide for Conversation {
                 content,
                 temp_id,
                 now,
+                present,
             } => {
                 self.require_participant(sender)?;
                 if let Some(t) = temp_id
@@ -175,13 +267,161 @@ impl super::Decide for Conversation {
                 {
                     return Ok(vec![]);
                 }
-                Ok(vec![ConversationEvent::MessageSent(MessageSentV1 {
+                let mut events = vec![ConversationEvent::MessageSent(MessageSentV1 {
                     message_id: message_id.clone(),
                     sender_id: sender.clone(),
                     content: content.clone(),
                     temp_id: temp_id.clone(),
                     seq: self.last_seq + 1,
                     sent_at: *now,
+                })];
+                let mut seen = HashSet::new();
+                let recipients: Vec<UserId> = present
+                    .iter()
+                    .filter(|u| *u != sender && self.is_participant(u) && seen.insert(*u))
+                    .cloned()
+                    .collect();
+                if !recipients.is_empty() {
+                    events.push(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                        recipients,
+                        messages: vec![MessageRefV1 {
+                            message_id: message_id.clone(),
+                            sender_id: sender.clone(),
+                        }],
+                        delivered_at: *now,
+                    }));
+                }
+                Ok(events)
+            }
+            C::EditMessage {
+                by,
+                message_id,
+                content,
+                now,
+            } => {
+                self.require_participant(by)?;
+                let (_, m) = self.live_message(message_id)?;
+                if &m.sender != by {
+                    return Err(DomainError::Unauthorized("Only the author can edit a message"));
+                }
+                Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
+                    message_id: message_id.clone(),
+                    content: content.clone(),
+                    edited_at: *now,
+                })])
+            }
+            C::DeleteMessage { by, message_id, now } => {
+                let role = self.require_participant(by)?;
+                let (_, m) = self.live_message(message_id)?;
+                if &m.sender != by && role != ParticipantRole::Admin {
+                    return Err(DomainError::Unauthorized(
+                        "Only the author or a conversation admin can delete a message",
+                    ));
+                }
+                Ok(vec![ConversationEvent::MessageDeleted(MessageDeletedV1 {
+                    message_id: message_id.clone(),
+                    deleted_by: by.clone(),
+                    deleted_at: *now,
+                })])
+            }
+            C::DeliverPending { to, now } => {
+                self.require_participant(to)?;
+                let from = self.delivered_upto.get(to).copied().unwrap_or(0);
+                let messages: Vec<MessageRefV1> = self
+                    .messages
+                    .iter()
+                    .skip(usize::try_from(from).unwrap_or(usize::MAX))
+                    .filter(|m| &m.sender != to && !m.deleted)
+                    .take(MAX_DELIVERY_BATCH)
+                    .map(|m| MessageRefV1 {
+                        message_id: m.id.clone(),
+                        sender_id: m.sender.clone(),
+                    })
+                    .collect();
+                if messages.is_empty() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                    recipients: vec![to.clone()],
+                    messages,
+                    delivered_at: *now,
+                })])
+            }
+            C::MarkRead {
+                reader,
+                message_ids,
+                now,
+            } => {
+                if message_ids.is_empty() || message_ids.len() > MAX_READ_IDS {
+                    return Err(DomainError::InvalidInput(format!(
+                        "messageIds must list 1 to {MAX_READ_IDS} ids"
+                    )));
+                }
+                self.require_participant(reader)?;
+                let mut seen = HashSet::new();
+                let mut messages = Vec::new();
+                for id in message_ids {
+                    let (seq, m) = self.message(id).ok_or(DomainError::NotFound("Message"))?;
+                    if &m.sender == reader
+                        || m.deleted
+                        || self.read.contains(&(reader.clone(), seq))
+                        || !seen.insert(seq)
+                    {
+                        continue;
+                    }
+                    messages.push(MessageRefV1 {
+                        message_id: m.id.clone(),
+                        sender_id: m.sender.clone(),
+                    });
+                }
+                if messages.is_empty() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ConversationEvent::MessagesRead(MessagesReadV1 {
+                    reader: reader.clone(),
+                    messages,
+                    read_at: *now,
+                })])
+            }
+            C::AddReaction {
+                by,
+                message_id,
+                reaction_id,
+                emoji,
+                now,
+            } => {
+                self.require_participant(by)?;
+                self.live_message(message_id)?;
+                if self.reaction_of(message_id, by, emoji).is_some() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ConversationEvent::ReactionAdded(ReactionAddedV1 {
+                    reaction_id: reaction_id.clone(),
+                    message_id: message_id.clone(),
+                    user_id: by.clone(),
+                    emoji: emoji.clone(),
+                    created_at: *now,
+                })])
+            }
+            C::RemoveReaction {
+                by,
+                message_id,
+                reaction_id,
+            } => {
+                self.require_participant(by)?;
+                let (seq, _) = self.live_message(message_id)?;
+                let r = self
+                    .reactions
+                    .get(reaction_id)
+                    .filter(|r| r.message_seq == seq)
+                    .ok_or(DomainError::NotFound("Reaction"))?;
+                if &r.user != by {
+                    return Err(DomainError::Unauthorized("Only the owner can remove a reaction"));
+                }
+                Ok(vec![ConversationEvent::ReactionRemoved(ReactionRemovedV1 {
+                    reaction_id: reaction_id.clone(),
+                    message_id: message_id.clone(),
+                    user_id: by.clone(),
                 })])
             }
         }
@@ -201,6 +441,12 @@ impl super::Decide for Conversation {
             }
             ConversationEvent::MessageSent(e) => {
                 self.last_seq = e.seq;
+                self.messages.push(MessageState {
+                    id: e.message_id.clone(),
+                    sender: e.sender_id.clone(),
+                    deleted: false,
+                });
+                self.seq_of.insert(e.message_id.clone(), e.seq);
                 if let Some(t) = &e.temp_id {
                     self.by_temp_id.insert(
                         (e.sender_id.clone(), t.clone()),
@@ -210,6 +456,54 @@ impl super::Decide for Conversation {
                             sent_at: e.sent_at,
                         },
                     );
+                }
+            }
+            ConversationEvent::MessageEdited(_) => {}
+            ConversationEvent::MessageDeleted(e) => {
+                if let Some(seq) = self.seq_of.get(&e.message_id).copied()
+                    && let Some(m) = usize::try_from(seq.saturating_sub(1))
+                        .ok()
+                        .and_then(|i| self.messages.get_mut(i))
+                {
+                    m.deleted = true;
+                }
+            }
+            ConversationEvent::MessagesDelivered(e) => {
+                let top = e
+                    .messages
+                    .iter()
+                    .filter_map(|m| self.seq_of.get(&m.message_id).copied())
+                    .max()
+                    .unwrap_or(0);
+                for r in &e.recipients {
+                    let upto = self.delivered_upto.entry(r.clone()).or_insert(0);
+                    *upto = (*upto).max(top);
+                }
+            }
+            ConversationEvent::MessagesRead(e) => {
+                for m in &e.messages {
+                    if let Some(seq) = self.seq_of.get(&m.message_id).copied() {
+                        self.read.insert((e.reader.clone(), seq));
+                    }
+                }
+            }
+            ConversationEvent::ReactionAdded(e) => {
+                if let Some(seq) = self.seq_of.get(&e.message_id).copied() {
+                    self.reaction_keys
+                        .insert((seq, e.user_id.clone(), e.emoji.clone()), e.reaction_id.clone());
+                    self.reactions.insert(
+                        e.reaction_id.clone(),
+                        ReactionState {
+                            message_seq: seq,
+                            user: e.user_id.clone(),
+                            emoji: e.emoji.clone(),
+                        },
+                    );
+                }
+            }
+            ConversationEvent::ReactionRemoved(e) => {
+                if let Some(r) = self.reactions.remove(&e.reaction_id) {
+                    self.reaction_keys.remove(&(r.message_seq, r.user, r.emoji));
                 }
             }
         }
@@ -259,6 +553,7 @@ mod tests {
             content: Content::parse("hi").expect("valid"),
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             now: 5,
+            present: vec![],
         }
     }
     fn sent(sender: &str, id: &str, temp: Option<&str>, seq: u64) -> Ev<ConversationEvent> {
@@ -406,5 +701,189 @@ mod tests {
                 user: u("zed"),
             })
             .then_expect_error(DomainError::NotFound("Participant"));
+    }
+
+    // ------------------------------------------------------------ edits, deletes, receipts
+
+    fn removed(user: &str) -> Ev<ConversationEvent> {
+        Ev(ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 { user_id: u(user) }))
+    }
+    fn with_messages() -> Vec<Ev<ConversationEvent>> {
+        let mut e = created();
+        e.push(sent("ann", "msg_1", None, 1));
+        e.push(sent("bob", "msg_2", None, 2));
+        e
+    }
+    fn content(s: &str) -> Content {
+        Content::parse(s).expect("valid")
+    }
+    fn edit(by: &str, id: &str) -> ConversationCommand {
+        ConversationCommand::EditMessage { by: u(by), message_id: msg(id), content: content("new"), now: 9 }
+    }
+    fn delete(by: &str, id: &str) -> ConversationCommand {
+        ConversationCommand::DeleteMessage { by: u(by), message_id: msg(id), now: 9 }
+    }
+    fn deleted(by: &str, id: &str) -> Ev<ConversationEvent> {
+        Ev(ConversationEvent::MessageDeleted(MessageDeletedV1 { message_id: msg(id), deleted_by: u(by), deleted_at: 9 }))
+    }
+    fn mref(id: &str, sender: &str) -> MessageRefV1 {
+        MessageRefV1 { message_id: msg(id), sender_id: u(sender) }
+    }
+    fn emoji(s: &str) -> Emoji {
+        Emoji::parse(s).expect("valid")
+    }
+    fn rid(s: &str) -> ReactionId {
+        ReactionId::parse(s).expect("valid")
+    }
+
+    #[test]
+    fn only_the_author_edits() {
+        Given::with(())
+            .given(with_messages())
+            .when(edit("ann", "msg_1"))
+            .then_expect_events(vec![Ev(ConversationEvent::MessageEdited(MessageEditedV1 {
+                message_id: msg("msg_1"),
+                content: content("new"),
+                edited_at: 9,
+            }))]);
+        Given::with(())
+            .given(with_messages())
+            .when(edit("bob", "msg_1"))
+            .then_expect_error(DomainError::Unauthorized("Only the author can edit a message"));
+        Given::with(())
+            .given(with_messages())
+            .when(edit("ann", "msg_9"))
+            .then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(with_messages())
+            .when(edit("eve", "msg_1"))
+            .then_expect_error(DomainError::NotParticipant);
+    }
+
+    #[test]
+    fn a_deleted_message_cannot_be_edited_deleted_or_reacted_to() {
+        let given = || {
+            let mut e = with_messages();
+            e.push(deleted("ann", "msg_1"));
+            e
+        };
+        Given::with(()).given(given()).when(edit("ann", "msg_1")).then_expect_error(DomainError::NotFound("Message"));
+        Given::with(()).given(given()).when(delete("ann", "msg_1")).then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(given())
+            .when(ConversationCommand::AddReaction { by: u("bob"), message_id: msg("msg_1"), reaction_id: rid("rxn_1"), emoji: emoji("👍"), now: 9 })
+            .then_expect_error(DomainError::NotFound("Message"));
+    }
+
+    #[test]
+    fn the_author_or_an_admin_deletes() {
+        Given::with(()).given(with_messages()).when(delete("bob", "msg_2")).then_expect_events(vec![deleted("bob", "msg_2")]);
+        Given::with(()).given(with_messages()).when(delete("ann", "msg_2")).then_expect_events(vec![deleted("ann", "msg_2")]);
+        Given::with(())
+            .given(with_messages())
+            .when(delete("bob", "msg_1"))
+            .then_expect_error(DomainError::Unauthorized("Only the author or a conversation admin can delete a message"));
+    }
+
+    #[test]
+    fn a_send_is_delivered_to_present_participants_other_than_the_sender() {
+        let cmd = ConversationCommand::SendMessage {
+            sender: u("ann"),
+            message_id: msg("msg_1"),
+            content: content("hi"),
+            temp_id: None,
+            now: 5,
+            present: vec![u("ann"), u("bob"), u("bob"), u("eve")],
+        };
+        Given::with(()).given(created()).when(cmd).then_expect_events(vec![
+            sent("ann", "msg_1", None, 1),
+            Ev(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                recipients: vec![u("bob")],
+                messages: vec![mref("msg_1", "ann")],
+                delivered_at: 5,
+            })),
+        ]);
+    }
+
+    #[test]
+    fn joining_delivers_what_was_not_yet_delivered_once() {
+        let pending = |to: &str| ConversationCommand::DeliverPending { to: u(to), now: 7 };
+        let mut given = created();
+        given.extend([sent("ann", "msg_1", None, 1), sent("bob", "msg_2", None, 2), sent("ann", "msg_3", None, 3)]);
+        given.push(deleted("ann", "msg_3"));
+        let delivered = Ev(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+            recipients: vec![u("bob")],
+            messages: vec![mref("msg_1", "ann")],
+            delivered_at: 7,
+        }));
+        Given::with(()).given(given.clone()).when(pending("bob")).then_expect_events(vec![delivered.clone()]);
+        given.push(delivered);
+        Given::with(()).given(given.clone()).when(pending("bob")).then_expect_events(vec![]);
+        given.push(sent("ann", "msg_4", None, 4));
+        Given::with(()).given(given).when(pending("bob")).then_expect_events(vec![Ev(
+            ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                recipients: vec![u("bob")],
+                messages: vec![mref("msg_4", "ann")],
+                delivered_at: 7,
+            }),
+        )]);
+        Given::with(()).given(created()).when(pending("eve")).then_expect_error(DomainError::NotParticipant);
+    }
+
+    #[test]
+    fn reads_are_idempotent_ignore_own_messages_and_check_ids() {
+        let read = |ids: &[&str]| ConversationCommand::MarkRead { reader: u("bob"), message_ids: ids.iter().map(|i| msg(i)).collect(), now: 8 };
+        let receipt = Ev(ConversationEvent::MessagesRead(MessagesReadV1 { reader: u("bob"), messages: vec![mref("msg_1", "ann")], read_at: 8 }));
+        Given::with(()).given(with_messages()).when(read(&["msg_1", "msg_2", "msg_1"])).then_expect_events(vec![receipt.clone()]);
+        let mut given = with_messages();
+        given.push(receipt);
+        Given::with(()).given(given).when(read(&["msg_1"])).then_expect_events(vec![]);
+        Given::with(()).given(with_messages()).when(read(&["msg_9"])).then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(with_messages())
+            .when(read(&[]))
+            .then_expect_error(DomainError::InvalidInput("messageIds must list 1 to 100 ids".into()));
+        Given::with(())
+            .given(with_messages())
+            .when(ConversationCommand::MarkRead { reader: u("eve"), message_ids: vec![msg("msg_1")], now: 8 })
+            .then_expect_error(DomainError::NotParticipant);
+    }
+
+    #[test]
+    fn reactions_are_idempotent_per_user_message_and_emoji_and_removed_by_their_owner() {
+        let add = |by: &str, e: &str, id: &str| ConversationCommand::AddReaction { by: u(by), message_id: msg("msg_1"), reaction_id: rid(id), emoji: emoji(e), now: 9 };
+        let added = Ev(ConversationEvent::ReactionAdded(ReactionAddedV1 {
+            reaction_id: rid("rxn_1"), message_id: msg("msg_1"), user_id: u("bob"), emoji: emoji("👍"), created_at: 9,
+        }));
+        Given::with(()).given(with_messages()).when(add("bob", "👍", "rxn_1")).then_expect_events(vec![added.clone()]);
+        let mut given = with_messages();
+        given.push(added);
+        Given::with(()).given(given.clone()).when(add("bob", "👍", "rxn_2")).then_expect_events(vec![]);
+        Given::with(()).given(given.clone()).when(add("ann", "👍", "rxn_2")).then_expect_events(vec![Ev(
+            ConversationEvent::ReactionAdded(ReactionAddedV1 {
+                reaction_id: rid("rxn_2"), message_id: msg("msg_1"), user_id: u("ann"), emoji: emoji("👍"), created_at: 9,
+            }),
+        )]);
+        let remove = |by: &str, id: &str, m: &str| ConversationCommand::RemoveReaction { by: u(by), message_id: msg(m), reaction_id: rid(id) };
+        Given::with(()).given(given.clone()).when(remove("bob", "rxn_1", "msg_1")).then_expect_events(vec![Ev(
+            ConversationEvent::ReactionRemoved(ReactionRemovedV1 { reaction_id: rid("rxn_1"), message_id: msg("msg_1"), user_id: u("bob") }),
+        )]);
+        Given::with(())
+            .given(given.clone())
+            .when(remove("ann", "rxn_1", "msg_1"))
+            .then_expect_error(DomainError::Unauthorized("Only the owner can remove a reaction"));
+        Given::with(()).given(given.clone()).when(remove("bob", "rxn_9", "msg_1")).then_expect_error(DomainError::NotFound("Reaction"));
+        Given::with(()).given(given).when(remove("bob", "rxn_1", "msg_2")).then_expect_error(DomainError::NotFound("Reaction"));
+    }
+
+    #[test]
+    fn a_removed_participant_can_do_nothing() {
+        let mut given = with_messages();
+        given.push(removed("bob"));
+        Given::with(()).given(given.clone()).when(edit("bob", "msg_2")).then_expect_error(DomainError::NotParticipant);
+        Given::with(())
+            .given(given)
+            .when(ConversationCommand::MarkRead { reader: u("bob"), message_ids: vec![msg("msg_1")], now: 1 })
+            .then_expect_error(DomainError::NotParticipant);
     }
 }

@@ -1,7 +1,10 @@
 //! The user aggregate: registration and profile. Decides `UserRegistered` / `UserUpdated`.
 
 use super::{DomainError, check_text, cqrs_aggregate};
-use events::{UserEvent, UserRegisteredV1, UserUpdatedV1};
+use events::{
+    Millis, UserEvent, UserLastSeenV1, UserRegisteredV1, UserReinstatedV1, UserSuspendedV1,
+    UserUpdatedV1,
+};
 use serde::{Deserialize, Serialize};
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -12,6 +15,15 @@ pub struct User {
     pub registered: bool,
     pub name: String,
     pub avatar_url: Option<String>,
+    pub suspended: bool,
+    pub last_seen_at: Option<Millis>,
+}
+
+impl User {
+    /// Registered and not suspended: may connect and act.
+    pub fn is_active(&self) -> bool {
+        self.registered && !self.suspended
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +32,14 @@ pub enum UserCommand {
     Upsert {
         name: String,
         avatar_url: Option<String>,
+    },
+    Suspend {
+        reason: Option<String>,
+    },
+    Reinstate,
+    /// The user's last socket left a room or disconnected at `at`.
+    RecordLastSeen {
+        at: Millis,
     },
 }
 
@@ -49,6 +69,35 @@ impl super::Decide for User {
                     avatar_url: avatar_url.clone(),
                 })])
             }
+            UserCommand::Suspend { reason } => {
+                if !self.registered {
+                    return Err(DomainError::NotFound("User"));
+                }
+                if let Some(r) = reason {
+                    check_text("reason", r, 500)?;
+                }
+                if self.suspended {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Suspended(UserSuspendedV1 {
+                    reason: reason.clone(),
+                })])
+            }
+            UserCommand::Reinstate => {
+                if !self.registered {
+                    return Err(DomainError::NotFound("User"));
+                }
+                if !self.suspended {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Reinstated(UserReinstatedV1 {})])
+            }
+            UserCommand::RecordLastSeen { at } => {
+                if !self.registered || self.last_seen_at.is_some_and(|l| l >= *at) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: *at })])
+            }
         }
     }
 
@@ -63,6 +112,9 @@ impl super::Decide for User {
                 self.name = e.name.clone();
                 self.avatar_url = e.avatar_url.clone();
             }
+            UserEvent::Suspended(_) => self.suspended = true,
+            UserEvent::Reinstated(_) => self.suspended = false,
+            UserEvent::LastSeen(e) => self.last_seen_at = Some(e.last_seen_at),
         }
     }
 }
@@ -115,6 +167,43 @@ mod tests {
         Given::with(())
             .given(vec![registered("Ann")])
             .when(upsert("Ann", None))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn suspension_and_reinstatement_are_idempotent() {
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(UserCommand::Suspend { reason: None })
+            .then_expect_events(vec![Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))]);
+        Given::with(())
+            .given(vec![registered("Ann"), Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))])
+            .when(UserCommand::Suspend { reason: None })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![registered("Ann"), Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))])
+            .when(UserCommand::Reinstate)
+            .then_expect_events(vec![Ev(UserEvent::Reinstated(UserReinstatedV1 {}))]);
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(UserCommand::Reinstate)
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(UserCommand::Suspend { reason: None })
+            .then_expect_error(DomainError::NotFound("User"));
+    }
+
+    #[test]
+    fn last_seen_only_moves_forward() {
+        let seen = |at| Ev(UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: at }));
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(UserCommand::RecordLastSeen { at: 5 })
+            .then_expect_events(vec![seen(5)]);
+        Given::with(())
+            .given(vec![registered("Ann"), seen(5)])
+            .when(UserCommand::RecordLastSeen { at: 4 })
             .then_expect_events(vec![]);
     }
 
