@@ -38,12 +38,16 @@ impl Drop for Node {
     }
 }
 
-pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
-    let client = async_nats::ConnectOptions::new()
+pub async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
         .name("chat")
         .connect(config.nats_url()?)
         .await
-        .context("cannot connect to NATS")?;
+        .context("cannot connect to NATS")
+}
+
+pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
+    let client = connect_nats(config).await?;
     Ok(JetStreamLog::open(client, config.subjects(), config.stream_replicas).await?)
 }
 
@@ -52,7 +56,8 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     let all = roles.is_empty();
     let has = |r: Role| all || roles.contains(&r);
     let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
-    let log = connect_log(config).await?;
+    let nats = connect_nats(config).await?;
+    let log = JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
     let pool = projector::migrate(config.database_url()?)
         .await
         .context("cannot prepare the read-model database")?;
@@ -83,22 +88,31 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             .ws_max_frame_size(1_000_000)
             .max_buffer_size(1024)
             .build_layer();
-        command::socket::register(
-            &io,
-            Arc::new(command::socket::SocketState {
-                service: service.clone(),
-                keys: keys.clone(),
-            }),
-        );
+        let (live, live_tasks) =
+            command::live::Live::start(nats.clone(), &config.subjects(), io.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
+        tasks.extend(live_tasks);
+        let limits = command::rate::RateLimits {
+            messages_per_min: config.rate_messages_per_min,
+            events_per_min: config.rate_events_per_min,
+        };
+        let state = Arc::new(command::socket::SocketState::new(
+            service,
+            keys.clone(),
+            live,
+            limits,
+        ));
+        command::socket::register(&io, state.clone());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let broadcaster = command::broadcaster::run(executor, io, ready_tx);
-        tasks.push(tokio::spawn(broadcaster));
+        tasks.push(tokio::spawn(command::broadcaster::run(
+            state.clone(),
+            io,
+            ready_tx,
+        )));
         ready_rx.await.context("broadcaster did not start")?;
         app = app
-            .merge(command::rest::router(command::rest::RestState {
-                service,
-                keys: keys.clone(),
-            }))
+            .merge(command::rest::router(command::rest::RestState(state)))
             .layer(layer);
     }
     let app = app

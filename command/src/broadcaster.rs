@@ -1,24 +1,29 @@
-//! The broadcaster: every node follows the log from its tail and emits each room event to the
-//! sockets of that room on this node. Nodes never talk to each other about messages; the log
-//! is the bus. It also feeds every commit to the executor's cache, so this node's aggregates
-//! stay current with what other nodes append.
+//! The broadcaster: every node follows the log from its tail and emits each event to the
+//! sockets concerned on this node: room events to `conversation-<id>`, receipts and deliveries
+//! to `user-<senderId>`. Nodes never talk to each other about state changes; the log is the
+//! bus. It also feeds every commit to the executor's cache (so this node's aggregates stay
+//! current with what other nodes append), takes removed participants out of their rooms,
+//! and cuts off suspended users.
 
-use crate::executor::Executor;
 use crate::payload;
-use crate::socket::handlers::{conversation_room, user_room};
+use crate::socket::SocketState;
+use crate::socket::handlers::{conversation_room, cut_off, leave_room, user_room};
 use eventlog::{EventLog, From, StoredCommit};
-use events::{ConversationEvent, ConversationId, EventKind, UserId};
+use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId, iso8601};
 use futures::StreamExt;
+use serde_json::{Value, json};
 use socketioxide::SocketIo;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Follows the log until the task is dropped; restarts the subscription after an error.
+/// Follows the log until the task is dropped; resumes after an error where it stopped.
 pub async fn run<L: EventLog>(
-    executor: Arc<Executor<L>>,
+    state: Arc<SocketState<L>>,
     io: SocketIo,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
+    let executor = state.service.executor.clone();
     let filter = executor.subjects().all();
     let mut ready = Some(ready);
     let mut from = From::New;
@@ -32,7 +37,8 @@ pub async fn run<L: EventLog>(
                     match next {
                         Ok(stored) => {
                             from = From::Position(stored.position + 1);
-                            deliver(&executor, &io, &stored).await;
+                            executor.observe(&stored).await;
+                            deliver(&state, &io, &stored).await;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "broadcaster: log error");
@@ -47,38 +53,127 @@ pub async fn run<L: EventLog>(
     }
 }
 
-async fn deliver<L: EventLog>(executor: &Executor<L>, io: &SocketIo, stored: &StoredCommit) {
-    executor.observe(stored).await;
-    if stored.commit.aggregate_type != ConversationEvent::AGGREGATE {
+async fn emit(io: &SocketIo, room: String, event: &str, payload: &Value) {
+    // A socket whose buffer is full misses the event: counted in the log, recoverable by
+    // rejoining with `sinceOffset`.
+    if let Err(e) = io.to(room).emit(event, payload).await {
+        tracing::warn!(event, error = %e, "broadcast: some sockets could not take the event");
+    }
+}
+
+async fn deliver<L: EventLog>(state: &SocketState<L>, io: &SocketIo, stored: &StoredCommit) {
+    let commit = &stored.commit;
+    if commit.aggregate_type == UserEvent::AGGREGATE {
+        if let Ok(events) = commit.decode_events::<UserEvent>()
+            && events
+                .iter()
+                .any(|r| matches!(r.event, UserEvent::Suspended(_)))
+            && let Ok(user) = UserId::parse(&commit.aggregate_id)
+        {
+            for socket in io.within(user_room(&user)).sockets() {
+                cut_off(&socket, api::AuthError::Unauthorized);
+            }
+        }
         return;
     }
-    let Ok(conversation_id) = ConversationId::parse(&stored.commit.aggregate_id) else {
+    if commit.aggregate_type != ConversationEvent::AGGREGATE {
+        return;
+    }
+    let Ok(conv) = ConversationId::parse(&commit.aggregate_id) else {
         return;
     };
-    let events = match stored.commit.decode_events::<ConversationEvent>() {
+    let events = match commit.decode_events::<ConversationEvent>() {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(position = stored.position, error = %e, "broadcaster: undecodable commit");
             return;
         }
     };
-    let room = conversation_room(&conversation_id);
-    for r in events {
-        match &r.event {
-            ConversationEvent::MessageSent(m) => {
-                let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
-                let payload = payload::message_new(&conversation_id, m, r.number, sender.as_ref());
-                let _ = io.to(room.clone()).emit("message:new", &payload).await;
-            }
-            ConversationEvent::ParticipantRemoved(p) => remove_from_room(io, &p.user_id, &room),
-            _ => {}
-        }
+    for r in &events {
+        deliver_event(state, io, &conv, r).await;
     }
 }
 
-/// A removed participant's sockets on this node leave the room at once.
-fn remove_from_room(io: &SocketIo, user: &UserId, room: &str) {
-    for s in io.within(user_room(user)).sockets() {
-        s.leave(room.to_owned());
+async fn deliver_event<L: EventLog>(
+    state: &SocketState<L>,
+    io: &SocketIo,
+    conv: &ConversationId,
+    r: &Recorded<ConversationEvent>,
+) {
+    let executor = &state.service.executor;
+    let room = conversation_room(conv);
+    match &r.event {
+        ConversationEvent::MessageSent(m) => {
+            let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
+            let p = payload::message_new(conv, m, r.number, sender.as_ref());
+            emit(io, room, "message:new", &p).await;
+        }
+        ConversationEvent::MessageEdited(e) => {
+            emit(
+                io,
+                room,
+                "message:updated",
+                &payload::message_updated(conv, e, r.number),
+            )
+            .await;
+        }
+        ConversationEvent::MessageDeleted(e) => {
+            emit(
+                io,
+                room,
+                "message:deleted",
+                &payload::message_deleted(conv, e, r.number),
+            )
+            .await;
+        }
+        ConversationEvent::ReactionAdded(e) => {
+            let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
+            let p = payload::reaction_added(conv, e, r.number, user.as_ref());
+            emit(io, room, "reaction:added", &p).await;
+        }
+        ConversationEvent::ReactionRemoved(e) => {
+            emit(
+                io,
+                room,
+                "reaction:removed",
+                &payload::reaction_removed(conv, e, r.number),
+            )
+            .await;
+        }
+        ConversationEvent::MessagesDelivered(d) => {
+            for m in &d.messages {
+                let to: Vec<&UserId> = d.recipients.iter().filter(|u| **u != m.sender_id).collect();
+                if to.is_empty() {
+                    continue;
+                }
+                let p = json!({
+                    "messageId": m.message_id, "conversationId": conv,
+                    "deliveredTo": to, "deliveredAt": iso8601(d.delivered_at),
+                });
+                emit(io, user_room(&m.sender_id), "message:delivered", &p).await;
+            }
+        }
+        ConversationEvent::MessagesRead(read) => {
+            let mut by_sender: BTreeMap<&UserId, Vec<&events::MessageId>> = BTreeMap::new();
+            for m in &read.messages {
+                by_sender
+                    .entry(&m.sender_id)
+                    .or_default()
+                    .push(&m.message_id);
+            }
+            for (sender, ids) in by_sender {
+                let p = json!({
+                    "conversationId": conv, "messageIds": ids, "readBy": read.reader,
+                    "readAt": iso8601(read.read_at),
+                });
+                emit(io, user_room(sender), "message:read:receipt", &p).await;
+            }
+        }
+        ConversationEvent::ParticipantRemoved(p) => {
+            for socket in io.within(user_room(&p.user_id)).sockets() {
+                leave_room(state, &socket, &p.user_id, conv).await;
+            }
+        }
+        ConversationEvent::Created(_) | ConversationEvent::ParticipantAdded(_) => {}
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod domain;
 pub mod executor;
+pub mod live;
+pub mod rate;
 
 pub use executor::{ExecError, Executor, Outcome};
 pub mod payload;

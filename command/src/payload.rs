@@ -2,7 +2,10 @@
 //! shapes (field names as the spec writes them).
 
 use crate::domain::User;
-use events::{ConversationId, MessageSentV1, UserId, iso8601};
+use events::{
+    ConversationId, MessageDeletedV1, MessageEditedV1, MessageSentV1, ReactionAddedV1,
+    ReactionRemovedV1, UserId, iso8601,
+};
 use serde_json::{Value, json};
 
 /// `sender` / `user` object: `{id, name, avatarUrl?}`.
@@ -38,6 +41,57 @@ pub fn message_new(
         v["tempId"] = json!(t);
     }
     v
+}
+
+/// `message:updated`.
+pub fn message_updated(
+    conversation_id: &ConversationId,
+    e: &MessageEditedV1,
+    offset: u64,
+) -> Value {
+    json!({
+        "id": e.message_id, "conversationId": conversation_id, "content": e.content,
+        "editedAt": iso8601(e.edited_at), "offset": offset,
+    })
+}
+
+/// `message:deleted`.
+pub fn message_deleted(
+    conversation_id: &ConversationId,
+    e: &MessageDeletedV1,
+    offset: u64,
+) -> Value {
+    json!({
+        "id": e.message_id, "conversationId": conversation_id, "deletedAt": iso8601(e.deleted_at),
+        "deletedBy": e.deleted_by, "offset": offset,
+    })
+}
+
+/// `reaction:added`.
+pub fn reaction_added(
+    conversation_id: &ConversationId,
+    e: &ReactionAddedV1,
+    offset: u64,
+    user: Option<&User>,
+) -> Value {
+    json!({
+        "id": e.reaction_id, "messageId": e.message_id, "conversationId": conversation_id,
+        "emoji": e.emoji, "userId": e.user_id, "createdAt": iso8601(e.created_at),
+        "user": {"id": e.user_id, "name": user.map(|u| u.name.as_str()).unwrap_or(e.user_id.as_str())},
+        "offset": offset,
+    })
+}
+
+/// `reaction:removed`.
+pub fn reaction_removed(
+    conversation_id: &ConversationId,
+    e: &ReactionRemovedV1,
+    offset: u64,
+) -> Value {
+    json!({
+        "id": e.reaction_id, "messageId": e.message_id, "conversationId": conversation_id,
+        "userId": e.user_id, "offset": offset,
+    })
 }
 
 #[cfg(test)]

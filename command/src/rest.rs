@@ -1,44 +1,52 @@
 //! REST write routes. Thin: extract (JSON → `INVALID_INPUT` on a bad body, bearer token →
 //! 401), call the same service as the socket events, answer with the contract's shapes.
 
-use crate::service::Service;
-use api::{ApiError, ApiJson, Identity, JwtKeys};
+use crate::socket::SocketState;
+use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{post, put};
+use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use eventlog::EventLog;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 
-pub struct RestState<L> {
-    pub service: Arc<Service<L>>,
-    pub keys: Arc<JwtKeys>,
-}
+/// The REST edge shares the socket edge's state: same service, same per-user send bucket,
+/// same presence (a message sent over REST is delivered to whoever is in the room).
+pub struct RestState<L>(pub Arc<SocketState<L>>);
 
 impl<L> Clone for RestState<L> {
     fn clone(&self) -> Self {
-        Self {
-            service: self.service.clone(),
-            keys: self.keys.clone(),
-        }
+        Self(self.0.clone())
     }
 }
 
 impl<L> FromRef<RestState<L>> for Arc<JwtKeys> {
     fn from_ref(s: &RestState<L>) -> Self {
-        s.keys.clone()
+        s.0.keys.clone()
     }
 }
 
 pub fn router<L: EventLog>(state: RestState<L>) -> Router {
     Router::new()
         .route("/api/users/{id}", put(put_user::<L>))
+        .route("/api/users/{id}/suspend", post(suspend::<L>))
+        .route("/api/users/{id}/reinstate", post(reinstate::<L>))
         .route("/api/conversations", post(post_conversation::<L>))
+        .route(
+            "/api/conversations/{id}/participants",
+            post(add_participant::<L>),
+        )
+        .route(
+            "/api/conversations/{id}/participants/{user}",
+            delete(remove_participant::<L>),
+        )
         .route("/api/messages", post(post_message::<L>))
         .with_state(state)
 }
+
+type Answer = Result<Json<Value>, ApiError>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,12 +60,28 @@ async fn put_user<L: EventLog>(
     who: Identity,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UserBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer {
     Ok(Json(
-        s.service
+        s.0.service
             .upsert_user(&who, &id, body.name, body.avatar_url)
             .await?,
     ))
+}
+
+async fn suspend<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> Answer {
+    Ok(Json(s.0.service.set_suspended(&who, &id, true).await?))
+}
+
+async fn reinstate<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> Answer {
+    Ok(Json(s.0.service.set_suspended(&who, &id, false).await?))
 }
 
 #[derive(Deserialize)]
@@ -72,11 +96,42 @@ async fn post_conversation<L: EventLog>(
     who: Identity,
     ApiJson(body): ApiJson<ConversationBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = s
-        .service
-        .create_conversation(&who, body.title, body.participant_ids)
-        .await?;
+    let created =
+        s.0.service
+            .create_conversation(&who, body.title, body.participant_ids)
+            .await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParticipantBody {
+    user_id: String,
+}
+
+async fn add_participant<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ParticipantBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let added =
+        s.0.service
+            .add_participant(&who.user_id, &id, &body.user_id)
+            .await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+async fn remove_participant<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path((id, user)): Path<(String, String)>,
+) -> Answer {
+    Ok(Json(
+        s.0.service
+            .remove_participant(&who.user_id, &id, &user)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -92,16 +147,25 @@ async fn post_message<L: EventLog>(
     who: Identity,
     ApiJson(body): ApiJson<MessageBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let sent = s
-        .service
-        .send_message(
-            &who.user_id,
-            &body.conversation_id,
-            &body.content,
-            body.temp_id.as_deref(),
-            None,
-        )
-        .await?;
+    if let Err(wait) = s.0.take_send_token(&who.user_id, std::time::Instant::now()) {
+        return Err(ApiError {
+            retry_after_secs: Some(wait.as_secs().max(1)),
+            ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
+        });
+    }
+    let present = events::ConversationId::parse(&body.conversation_id)
+        .map(|c| s.0.live.online_users(&c))
+        .unwrap_or_default();
+    let sent =
+        s.0.service
+            .send_message(
+                &who.user_id,
+                &body.conversation_id,
+                &body.content,
+                body.temp_id.as_deref(),
+                present,
+            )
+            .await?;
     let mut payload = sent.payload;
     payload["position"] = sent.position.into();
     let status = if sent.duplicate {

@@ -13,6 +13,7 @@ use events::{
     Content, ConversationEvent, ConversationId, MessageId, MessageSentV1, Metadata, TempId, UserId,
     now_millis,
 };
+use events::{Emoji, ReactionId};
 use serde_json::{Value, json};
 
 impl From<DomainError> for ApiError {
@@ -82,8 +83,221 @@ impl<L: EventLog> Service<L> {
     ) -> Result<Option<crate::domain::User>, ApiError> {
         Ok(self
             .executor
-            .read_user(user, |u| u.registered.then(|| u.clone()))
+            .read_user(user, |u| u.is_active().then(|| u.clone()))
             .await?)
+    }
+
+    async fn conversation(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        command: ConversationCommand,
+    ) -> Result<crate::executor::Outcome<ConversationEvent>, ApiError> {
+        let meta = metadata(who.as_str(), None);
+        Ok(self
+            .executor
+            .conversation(conversation_id, command, &meta, |_| ())
+            .await?
+            .0)
+    }
+
+    /// `message:update` / `PATCH /api/messages/:id`. Answers `{messageId, editedAt, position}`.
+    pub async fn edit_message(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        content: &str,
+    ) -> Result<Value, ApiError> {
+        let content = parse(Content::parse(content))?;
+        let now = now_millis();
+        let command = ConversationCommand::EditMessage {
+            by: who.clone(),
+            message_id: message_id.clone(),
+            content,
+            now,
+        };
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(
+            json!({"messageId": message_id, "editedAt": events::iso8601(now), "position": outcome.position}),
+        )
+    }
+
+    /// `message:delete` / `DELETE /api/messages/:id`.
+    pub async fn delete_message(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Value, ApiError> {
+        let now = now_millis();
+        let command = ConversationCommand::DeleteMessage {
+            by: who.clone(),
+            message_id: message_id.clone(),
+            now,
+        };
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(
+            json!({"messageId": message_id, "deletedAt": events::iso8601(now), "position": outcome.position}),
+        )
+    }
+
+    /// Records delivery to `who` of everything not yet delivered to them in the conversation.
+    pub async fn deliver_pending(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+    ) -> Result<u64, ApiError> {
+        let mut position = 0;
+        loop {
+            let command = ConversationCommand::DeliverPending {
+                to: who.clone(),
+                now: now_millis(),
+            };
+            let outcome = self.conversation(who, conversation_id, command).await?;
+            position = position.max(outcome.position);
+            if outcome.events.is_empty() {
+                return Ok(position);
+            }
+        }
+    }
+
+    /// `message:read` / `POST /api/messages/read`.
+    pub async fn mark_read(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        message_ids: &[String],
+    ) -> Result<Value, ApiError> {
+        let ids = message_ids
+            .iter()
+            .map(|m| parse(MessageId::parse(m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let command = ConversationCommand::MarkRead {
+            reader: who.clone(),
+            message_ids: ids,
+            now: now_millis(),
+        };
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(json!({"position": outcome.position}))
+    }
+
+    /// `reaction:add` / `POST /api/messages/:id/reactions`. Answers the reaction (the existing
+    /// one when the same user already reacted with the same emoji).
+    pub async fn add_reaction(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        emoji: &str,
+    ) -> Result<Value, ApiError> {
+        let emoji = parse(Emoji::parse(emoji))?;
+        let command = ConversationCommand::AddReaction {
+            by: who.clone(),
+            message_id: message_id.clone(),
+            reaction_id: ReactionId::generate(),
+            emoji: emoji.clone(),
+            now: now_millis(),
+        };
+        let meta = metadata(who.as_str(), None);
+        let (outcome, reaction) = self
+            .executor
+            .conversation(conversation_id, command, &meta, |c| {
+                c.reaction_of(message_id, who, &emoji).cloned()
+            })
+            .await?;
+        let reaction = reaction.ok_or_else(|| ApiError::internal("reaction missing after add"))?;
+        Ok(json!({
+            "id": reaction, "reactionId": reaction, "messageId": message_id, "conversationId": conversation_id,
+            "emoji": emoji, "userId": who, "position": outcome.position,
+        }))
+    }
+
+    /// `reaction:remove` / `DELETE /api/messages/:id/reactions/:reactionId`.
+    pub async fn remove_reaction(
+        &self,
+        who: &UserId,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        reaction_id: &str,
+    ) -> Result<Value, ApiError> {
+        let reaction_id = parse(ReactionId::parse(reaction_id))?;
+        let command = ConversationCommand::RemoveReaction {
+            by: who.clone(),
+            message_id: message_id.clone(),
+            reaction_id,
+        };
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(json!({"position": outcome.position}))
+    }
+
+    /// `POST /api/conversations/:id/participants` (conversation admin).
+    pub async fn add_participant(
+        &self,
+        who: &UserId,
+        conversation_id: &str,
+        user: &str,
+    ) -> Result<Value, ApiError> {
+        let conversation_id = parse(ConversationId::parse(conversation_id))?;
+        let user = parse(UserId::parse(user))?;
+        if !self.executor.read_user(&user, |u| u.registered).await? {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("User {user} not found"),
+            ));
+        }
+        let command = ConversationCommand::AddParticipant {
+            by: who.clone(),
+            user: user.clone(),
+        };
+        let outcome = self.conversation(who, &conversation_id, command).await?;
+        Ok(json!({"conversationId": conversation_id, "userId": user, "position": outcome.position}))
+    }
+
+    /// `DELETE /api/conversations/:id/participants/:userId` (conversation admin, or self).
+    pub async fn remove_participant(
+        &self,
+        who: &UserId,
+        conversation_id: &str,
+        user: &str,
+    ) -> Result<Value, ApiError> {
+        let conversation_id = parse(ConversationId::parse(conversation_id))?;
+        let user = parse(UserId::parse(user))?;
+        let command = ConversationCommand::RemoveParticipant {
+            by: who.clone(),
+            user: user.clone(),
+        };
+        let outcome = self.conversation(who, &conversation_id, command).await?;
+        Ok(json!({"conversationId": conversation_id, "userId": user, "position": outcome.position}))
+    }
+
+    /// `POST /api/users/:id/suspend` and `/reinstate` (admin).
+    pub async fn set_suspended(
+        &self,
+        who: &Identity,
+        id: &str,
+        suspended: bool,
+    ) -> Result<Value, ApiError> {
+        who.require_admin()?;
+        let id = parse(UserId::parse(id))?;
+        let command = if suspended {
+            UserCommand::Suspend { reason: None }
+        } else {
+            UserCommand::Reinstate
+        };
+        let meta = metadata(&format!("admin:{}", who.user_id), None);
+        let (outcome, _) = self.executor.user(&id, command, &meta, |_| ()).await?;
+        let status = if suspended { "suspended" } else { "active" };
+        Ok(json!({"id": id, "status": status, "position": outcome.position}))
+    }
+
+    /// The user's last socket left a room at `at`: persist `lastSeenAt`.
+    pub async fn record_last_seen(&self, who: &UserId, at: events::Millis) -> Result<(), ApiError> {
+        let meta = metadata(who.as_str(), None);
+        self.executor
+            .user(who, UserCommand::RecordLastSeen { at }, &meta, |_| ())
+            .await?;
+        Ok(())
     }
 
     /// `PUT /api/users/:id`: register or update a user. Admin only.
@@ -167,19 +381,19 @@ impl<L: EventLog> Service<L> {
         conversation_id: &str,
         content: &str,
         temp_id: Option<&str>,
-        correlation_id: Option<&str>,
+        present: Vec<UserId>,
     ) -> Result<Sent, ApiError> {
         let conversation_id = parse(ConversationId::parse(conversation_id))?;
         let content = parse(Content::parse(content))?;
         let temp_id = temp_id.map(|t| parse(TempId::parse(t))).transpose()?;
-        let meta = metadata(who.as_str(), correlation_id);
+        let meta = metadata(who.as_str(), None);
         let command = ConversationCommand::SendMessage {
             sender: who.clone(),
             message_id: MessageId::generate(),
             content: content.clone(),
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
-            present: vec![],
+            present,
         };
         let earlier = |c: &crate::domain::Conversation| {
             temp_id

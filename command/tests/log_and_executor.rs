@@ -50,6 +50,7 @@ fn send(sender: &str, text: &str) -> ConversationCommand {
         content: Content::parse(text).expect("valid"),
         temp_id: None,
         now: events::now_millis(),
+        present: vec![],
     }
 }
 

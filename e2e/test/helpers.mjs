@@ -27,6 +27,9 @@ export function deployment() {
   };
 }
 
+/** Rate limits off, for suites that send faster than 30 messages a minute. */
+export const NO_LIMITS = { CHAT_RATE_MESSAGES_PER_MIN: '0', CHAT_RATE_EVENTS_PER_MIN: '0' };
+
 /** Starts `chat serve` and resolves with {url, stop} once it listens. */
 export function startServer(dep, extraEnv = {}) {
   return new Promise((resolve, reject) => {

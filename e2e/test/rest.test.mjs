@@ -2,13 +2,13 @@
 // read-your-writes handshake (`position` on writes, `minPosition` on reads).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, jwt, api, authed, waitFor, emitAck, unique } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, jwt, api, authed, waitFor, emitAck, unique, NO_LIMITS } from './helpers.mjs';
 
 let A, conv;
 const ann = unique('ann'), ben = unique('ben'), cy = unique('cy');
 
 before(async () => {
-  A = await startServer(deployment());
+  A = await startServer(deployment(), NO_LIMITS);
   for (const [id, name] of [[ann, 'Ann'], [ben, 'Ben'], [cy, 'Cy']]) {
     assert.equal((await api(A.url, 'PUT', `/api/users/${id}`, adminToken(), { name })).status, 200);
   }

@@ -188,52 +188,92 @@ mod golden_v1_more {
         ReactionId::parse(s).expect("valid")
     }
     fn refs() -> Vec<MessageRefV1> {
-        vec![MessageRefV1 { message_id: m("m1"), sender_id: u("u1") }]
+        vec![MessageRefV1 {
+            message_id: m("m1"),
+            sender_id: u("u1"),
+        }]
     }
 
     #[test]
     fn user_events() {
-        assert_eq!(hex(&UserEvent::Suspended(UserSuspendedV1 { reason: Some("x".into()) })), "010178");
+        assert_eq!(
+            hex(&UserEvent::Suspended(UserSuspendedV1 {
+                reason: Some("x".into())
+            })),
+            "010178"
+        );
         assert_eq!(hex(&UserEvent::Reinstated(UserReinstatedV1 {})), "");
-        assert_eq!(hex(&UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: 2 })), "04");
+        assert_eq!(
+            hex(&UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: 2 })),
+            "04"
+        );
     }
 
     #[test]
     fn conversation_events() {
         let c = Content::parse("hi").expect("valid");
         assert_eq!(
-            hex(&ConversationEvent::MessageEdited(MessageEditedV1 { message_id: m("m1"), content: c, edited_at: 3 })),
+            hex(&ConversationEvent::MessageEdited(MessageEditedV1 {
+                message_id: m("m1"),
+                content: c,
+                edited_at: 3
+            })),
             "026d3102686906"
         );
         assert_eq!(
-            hex(&ConversationEvent::MessageDeleted(MessageDeletedV1 { message_id: m("m1"), deleted_by: u("u1"), deleted_at: 3 })),
+            hex(&ConversationEvent::MessageDeleted(MessageDeletedV1 {
+                message_id: m("m1"),
+                deleted_by: u("u1"),
+                deleted_at: 3
+            })),
             "026d3102753106"
         );
         assert_eq!(
-            hex(&ConversationEvent::MessagesDelivered(MessagesDeliveredV1 { recipients: vec![u("u2")], messages: refs(), delivered_at: 1 })),
+            hex(&ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                recipients: vec![u("u2")],
+                messages: refs(),
+                delivered_at: 1
+            })),
             "01027532 01 026d31 027531 02".replace(' ', "")
         );
         assert_eq!(
-            hex(&ConversationEvent::MessagesRead(MessagesReadV1 { reader: u("u2"), messages: refs(), read_at: 1 })),
+            hex(&ConversationEvent::MessagesRead(MessagesReadV1 {
+                reader: u("u2"),
+                messages: refs(),
+                read_at: 1
+            })),
             "027532 01 026d31 027531 02".replace(' ', "")
         );
         let emoji = Emoji::parse("👍").expect("valid");
         assert_eq!(
             hex(&ConversationEvent::ReactionAdded(ReactionAddedV1 {
-                reaction_id: r("r1"), message_id: m("m1"), user_id: u("u1"), emoji, created_at: 1
+                reaction_id: r("r1"),
+                message_id: m("m1"),
+                user_id: u("u1"),
+                emoji,
+                created_at: 1
             })),
             "027231 026d31 027531 04f09f918d 02".replace(' ', "")
         );
         assert_eq!(
-            hex(&ConversationEvent::ReactionRemoved(ReactionRemovedV1 { reaction_id: r("r1"), message_id: m("m1"), user_id: u("u1") })),
+            hex(&ConversationEvent::ReactionRemoved(ReactionRemovedV1 {
+                reaction_id: r("r1"),
+                message_id: m("m1"),
+                user_id: u("u1")
+            })),
             "027231 026d31 027531".replace(' ', "")
         );
     }
 
     #[test]
     fn every_event_round_trips_through_its_type_and_version() {
-        let e = ConversationEvent::MessagesRead(MessagesReadV1 { reader: u("u2"), messages: refs(), read_at: 1 });
-        let back = ConversationEvent::decode(e.event_type(), e.schema_version(), &e.encode_data()).expect("decodes");
+        let e = ConversationEvent::MessagesRead(MessagesReadV1 {
+            reader: u("u2"),
+            messages: refs(),
+            read_at: 1,
+        });
+        let back = ConversationEvent::decode(e.event_type(), e.schema_version(), &e.encode_data())
+            .expect("decodes");
         assert_eq!(back, e);
     }
 }

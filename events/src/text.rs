@@ -103,7 +103,8 @@ mod tests {
 
     #[test]
     fn emoji_is_one_emoji_grapheme() {
-        for ok in ["👍", "👍🏽", "❤️", "❤", "🇫🇷", "👨‍👩‍👧‍👦", "1️⃣"] {
+        for ok in ["👍", "👍🏽", "❤️", "❤", "🇫🇷", "👨‍👩‍👧‍👦", "1️⃣"]
+        {
             assert!(Emoji::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["", "a", "👍👍", ":)", "ab", " ", "👍 "] {

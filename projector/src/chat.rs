@@ -28,21 +28,7 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
     match c.aggregate_type.as_str() {
         t if t == UserEvent::AGGREGATE => {
             for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
-                let (name, avatar) = match &r.event {
-                    UserEvent::Registered(e) => (&e.name, &e.avatar_url),
-                    UserEvent::Updated(e) => (&e.name, &e.avatar_url),
-                };
-                sqlx::query(
-                    "INSERT INTO users (id, name, avatar_url, created_ms, updated_ms)
-                     VALUES ($1, $2, $3, $4, $4)
-                     ON CONFLICT (id) DO UPDATE SET name = $2, avatar_url = $3, updated_ms = $4",
-                )
-                .bind(&c.aggregate_id)
-                .bind(name)
-                .bind(avatar)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+                apply_user(tx, &c.aggregate_id, at, &r.event).await?;
             }
         }
         t if t == ConversationEvent::AGGREGATE => {
@@ -87,6 +73,71 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
                         .execute(&mut *tx)
                         .await?;
                     }
+                    ConversationEvent::MessageEdited(e) => {
+                        sqlx::query(
+                            "UPDATE messages SET content = $2, edited_ms = $3 WHERE id = $1",
+                        )
+                        .bind(e.message_id.as_str())
+                        .bind(e.content.as_str())
+                        .bind(e.edited_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::MessageDeleted(e) => {
+                        sqlx::query(
+                            "UPDATE messages SET content = NULL, deleted_ms = $2 WHERE id = $1",
+                        )
+                        .bind(e.message_id.as_str())
+                        .bind(e.deleted_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::MessagesDelivered(e) => {
+                        let (messages, users) = pairs(&e.messages, &e.recipients);
+                        sqlx::query(
+                            "INSERT INTO message_deliveries (message_id, user_id, delivered_ms)
+                             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(messages)
+                        .bind(users)
+                        .bind(e.delivered_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::MessagesRead(e) => {
+                        let (messages, users) = pairs(&e.messages, std::slice::from_ref(&e.reader));
+                        sqlx::query(
+                            "INSERT INTO message_reads (message_id, user_id, read_ms)
+                             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(messages)
+                        .bind(users)
+                        .bind(e.read_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::ReactionAdded(e) => {
+                        sqlx::query(
+                            "INSERT INTO reactions (id, message_id, conversation_id, user_id, emoji, created_ms)
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(e.reaction_id.as_str())
+                        .bind(e.message_id.as_str())
+                        .bind(conv)
+                        .bind(e.user_id.as_str())
+                        .bind(e.emoji.as_str())
+                        .bind(e.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::ReactionRemoved(e) => {
+                        sqlx::query("DELETE FROM reactions WHERE id = $1")
+                            .bind(e.reaction_id.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     ConversationEvent::MessageSent(m) => {
                         sqlx::query(
                             "INSERT INTO messages
@@ -120,6 +171,77 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
             aggregate = other,
             "projector: unknown aggregate type, skipped"
         ),
+    }
+    Ok(())
+}
+
+/// Every (message, user) pair, as two parallel arrays for `UNNEST`.
+fn pairs(
+    messages: &[events::MessageRefV1],
+    users: &[events::UserId],
+) -> (Vec<String>, Vec<String>) {
+    let mut m = Vec::with_capacity(messages.len() * users.len());
+    let mut u = Vec::with_capacity(messages.len() * users.len());
+    for msg in messages {
+        for user in users {
+            m.push(msg.message_id.to_string());
+            u.push(user.to_string());
+        }
+    }
+    (m, u)
+}
+
+async fn apply_user(
+    tx: &mut PgConnection,
+    id: &str,
+    at: i64,
+    event: &UserEvent,
+) -> Result<(), sqlx::Error> {
+    match event {
+        UserEvent::Registered(e) => {
+            sqlx::query(
+                "INSERT INTO users (id, name, avatar_url, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (id) DO UPDATE SET name = $2, avatar_url = $3, updated_ms = $4",
+            )
+            .bind(id)
+            .bind(&e.name)
+            .bind(&e.avatar_url)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        UserEvent::Updated(e) => {
+            sqlx::query(
+                "UPDATE users SET name = $2, avatar_url = $3, updated_ms = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&e.name)
+            .bind(&e.avatar_url)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        UserEvent::Suspended(_) | UserEvent::Reinstated(_) => {
+            let status = if matches!(event, UserEvent::Suspended(_)) {
+                "suspended"
+            } else {
+                "active"
+            };
+            sqlx::query("UPDATE users SET status = $2, updated_ms = $3 WHERE id = $1")
+                .bind(id)
+                .bind(status)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        UserEvent::LastSeen(e) => {
+            sqlx::query("UPDATE users SET last_seen_ms = $2 WHERE id = $1")
+                .bind(id)
+                .bind(e.last_seen_at)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -48,6 +48,7 @@ async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
             content: Content::parse(&format!("m{i}"))?,
             temp_id: None,
             now: 1_000 + i as i64,
+            present: vec![],
         };
         executor
             .conversation(&conv, send, &metadata("ann", None), |_| ())

@@ -108,8 +108,46 @@ pub async fn list(
     if after.is_none() {
         rows.reverse();
     }
-    let messages: Vec<Value> = rows.iter().map(message_json).collect();
+    let mut messages: Vec<Value> = rows.iter().map(message_json).collect();
+    attach_reactions(&s.pool, &mut messages).await?;
     Ok(Json(json!({"messages": messages, "hasMore": has_more})))
+}
+
+/// Fills each message's `reactions` with `{id, emoji, userId, createdAt}`, oldest first.
+async fn attach_reactions(pool: &PgPool, messages: &mut [Value]) -> Result<(), ApiError> {
+    let ids: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query(
+        "SELECT id, message_id, user_id, emoji, created_ms FROM reactions
+         WHERE message_id = ANY($1) ORDER BY created_ms, id",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    let mut by_message: HashMap<String, Vec<Value>> = HashMap::new();
+    for r in rows {
+        by_message
+            .entry(r.get("message_id"))
+            .or_default()
+            .push(json!({
+                "id": r.get::<String, _>("id"),
+                "emoji": r.get::<String, _>("emoji"),
+                "userId": r.get::<String, _>("user_id"),
+                "createdAt": iso(r.get("created_ms")),
+            }));
+    }
+    for m in messages.iter_mut() {
+        if let Some(list) = m["id"].as_str().and_then(|id| by_message.remove(id)) {
+            m["reactions"] = Value::Array(list);
+        }
+    }
+    Ok(())
 }
 
 fn message_json(r: &sqlx::postgres::PgRow) -> Value {

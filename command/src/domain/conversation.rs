@@ -4,9 +4,9 @@
 use super::{DomainError, check_text, cqrs_aggregate};
 use events::{
     Content, ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
-    MessageEditedV1, MessageId, MessageRefV1, MessageSentV1, MessagesDeliveredV1,
-    MessagesReadV1, Millis, ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole,
-    ReactionAddedV1, ReactionId, ReactionRemovedV1, TempId, UserId,
+    MessageEditedV1, MessageId, MessageRefV1, MessageSentV1, MessagesDeliveredV1, MessagesReadV1,
+    Millis, ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole, ReactionAddedV1, ReactionId,
+    ReactionRemovedV1, TempId, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -151,7 +151,12 @@ impl Conversation {
     }
 
     /// The reaction `user` already has on `message` with `emoji`, if any.
-    pub fn reaction_of(&self, message: &MessageId, user: &UserId, emoji: &Emoji) -> Option<&ReactionId> {
+    pub fn reaction_of(
+        &self,
+        message: &MessageId,
+        user: &UserId,
+        emoji: &Emoji,
+    ) -> Option<&ReactionId> {
         let (seq, _) = self.message(message)?;
         self.reaction_keys.get(&(seq, user.clone(), emoji.clone()))
     }
@@ -302,7 +307,9 @@ impl super::Decide for Conversation {
                 self.require_participant(by)?;
                 let (_, m) = self.live_message(message_id)?;
                 if &m.sender != by {
-                    return Err(DomainError::Unauthorized("Only the author can edit a message"));
+                    return Err(DomainError::Unauthorized(
+                        "Only the author can edit a message",
+                    ));
                 }
                 Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
                     message_id: message_id.clone(),
@@ -310,7 +317,11 @@ impl super::Decide for Conversation {
                     edited_at: *now,
                 })])
             }
-            C::DeleteMessage { by, message_id, now } => {
+            C::DeleteMessage {
+                by,
+                message_id,
+                now,
+            } => {
                 let role = self.require_participant(by)?;
                 let (_, m) = self.live_message(message_id)?;
                 if &m.sender != by && role != ParticipantRole::Admin {
@@ -341,11 +352,13 @@ impl super::Decide for Conversation {
                 if messages.is_empty() {
                     return Ok(vec![]);
                 }
-                Ok(vec![ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
-                    recipients: vec![to.clone()],
-                    messages,
-                    delivered_at: *now,
-                })])
+                Ok(vec![ConversationEvent::MessagesDelivered(
+                    MessagesDeliveredV1 {
+                        recipients: vec![to.clone()],
+                        messages,
+                        delivered_at: *now,
+                    },
+                )])
             }
             C::MarkRead {
                 reader,
@@ -416,13 +429,17 @@ impl super::Decide for Conversation {
                     .filter(|r| r.message_seq == seq)
                     .ok_or(DomainError::NotFound("Reaction"))?;
                 if &r.user != by {
-                    return Err(DomainError::Unauthorized("Only the owner can remove a reaction"));
+                    return Err(DomainError::Unauthorized(
+                        "Only the owner can remove a reaction",
+                    ));
                 }
-                Ok(vec![ConversationEvent::ReactionRemoved(ReactionRemovedV1 {
-                    reaction_id: reaction_id.clone(),
-                    message_id: message_id.clone(),
-                    user_id: by.clone(),
-                })])
+                Ok(vec![ConversationEvent::ReactionRemoved(
+                    ReactionRemovedV1 {
+                        reaction_id: reaction_id.clone(),
+                        message_id: message_id.clone(),
+                        user_id: by.clone(),
+                    },
+                )])
             }
         }
     }
@@ -489,8 +506,10 @@ impl super::Decide for Conversation {
             }
             ConversationEvent::ReactionAdded(e) => {
                 if let Some(seq) = self.seq_of.get(&e.message_id).copied() {
-                    self.reaction_keys
-                        .insert((seq, e.user_id.clone(), e.emoji.clone()), e.reaction_id.clone());
+                    self.reaction_keys.insert(
+                        (seq, e.user_id.clone(), e.emoji.clone()),
+                        e.reaction_id.clone(),
+                    );
                     self.reactions.insert(
                         e.reaction_id.clone(),
                         ReactionState {
@@ -706,7 +725,9 @@ mod tests {
     // ------------------------------------------------------------ edits, deletes, receipts
 
     fn removed(user: &str) -> Ev<ConversationEvent> {
-        Ev(ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 { user_id: u(user) }))
+        Ev(ConversationEvent::ParticipantRemoved(
+            ParticipantRemovedV1 { user_id: u(user) },
+        ))
     }
     fn with_messages() -> Vec<Ev<ConversationEvent>> {
         let mut e = created();
@@ -718,16 +739,32 @@ mod tests {
         Content::parse(s).expect("valid")
     }
     fn edit(by: &str, id: &str) -> ConversationCommand {
-        ConversationCommand::EditMessage { by: u(by), message_id: msg(id), content: content("new"), now: 9 }
+        ConversationCommand::EditMessage {
+            by: u(by),
+            message_id: msg(id),
+            content: content("new"),
+            now: 9,
+        }
     }
     fn delete(by: &str, id: &str) -> ConversationCommand {
-        ConversationCommand::DeleteMessage { by: u(by), message_id: msg(id), now: 9 }
+        ConversationCommand::DeleteMessage {
+            by: u(by),
+            message_id: msg(id),
+            now: 9,
+        }
     }
     fn deleted(by: &str, id: &str) -> Ev<ConversationEvent> {
-        Ev(ConversationEvent::MessageDeleted(MessageDeletedV1 { message_id: msg(id), deleted_by: u(by), deleted_at: 9 }))
+        Ev(ConversationEvent::MessageDeleted(MessageDeletedV1 {
+            message_id: msg(id),
+            deleted_by: u(by),
+            deleted_at: 9,
+        }))
     }
     fn mref(id: &str, sender: &str) -> MessageRefV1 {
-        MessageRefV1 { message_id: msg(id), sender_id: u(sender) }
+        MessageRefV1 {
+            message_id: msg(id),
+            sender_id: u(sender),
+        }
     }
     fn emoji(s: &str) -> Emoji {
         Emoji::parse(s).expect("valid")
@@ -741,15 +778,19 @@ mod tests {
         Given::with(())
             .given(with_messages())
             .when(edit("ann", "msg_1"))
-            .then_expect_events(vec![Ev(ConversationEvent::MessageEdited(MessageEditedV1 {
-                message_id: msg("msg_1"),
-                content: content("new"),
-                edited_at: 9,
-            }))]);
+            .then_expect_events(vec![Ev(ConversationEvent::MessageEdited(
+                MessageEditedV1 {
+                    message_id: msg("msg_1"),
+                    content: content("new"),
+                    edited_at: 9,
+                },
+            ))]);
         Given::with(())
             .given(with_messages())
             .when(edit("bob", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized("Only the author can edit a message"));
+            .then_expect_error(DomainError::Unauthorized(
+                "Only the author can edit a message",
+            ));
         Given::with(())
             .given(with_messages())
             .when(edit("ann", "msg_9"))
@@ -767,22 +808,42 @@ mod tests {
             e.push(deleted("ann", "msg_1"));
             e
         };
-        Given::with(()).given(given()).when(edit("ann", "msg_1")).then_expect_error(DomainError::NotFound("Message"));
-        Given::with(()).given(given()).when(delete("ann", "msg_1")).then_expect_error(DomainError::NotFound("Message"));
         Given::with(())
             .given(given())
-            .when(ConversationCommand::AddReaction { by: u("bob"), message_id: msg("msg_1"), reaction_id: rid("rxn_1"), emoji: emoji("👍"), now: 9 })
+            .when(edit("ann", "msg_1"))
+            .then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(given())
+            .when(delete("ann", "msg_1"))
+            .then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(given())
+            .when(ConversationCommand::AddReaction {
+                by: u("bob"),
+                message_id: msg("msg_1"),
+                reaction_id: rid("rxn_1"),
+                emoji: emoji("👍"),
+                now: 9,
+            })
             .then_expect_error(DomainError::NotFound("Message"));
     }
 
     #[test]
     fn the_author_or_an_admin_deletes() {
-        Given::with(()).given(with_messages()).when(delete("bob", "msg_2")).then_expect_events(vec![deleted("bob", "msg_2")]);
-        Given::with(()).given(with_messages()).when(delete("ann", "msg_2")).then_expect_events(vec![deleted("ann", "msg_2")]);
+        Given::with(())
+            .given(with_messages())
+            .when(delete("bob", "msg_2"))
+            .then_expect_events(vec![deleted("bob", "msg_2")]);
+        Given::with(())
+            .given(with_messages())
+            .when(delete("ann", "msg_2"))
+            .then_expect_events(vec![deleted("ann", "msg_2")]);
         Given::with(())
             .given(with_messages())
             .when(delete("bob", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized("Only the author or a conversation admin can delete a message"));
+            .then_expect_error(DomainError::Unauthorized(
+                "Only the author or a conversation admin can delete a message",
+            ));
     }
 
     #[test]
@@ -795,95 +856,186 @@ mod tests {
             now: 5,
             present: vec![u("ann"), u("bob"), u("bob"), u("eve")],
         };
-        Given::with(()).given(created()).when(cmd).then_expect_events(vec![
-            sent("ann", "msg_1", None, 1),
-            Ev(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
-                recipients: vec![u("bob")],
-                messages: vec![mref("msg_1", "ann")],
-                delivered_at: 5,
-            })),
-        ]);
+        Given::with(())
+            .given(created())
+            .when(cmd)
+            .then_expect_events(vec![
+                sent("ann", "msg_1", None, 1),
+                Ev(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                    recipients: vec![u("bob")],
+                    messages: vec![mref("msg_1", "ann")],
+                    delivered_at: 5,
+                })),
+            ]);
     }
 
     #[test]
     fn joining_delivers_what_was_not_yet_delivered_once() {
         let pending = |to: &str| ConversationCommand::DeliverPending { to: u(to), now: 7 };
         let mut given = created();
-        given.extend([sent("ann", "msg_1", None, 1), sent("bob", "msg_2", None, 2), sent("ann", "msg_3", None, 3)]);
+        given.extend([
+            sent("ann", "msg_1", None, 1),
+            sent("bob", "msg_2", None, 2),
+            sent("ann", "msg_3", None, 3),
+        ]);
         given.push(deleted("ann", "msg_3"));
         let delivered = Ev(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
             recipients: vec![u("bob")],
             messages: vec![mref("msg_1", "ann")],
             delivered_at: 7,
         }));
-        Given::with(()).given(given.clone()).when(pending("bob")).then_expect_events(vec![delivered.clone()]);
+        Given::with(())
+            .given(given.clone())
+            .when(pending("bob"))
+            .then_expect_events(vec![delivered.clone()]);
         given.push(delivered);
-        Given::with(()).given(given.clone()).when(pending("bob")).then_expect_events(vec![]);
+        Given::with(())
+            .given(given.clone())
+            .when(pending("bob"))
+            .then_expect_events(vec![]);
         given.push(sent("ann", "msg_4", None, 4));
-        Given::with(()).given(given).when(pending("bob")).then_expect_events(vec![Ev(
-            ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
-                recipients: vec![u("bob")],
-                messages: vec![mref("msg_4", "ann")],
-                delivered_at: 7,
-            }),
-        )]);
-        Given::with(()).given(created()).when(pending("eve")).then_expect_error(DomainError::NotParticipant);
+        Given::with(())
+            .given(given)
+            .when(pending("bob"))
+            .then_expect_events(vec![Ev(ConversationEvent::MessagesDelivered(
+                MessagesDeliveredV1 {
+                    recipients: vec![u("bob")],
+                    messages: vec![mref("msg_4", "ann")],
+                    delivered_at: 7,
+                },
+            ))]);
+        Given::with(())
+            .given(created())
+            .when(pending("eve"))
+            .then_expect_error(DomainError::NotParticipant);
     }
 
     #[test]
     fn reads_are_idempotent_ignore_own_messages_and_check_ids() {
-        let read = |ids: &[&str]| ConversationCommand::MarkRead { reader: u("bob"), message_ids: ids.iter().map(|i| msg(i)).collect(), now: 8 };
-        let receipt = Ev(ConversationEvent::MessagesRead(MessagesReadV1 { reader: u("bob"), messages: vec![mref("msg_1", "ann")], read_at: 8 }));
-        Given::with(()).given(with_messages()).when(read(&["msg_1", "msg_2", "msg_1"])).then_expect_events(vec![receipt.clone()]);
+        let read = |ids: &[&str]| ConversationCommand::MarkRead {
+            reader: u("bob"),
+            message_ids: ids.iter().map(|i| msg(i)).collect(),
+            now: 8,
+        };
+        let receipt = Ev(ConversationEvent::MessagesRead(MessagesReadV1 {
+            reader: u("bob"),
+            messages: vec![mref("msg_1", "ann")],
+            read_at: 8,
+        }));
+        Given::with(())
+            .given(with_messages())
+            .when(read(&["msg_1", "msg_2", "msg_1"]))
+            .then_expect_events(vec![receipt.clone()]);
         let mut given = with_messages();
         given.push(receipt);
-        Given::with(()).given(given).when(read(&["msg_1"])).then_expect_events(vec![]);
-        Given::with(()).given(with_messages()).when(read(&["msg_9"])).then_expect_error(DomainError::NotFound("Message"));
+        Given::with(())
+            .given(given)
+            .when(read(&["msg_1"]))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(with_messages())
+            .when(read(&["msg_9"]))
+            .then_expect_error(DomainError::NotFound("Message"));
         Given::with(())
             .given(with_messages())
             .when(read(&[]))
-            .then_expect_error(DomainError::InvalidInput("messageIds must list 1 to 100 ids".into()));
+            .then_expect_error(DomainError::InvalidInput(
+                "messageIds must list 1 to 100 ids".into(),
+            ));
         Given::with(())
             .given(with_messages())
-            .when(ConversationCommand::MarkRead { reader: u("eve"), message_ids: vec![msg("msg_1")], now: 8 })
+            .when(ConversationCommand::MarkRead {
+                reader: u("eve"),
+                message_ids: vec![msg("msg_1")],
+                now: 8,
+            })
             .then_expect_error(DomainError::NotParticipant);
     }
 
     #[test]
     fn reactions_are_idempotent_per_user_message_and_emoji_and_removed_by_their_owner() {
-        let add = |by: &str, e: &str, id: &str| ConversationCommand::AddReaction { by: u(by), message_id: msg("msg_1"), reaction_id: rid(id), emoji: emoji(e), now: 9 };
+        let add = |by: &str, e: &str, id: &str| ConversationCommand::AddReaction {
+            by: u(by),
+            message_id: msg("msg_1"),
+            reaction_id: rid(id),
+            emoji: emoji(e),
+            now: 9,
+        };
         let added = Ev(ConversationEvent::ReactionAdded(ReactionAddedV1 {
-            reaction_id: rid("rxn_1"), message_id: msg("msg_1"), user_id: u("bob"), emoji: emoji("👍"), created_at: 9,
+            reaction_id: rid("rxn_1"),
+            message_id: msg("msg_1"),
+            user_id: u("bob"),
+            emoji: emoji("👍"),
+            created_at: 9,
         }));
-        Given::with(()).given(with_messages()).when(add("bob", "👍", "rxn_1")).then_expect_events(vec![added.clone()]);
+        Given::with(())
+            .given(with_messages())
+            .when(add("bob", "👍", "rxn_1"))
+            .then_expect_events(vec![added.clone()]);
         let mut given = with_messages();
         given.push(added);
-        Given::with(()).given(given.clone()).when(add("bob", "👍", "rxn_2")).then_expect_events(vec![]);
-        Given::with(()).given(given.clone()).when(add("ann", "👍", "rxn_2")).then_expect_events(vec![Ev(
-            ConversationEvent::ReactionAdded(ReactionAddedV1 {
-                reaction_id: rid("rxn_2"), message_id: msg("msg_1"), user_id: u("ann"), emoji: emoji("👍"), created_at: 9,
-            }),
-        )]);
-        let remove = |by: &str, id: &str, m: &str| ConversationCommand::RemoveReaction { by: u(by), message_id: msg(m), reaction_id: rid(id) };
-        Given::with(()).given(given.clone()).when(remove("bob", "rxn_1", "msg_1")).then_expect_events(vec![Ev(
-            ConversationEvent::ReactionRemoved(ReactionRemovedV1 { reaction_id: rid("rxn_1"), message_id: msg("msg_1"), user_id: u("bob") }),
-        )]);
+        Given::with(())
+            .given(given.clone())
+            .when(add("bob", "👍", "rxn_2"))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(given.clone())
+            .when(add("ann", "👍", "rxn_2"))
+            .then_expect_events(vec![Ev(ConversationEvent::ReactionAdded(
+                ReactionAddedV1 {
+                    reaction_id: rid("rxn_2"),
+                    message_id: msg("msg_1"),
+                    user_id: u("ann"),
+                    emoji: emoji("👍"),
+                    created_at: 9,
+                },
+            ))]);
+        let remove = |by: &str, id: &str, m: &str| ConversationCommand::RemoveReaction {
+            by: u(by),
+            message_id: msg(m),
+            reaction_id: rid(id),
+        };
+        Given::with(())
+            .given(given.clone())
+            .when(remove("bob", "rxn_1", "msg_1"))
+            .then_expect_events(vec![Ev(ConversationEvent::ReactionRemoved(
+                ReactionRemovedV1 {
+                    reaction_id: rid("rxn_1"),
+                    message_id: msg("msg_1"),
+                    user_id: u("bob"),
+                },
+            ))]);
         Given::with(())
             .given(given.clone())
             .when(remove("ann", "rxn_1", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized("Only the owner can remove a reaction"));
-        Given::with(()).given(given.clone()).when(remove("bob", "rxn_9", "msg_1")).then_expect_error(DomainError::NotFound("Reaction"));
-        Given::with(()).given(given).when(remove("bob", "rxn_1", "msg_2")).then_expect_error(DomainError::NotFound("Reaction"));
+            .then_expect_error(DomainError::Unauthorized(
+                "Only the owner can remove a reaction",
+            ));
+        Given::with(())
+            .given(given.clone())
+            .when(remove("bob", "rxn_9", "msg_1"))
+            .then_expect_error(DomainError::NotFound("Reaction"));
+        Given::with(())
+            .given(given)
+            .when(remove("bob", "rxn_1", "msg_2"))
+            .then_expect_error(DomainError::NotFound("Reaction"));
     }
 
     #[test]
     fn a_removed_participant_can_do_nothing() {
         let mut given = with_messages();
         given.push(removed("bob"));
-        Given::with(()).given(given.clone()).when(edit("bob", "msg_2")).then_expect_error(DomainError::NotParticipant);
+        Given::with(())
+            .given(given.clone())
+            .when(edit("bob", "msg_2"))
+            .then_expect_error(DomainError::NotParticipant);
         Given::with(())
             .given(given)
-            .when(ConversationCommand::MarkRead { reader: u("bob"), message_ids: vec![msg("msg_1")], now: 1 })
+            .when(ConversationCommand::MarkRead {
+                reader: u("bob"),
+                message_ids: vec![msg("msg_1")],
+                now: 1,
+            })
             .then_expect_error(DomainError::NotParticipant);
     }
 }

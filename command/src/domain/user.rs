@@ -96,7 +96,9 @@ impl super::Decide for User {
                 if !self.registered || self.last_seen_at.is_some_and(|l| l >= *at) {
                     return Ok(vec![]);
                 }
-                Ok(vec![UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: *at })])
+                Ok(vec![UserEvent::LastSeen(UserLastSeenV1 {
+                    last_seen_at: *at,
+                })])
             }
         }
     }
@@ -175,13 +177,21 @@ mod tests {
         Given::with(())
             .given(vec![registered("Ann")])
             .when(UserCommand::Suspend { reason: None })
-            .then_expect_events(vec![Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))]);
+            .then_expect_events(vec![Ev(UserEvent::Suspended(UserSuspendedV1 {
+                reason: None,
+            }))]);
         Given::with(())
-            .given(vec![registered("Ann"), Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))])
+            .given(vec![
+                registered("Ann"),
+                Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None })),
+            ])
             .when(UserCommand::Suspend { reason: None })
             .then_expect_events(vec![]);
         Given::with(())
-            .given(vec![registered("Ann"), Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None }))])
+            .given(vec![
+                registered("Ann"),
+                Ev(UserEvent::Suspended(UserSuspendedV1 { reason: None })),
+            ])
             .when(UserCommand::Reinstate)
             .then_expect_events(vec![Ev(UserEvent::Reinstated(UserReinstatedV1 {}))]);
         Given::with(())

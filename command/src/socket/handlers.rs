@@ -1,16 +1,17 @@
-//! The per-socket task: authentication, then one client event at a time, in arrival order.
+//! The per-socket task: authentication, then one client event at a time, in arrival order:
+//! rate limits → parse → service (rules in `domain`) → ack, or the error reply.
 
 use super::{Inbound, SocketState, authenticate};
 use crate::domain::User;
+use crate::rate::{AbuseWindow, TokenBucket};
 use api::{ApiError, ErrorCode, Identity};
 use eventlog::EventLog;
-use events::{ConversationId, iso8601, now_millis};
+use events::{ConversationId, MessageId, UserId, iso8601, now_millis};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// An authenticated socket's user.
@@ -24,8 +25,28 @@ pub fn conversation_room(id: &ConversationId) -> String {
     format!("conversation-{id}")
 }
 
-pub fn user_room(id: &events::UserId) -> String {
+pub fn user_room(id: &UserId) -> String {
     format!("user-{id}")
+}
+
+fn auth_error(socket: &SocketRef, e: api::AuthError) {
+    let _ = socket.emit(
+        "auth:error",
+        &json!({"message": e.to_string(), "code": e.code()}),
+    );
+    let _ = socket.clone().disconnect();
+}
+
+/// Ends a connection with `auth:error` (token expired, user suspended).
+pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
+    auth_error(socket, e);
+}
+
+/// Per-socket limits: all events, and the abuse window that disconnects.
+struct Limits {
+    events: TokenBucket,
+    events_abuse: AbuseWindow,
+    sends_abuse: AbuseWindow,
 }
 
 pub(super) async fn run<L: EventLog>(
@@ -36,14 +57,7 @@ pub(super) async fn run<L: EventLog>(
 ) {
     let session = match authenticate(&state, token.as_deref()).await {
         Ok(s) => s,
-        Err(e) => {
-            let _ = socket.emit(
-                "auth:error",
-                &json!({"message": e.to_string(), "code": e.code()}),
-            );
-            let _ = socket.disconnect();
-            return;
-        }
+        Err(e) => return auth_error(&socket, e),
     };
     let user_id = session.identity.user_id.clone();
     socket.extensions.insert(session.clone());
@@ -61,16 +75,25 @@ pub(super) async fn run<L: EventLog>(
         }
     };
     tokio::pin!(expired);
+    let mut limits = Limits {
+        events: TokenBucket::per_minute(state.limits.events_per_min),
+        events_abuse: AbuseWindow::new(state.limits.events_per_min),
+        sends_abuse: AbuseWindow::new(state.limits.messages_per_min),
+    };
     loop {
         tokio::select! {
             next = inbox.recv() => match next {
-                Some(inbound) => handle(&state, &socket, &session, inbound).await,
+                Some(inbound) => {
+                    if !handle(&state, &socket, &session, &mut limits, inbound).await {
+                        tracing::warn!(user = %user_id, socket = %socket.id, "disconnecting a socket far over its rate limit");
+                        let _ = socket.clone().disconnect();
+                        break;
+                    }
+                }
                 None => break,
             },
             () = &mut expired => {
-                let e = api::AuthError::ExpiredToken;
-                let _ = socket.emit("auth:error", &json!({"message": e.to_string(), "code": e.code()}));
-                let _ = socket.disconnect();
+                auth_error(&socket, api::AuthError::ExpiredToken);
                 break;
             }
         }
@@ -97,10 +120,15 @@ fn parse<T: serde::de::DeserializeOwned>(data: &Result<Value, String>) -> Result
         .map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
 }
 
+fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|e: events::IdError| ApiError::invalid_input(e.to_string()))
+}
+
 fn context_of(data: &Result<Value, String>) -> Value {
     let mut ctx = json!({});
     if let Ok(v) = data {
-        for key in ["conversationId", "messageId", "tempId"] {
+        for key in ["conversationId", "messageId", "reactionId", "tempId"] {
             if let Some(x) = v.get(key).filter(|x| x.is_string()) {
                 ctx[key] = x.clone();
             }
@@ -118,7 +146,7 @@ struct RoomPayload {
 /// The conversation of a `{conversationId}` payload.
 fn room_payload(data: &Result<Value, String>) -> Result<ConversationId, ApiError> {
     let p: RoomPayload = parse(data)?;
-    ConversationId::parse(&p.conversation_id).map_err(|e| ApiError::invalid_input(e.to_string()))
+    id(&p.conversation_id)
 }
 
 #[derive(Deserialize)]
@@ -129,19 +157,73 @@ struct SendPayload {
     temp_id: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatePayload {
+    message_id: String,
+    conversation_id: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePayload {
+    message_id: String,
+    conversation_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadPayload {
+    conversation_id: String,
+    message_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionAddPayload {
+    message_id: String,
+    conversation_id: String,
+    emoji: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionRemovePayload {
+    reaction_id: String,
+    message_id: String,
+    conversation_id: String,
+}
+
+/// Handles one event; false when the socket must be disconnected for abuse.
 async fn handle<L: EventLog>(
     state: &SocketState<L>,
     socket: &SocketRef,
     session: &Session,
+    limits: &mut Limits,
     inbound: Inbound,
-) {
+) -> bool {
     let span = tracing::info_span!("socket_event", event = %inbound.event, socket = %socket.id, user = %session.identity.user_id);
     let _enter = span.enter();
-    let result = match inbound.event.as_str() {
-        "conversation:join" => join(state, socket, session, &inbound.data).await,
-        "conversation:leave" => leave(socket, session, &inbound.data),
-        "message:send" => send(state, session, &inbound.data).await,
-        other => Err(ApiError::invalid_input(format!("Unknown event {other}"))),
+    let now = Instant::now();
+    let is_send = inbound.event == "message:send";
+    let abusive = limits.events_abuse.record(now) | (is_send && limits.sends_abuse.record(now));
+    if abusive {
+        let error = ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded; disconnecting");
+        reply_error(socket, inbound, &error, json!({}));
+        return false;
+    }
+    let limited = limits.events.try_take(now).err().or_else(|| {
+        is_send
+            .then(|| state.take_send_token(&session.identity.user_id, now).err())
+            .flatten()
+    });
+    let result = match limited {
+        Some(wait) => Err(ApiError {
+            retry_after_secs: Some(wait.as_secs().max(1)),
+            ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
+        }),
+        None => dispatch(state, socket, session, &inbound).await,
     };
     match result {
         Ok(ack) => {
@@ -164,44 +246,137 @@ async fn handle<L: EventLog>(
             }
         }
     }
+    true
 }
 
-/// Distinct users with a socket of this node in `room`.
-fn users_in(socket: &SocketRef, room: &str) -> HashSet<String> {
-    socket
-        .within(room.to_owned())
-        .sockets()
-        .into_iter()
-        .filter_map(|s| s.extensions.get::<Session>())
-        .map(|s| s.identity.user_id.to_string())
-        .collect()
-}
-
-fn user_has_other_socket_in(socket: &SocketRef, room: &str, user: &events::UserId) -> bool {
-    socket
-        .within(room.to_owned())
-        .sockets()
-        .into_iter()
-        .any(|s| {
-            s.id != socket.id
-                && s.extensions
-                    .get::<Session>()
-                    .is_some_and(|x| &x.identity.user_id == user)
-        })
-}
-
-async fn join<L: EventLog>(
+async fn dispatch<L: EventLog>(
     state: &SocketState<L>,
     socket: &SocketRef,
     session: &Session,
-    data: &Result<Value, String>,
+    inbound: &Inbound,
 ) -> Result<Value, ApiError> {
-    let id = room_payload(data)?;
-    let user = &session.identity.user_id;
+    let me = &session.identity.user_id;
+    let data = &inbound.data;
+    let service = &state.service;
+    match inbound.event.as_str() {
+        "conversation:join" => join(state, socket, session, data).await,
+        "conversation:leave" => {
+            let conv = room_payload(data)?;
+            leave_room(state, socket, me, &conv).await;
+            let _ = socket.emit("conversation:left", &json!({"conversationId": conv}));
+            Ok(json!({"success": true, "conversationId": conv}))
+        }
+        "message:send" => {
+            let p: SendPayload = parse(data)?;
+            let conv: ConversationId = id(&p.conversation_id)?;
+            let present = state.live.online_users(&conv);
+            let sent = service
+                .send_message(
+                    me,
+                    p.conversation_id.as_str(),
+                    &p.content,
+                    p.temp_id.as_deref(),
+                    present,
+                )
+                .await?;
+            Ok(json!({"success": true, "messageId": sent.message_id, "seq": sent.seq}))
+        }
+        "message:update" => {
+            let p: UpdatePayload = parse(data)?;
+            let (conv, msg): (ConversationId, MessageId) =
+                (id(&p.conversation_id)?, id(&p.message_id)?);
+            Ok(success(
+                service.edit_message(me, &conv, &msg, &p.content).await?,
+            ))
+        }
+        "message:delete" => {
+            let p: MessagePayload = parse(data)?;
+            let (conv, msg): (ConversationId, MessageId) =
+                (id(&p.conversation_id)?, id(&p.message_id)?);
+            Ok(success(service.delete_message(me, &conv, &msg).await?))
+        }
+        "message:read" => {
+            let p: ReadPayload = parse(data)?;
+            let conv: ConversationId = id(&p.conversation_id)?;
+            Ok(success(service.mark_read(me, &conv, &p.message_ids).await?))
+        }
+        "reaction:add" => {
+            let p: ReactionAddPayload = parse(data)?;
+            let (conv, msg): (ConversationId, MessageId) =
+                (id(&p.conversation_id)?, id(&p.message_id)?);
+            Ok(success(
+                service.add_reaction(me, &conv, &msg, &p.emoji).await?,
+            ))
+        }
+        "reaction:remove" => {
+            let p: ReactionRemovePayload = parse(data)?;
+            let (conv, msg): (ConversationId, MessageId) =
+                (id(&p.conversation_id)?, id(&p.message_id)?);
+            Ok(success(
+                service
+                    .remove_reaction(me, &conv, &msg, &p.reaction_id)
+                    .await?,
+            ))
+        }
+        "typing:start" | "typing:stop" => {
+            let conv = room_payload(data)?;
+            if !in_room(socket, &conv) {
+                return Err(ApiError::new(
+                    ErrorCode::NotParticipant,
+                    "Join the conversation before typing",
+                ));
+            }
+            if inbound.event == "typing:start" {
+                state
+                    .live
+                    .typing_started(&socket.id.to_string(), &conv, me, &session.user.name)
+                    .await;
+            } else {
+                state
+                    .live
+                    .typing_stopped(&socket.id.to_string(), &conv, me)
+                    .await;
+            }
+            Ok(json!({"success": true}))
+        }
+        "presence:request" => {
+            let conv = room_payload(data)?;
+            require_member(state, &conv, me).await?;
+            let mut online = Vec::new();
+            for u in state.live.online_users(&conv) {
+                let user = service.executor.read_user(&u, Clone::clone).await.ok();
+                online.push(crate::payload::user_ref(&u, user.as_ref()));
+            }
+            let response = json!({"conversationId": conv, "onlineUsers": online, "timestamp": iso8601(now_millis())});
+            let _ = socket.emit("presence:response", &response);
+            let mut ack = response;
+            ack["success"] = true.into();
+            Ok(ack)
+        }
+        other => Err(ApiError::invalid_input(format!("Unknown event {other}"))),
+    }
+}
+
+fn success(mut v: Value) -> Value {
+    v["success"] = true.into();
+    v
+}
+
+fn in_room(socket: &SocketRef, conv: &ConversationId) -> bool {
+    let room = conversation_room(conv);
+    socket.rooms().iter().any(|r| r.as_ref() == room)
+}
+
+/// `NOT_FOUND` for an unknown conversation, `NOT_PARTICIPANT` for a non-member.
+async fn require_member<L: EventLog>(
+    state: &SocketState<L>,
+    conv: &ConversationId,
+    user: &UserId,
+) -> Result<(), ApiError> {
     let (exists, member) = state
         .service
         .executor
-        .read_conversation(&id, |c| (c.exists(), c.is_participant(user)))
+        .read_conversation(conv, |c| (c.exists(), c.is_participant(user)))
         .await
         .map_err(|e| match ApiError::from(e) {
             e if e.code == ErrorCode::Unavailable => e,
@@ -216,69 +391,88 @@ async fn join<L: EventLog>(
             "Not authorized to join conversation",
         ));
     }
-    let room = conversation_room(&id);
-    let first = !user_has_other_socket_in(socket, &room, user);
-    socket.join(room.clone());
-    let count = users_in(socket, &room).len();
-    let _ = socket.emit(
-        "conversation:joined",
-        &json!({"conversationId": id, "participantCount": count}),
-    );
-    if first {
-        let u = &session.user;
-        let _ = socket
-            .to(room)
-            .emit(
-                "user:online",
-                &json!({
-                    "conversationId": id, "userId": user,
-                    "user": crate::payload::user_ref(user, Some(u)),
-                    "timestamp": iso8601(now_millis()),
-                }),
-            )
-            .await;
-    }
-    Ok(json!({"success": true, "conversationId": id, "participantCount": count}))
+    Ok(())
 }
 
-fn leave(
+async fn join<L: EventLog>(
+    state: &SocketState<L>,
     socket: &SocketRef,
     session: &Session,
     data: &Result<Value, String>,
 ) -> Result<Value, ApiError> {
-    let id = room_payload(data)?;
-    let room = conversation_room(&id);
-    let was_in = socket.rooms().iter().any(|r| r.as_ref() == room);
-    socket.leave(room.clone());
-    let _ = socket.emit("conversation:left", &json!({"conversationId": id}));
+    let conv = room_payload(data)?;
     let user = &session.identity.user_id;
-    if was_in && !user_has_other_socket_in(socket, &room, user) {
-        let now = iso8601(now_millis());
-        let payload =
-            json!({"conversationId": id, "userId": user, "timestamp": now, "lastSeenAt": now});
-        let socket = socket.clone();
-        tokio::spawn(async move {
-            let _ = socket.to(room).emit("user:offline", &payload).await;
+    require_member(state, &conv, user).await?;
+    let room = conversation_room(&conv);
+    let already = in_room(socket, &conv);
+    socket.join(room);
+    let first = if already {
+        false
+    } else {
+        state.live.entered(&conv, user).await
+    };
+    let count = state.live.online_users(&conv).len();
+    let _ = socket.emit(
+        "conversation:joined",
+        &json!({"conversationId": conv, "participantCount": count}),
+    );
+    if first {
+        let payload = json!({
+            "conversationId": conv, "userId": user,
+            "user": crate::payload::user_ref(user, Some(&session.user)),
+            "timestamp": iso8601(now_millis()),
         });
+        state
+            .live
+            .signal(&conv, "user:online", payload, Some(user))
+            .await;
     }
-    Ok(json!({"success": true, "conversationId": id}))
+    if let Err(e) = state.service.deliver_pending(user, &conv).await {
+        tracing::warn!(error = %e.message, "could not record deliveries on join");
+    }
+    Ok(json!({"success": true, "conversationId": conv, "participantCount": count}))
 }
 
-async fn send<L: EventLog>(
+/// Takes `socket` out of the room: presence, typing, and `user:offline` with a persisted
+/// `lastSeenAt` when it was the user's last socket there on any node. Used by
+/// `conversation:leave`, disconnects and participant removal.
+pub async fn leave_room<L: EventLog>(
     state: &SocketState<L>,
-    session: &Session,
-    data: &Result<Value, String>,
-) -> Result<Value, ApiError> {
-    let p: SendPayload = parse(data)?;
-    let sent = state
-        .service
-        .send_message(
-            &session.identity.user_id,
-            &p.conversation_id,
-            &p.content,
-            p.temp_id.as_deref(),
-            None,
-        )
-        .await?;
-    Ok(json!({"success": true, "messageId": sent.message_id, "seq": sent.seq}))
+    socket: &SocketRef,
+    user: &UserId,
+    conv: &ConversationId,
+) {
+    if !in_room(socket, conv) {
+        return;
+    }
+    socket.leave(conversation_room(conv));
+    state
+        .live
+        .typing_stopped(&socket.id.to_string(), conv, user)
+        .await;
+    if state.live.left(conv, user).await {
+        let now = now_millis();
+        if let Err(e) = state.service.record_last_seen(user, now).await {
+            tracing::warn!(error = %e.message, "could not persist lastSeenAt");
+        }
+        let at = iso8601(now);
+        let payload =
+            json!({"conversationId": conv, "userId": user, "timestamp": at, "lastSeenAt": at});
+        state
+            .live
+            .signal(conv, "user:offline", payload, Some(user))
+            .await;
+    }
+}
+
+/// Every conversation room a socket is in.
+pub fn conversations_of(socket: &SocketRef) -> Vec<ConversationId> {
+    socket
+        .rooms()
+        .iter()
+        .filter_map(|r| {
+            r.strip_prefix("conversation-")
+                .and_then(|c| ConversationId::parse(c).ok())
+        })
+        .collect()
 }

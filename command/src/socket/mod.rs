@@ -30,6 +30,41 @@ pub const INBOX_CAPACITY: usize = 256;
 pub struct SocketState<L> {
     pub service: Arc<Service<L>>,
     pub keys: Arc<JwtKeys>,
+    pub live: Arc<crate::live::Live>,
+    pub limits: crate::rate::RateLimits,
+    /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
+    pub send_buckets:
+        std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
+}
+
+impl<L> SocketState<L> {
+    pub fn new(
+        service: Arc<Service<L>>,
+        keys: Arc<JwtKeys>,
+        live: Arc<crate::live::Live>,
+        limits: crate::rate::RateLimits,
+    ) -> Self {
+        Self {
+            service,
+            keys,
+            live,
+            limits,
+            send_buckets: Default::default(),
+        }
+    }
+
+    /// Takes a `message:send` token of `user`, or says how long to wait.
+    pub fn take_send_token(
+        &self,
+        user: &events::UserId,
+        now: std::time::Instant,
+    ) -> Result<(), std::time::Duration> {
+        let mut buckets = self.send_buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .entry(user.clone())
+            .or_insert_with(|| crate::rate::TokenBucket::per_minute(self.limits.messages_per_min))
+            .try_take(now)
+    }
 }
 
 /// One incoming client event, waiting its turn.
@@ -86,8 +121,15 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
             let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
             socket.extensions.insert(Inbox(tx));
             socket.on_fallback(async |_: Enqueued| {});
-            socket.on_disconnect(async |socket: SocketRef| {
+            let on_disconnect = state.clone();
+            socket.on_disconnect(async move |socket: SocketRef| {
                 socket.extensions.remove::<Inbox>();
+                if let Some(session) = socket.extensions.get::<handlers::Session>() {
+                    let user = session.identity.user_id;
+                    for conv in handlers::conversations_of(&socket) {
+                        handlers::leave_room(&on_disconnect, &socket, &user, &conv).await;
+                    }
+                }
             });
             let token = auth
                 .ok()
