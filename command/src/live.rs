@@ -5,9 +5,12 @@
 //! - `…presence`: every node announces its local changes (`delta`), its whole local state every
 //!   [`HEARTBEAT`] (`state`), and answers a `sync` request from a starting node. A node not heard
 //!   from for [`EXPIRY`] is forgotten, so a dead node cannot leave its users online.
-//! - `…room.<conversationId>`: a room signal (`user:online`, `user:offline`, typing). Every
-//!   node, the sender included, emits it to its own sockets of that room, except the sockets
-//!   of the user it is about.
+//!   `user:online` / `user:offline` are decided by each node for its own sockets, when a user
+//!   appears in or disappears from a room in that node's view of all nodes. Two sockets of one
+//!   user leaving on two nodes at once therefore still yield exactly one `user:offline` per
+//!   watching socket (a "last one out" decided by one node would race).
+//! - `…room.<conversationId>`: a room signal (typing). Every node, the sender included, emits
+//!   it to its own sockets of that room, except the sockets of the user it is about.
 
 use crate::socket::handlers::{conversation_room, user_room};
 use events::{ConversationId, Subjects, UserId};
@@ -29,19 +32,30 @@ type Rooms = HashMap<String, HashSet<String>>;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum PresenceMsg {
+    /// `user` (with its `{id, name, avatarUrl}` profile) entered or left `conv` on `node` at `at`.
     Delta {
         node: String,
         conv: String,
         user: String,
+        profile: Value,
         online: bool,
+        at: i64,
     },
     State {
         node: String,
         rooms: Rooms,
+        profiles: HashMap<String, Value>,
     },
     Sync {
         node: String,
     },
+}
+
+/// A user appearing in (or disappearing from) a room in this node's view.
+struct Transition {
+    conv: String,
+    user: String,
+    online: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,9 +75,45 @@ struct State {
     /// conversation → user → number of this node's sockets in the room.
     local: HashMap<String, HashMap<String, usize>>,
     remote: HashMap<String, Remote>,
+    /// Profiles of the users in rooms, for `user:online`.
+    profiles: HashMap<String, Value>,
+    /// Latest departure seen of each (conversation, user), on any node: the `lastSeenAt` of
+    /// `user:offline`, equal to the persisted one (the latest of the nodes' records).
+    left_at: HashMap<(String, String), i64>,
     /// (socket id, conversation) → generation of the running typing timer.
     typing: HashMap<(String, String), u64>,
     generation: u64,
+}
+
+impl State {
+    /// Runs `change` and reports which of `pairs` changed between online and offline.
+    fn transitions(
+        &mut self,
+        pairs: Vec<(String, String)>,
+        change: impl FnOnce(&mut Self),
+    ) -> Vec<Transition> {
+        let before: Vec<bool> = pairs.iter().map(|(c, u)| online_in(self, c, u)).collect();
+        change(self);
+        pairs
+            .into_iter()
+            .zip(before)
+            .filter_map(|((conv, user), was)| {
+                let now = online_in(self, &conv, &user);
+                (now != was).then_some(Transition {
+                    conv,
+                    user,
+                    online: now,
+                })
+            })
+            .collect()
+    }
+}
+
+fn pairs_of(rooms: &Rooms) -> Vec<(String, String)> {
+    rooms
+        .iter()
+        .flat_map(|(c, users)| users.iter().map(move |u| (c.clone(), u.clone())))
+        .collect()
 }
 
 pub struct Live {
@@ -125,11 +175,7 @@ impl Live {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
-                l.publish_presence(&PresenceMsg::State {
-                    node: l.node.clone(),
-                    rooms: l.local_rooms(),
-                })
-                .await;
+                l.publish_presence(&l.state_message()).await;
                 l.expire().await;
             }
         }));
@@ -144,12 +190,23 @@ impl Live {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn local_rooms(&self) -> Rooms {
-        self.lock()
+    fn state_message(&self) -> PresenceMsg {
+        let st = self.lock();
+        let rooms: Rooms = st
             .local
             .iter()
             .map(|(c, users)| (c.clone(), users.keys().cloned().collect()))
-            .collect()
+            .collect();
+        let profiles = rooms
+            .values()
+            .flatten()
+            .filter_map(|u| st.profiles.get(u).map(|p| (u.clone(), p.clone())))
+            .collect();
+        PresenceMsg::State {
+            node: self.node.clone(),
+            rooms,
+            profiles,
+        }
     }
 
     async fn publish_presence(&self, m: &PresenceMsg) {
@@ -164,53 +221,106 @@ impl Live {
     }
 
     async fn on_presence(&self, m: PresenceMsg) {
-        match m {
+        let now = events::now_millis();
+        let (changes, at) = match m {
             PresenceMsg::Sync { node } if node != self.node => {
-                self.publish_presence(&PresenceMsg::State {
-                    node: self.node.clone(),
-                    rooms: self.local_rooms(),
-                })
-                .await;
+                self.publish_presence(&self.state_message()).await;
+                return;
             }
-            PresenceMsg::State { node, rooms } if node != self.node => {
-                self.lock().remote.insert(
-                    node,
-                    Remote {
-                        heard: Instant::now(),
-                        rooms,
-                    },
-                );
+            PresenceMsg::State {
+                node,
+                rooms,
+                profiles,
+            } if node != self.node => {
+                let mut st = self.lock();
+                st.profiles.extend(profiles);
+                let mut pairs = pairs_of(&rooms);
+                if let Some(old) = st.remote.get(&node) {
+                    pairs.extend(pairs_of(&old.rooms));
+                }
+                let changes = st.transitions(pairs, |st| {
+                    st.remote.insert(
+                        node,
+                        Remote {
+                            heard: Instant::now(),
+                            rooms,
+                        },
+                    );
+                });
+                (changes, now)
             }
             PresenceMsg::Delta {
                 node,
                 conv,
                 user,
+                profile,
                 online,
+                at,
             } if node != self.node => {
                 let mut st = self.lock();
-                let r = st.remote.entry(node).or_insert_with(|| Remote {
-                    heard: Instant::now(),
-                    rooms: Rooms::new(),
-                });
-                r.heard = Instant::now();
-                let users = r.rooms.entry(conv.clone()).or_default();
-                if online {
-                    users.insert(user);
-                } else {
-                    users.remove(&user);
-                    if users.is_empty() {
-                        r.rooms.remove(&conv);
-                    }
+                st.profiles.insert(user.clone(), profile);
+                if !online {
+                    note_departure(&mut st, &conv, &user, at);
                 }
+                let changes = st.transitions(vec![(conv.clone(), user.clone())], |st| {
+                    let r = st.remote.entry(node).or_insert_with(|| Remote {
+                        heard: Instant::now(),
+                        rooms: Rooms::new(),
+                    });
+                    r.heard = Instant::now();
+                    let users = r.rooms.entry(conv.clone()).or_default();
+                    if online {
+                        users.insert(user);
+                    } else {
+                        users.remove(&user);
+                        if users.is_empty() {
+                            r.rooms.remove(&conv);
+                        }
+                    }
+                });
+                (changes, at)
             }
-            _ => {}
+            _ => return,
+        };
+        self.announce(changes, at).await;
+    }
+
+    /// Tells this node's sockets about users appearing in or leaving rooms; `at` is when the
+    /// change happened (the `lastSeenAt` of a departure).
+    async fn announce(&self, changes: Vec<Transition>, at: events::Millis) {
+        let timestamp = events::iso8601(events::now_millis());
+        for t in changes {
+            let payload = if t.online {
+                let user = self
+                    .lock()
+                    .profiles
+                    .get(&t.user)
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"id": t.user, "name": t.user}));
+                serde_json::json!({"conversationId": t.conv, "userId": t.user, "user": user, "timestamp": timestamp})
+            } else {
+                let latest = self
+                    .lock()
+                    .left_at
+                    .get(&(t.conv.clone(), t.user.clone()))
+                    .copied();
+                let last = events::iso8601(latest.unwrap_or(at).max(at));
+                serde_json::json!({"conversationId": t.conv, "userId": t.user, "timestamp": timestamp, "lastSeenAt": last})
+            };
+            let event = if t.online {
+                "user:online"
+            } else {
+                "user:offline"
+            };
+            self.emit_local(&t.conv, event, &payload, Some(&t.user))
+                .await;
         }
     }
 
     /// Forgets nodes not heard from; their users who are now nowhere in a room go offline for
     /// this node's sockets of that room.
     async fn expire(&self) {
-        let gone: Vec<(String, String)> = {
+        let changes = {
             let mut st = self.lock();
             let dead: Vec<String> = st
                 .remote
@@ -218,26 +328,19 @@ impl Live {
                 .filter(|(_, r)| r.heard.elapsed() > EXPIRY)
                 .map(|(n, _)| n.clone())
                 .collect();
-            let mut gone = Vec::new();
-            for n in dead {
-                if let Some(r) = st.remote.remove(&n) {
+            let pairs = dead
+                .iter()
+                .filter_map(|n| st.remote.get(n))
+                .flat_map(|r| pairs_of(&r.rooms))
+                .collect();
+            st.transitions(pairs, |st| {
+                for n in &dead {
                     tracing::warn!(node = %n, "live: node expired");
-                    for (conv, users) in r.rooms {
-                        for user in users {
-                            gone.push((conv.clone(), user));
-                        }
-                    }
+                    st.remote.remove(n);
                 }
-            }
-            gone.retain(|(c, u)| !online_in(&st, c, u));
-            gone
+            })
         };
-        let now = events::iso8601(events::now_millis());
-        for (conv, user) in gone {
-            let payload = serde_json::json!({"conversationId": conv, "userId": user, "timestamp": now, "lastSeenAt": now});
-            self.emit_local(&conv, "user:offline", &payload, Some(&user))
-                .await;
-        }
+        self.announce(changes, events::now_millis()).await;
     }
 
     async fn emit_local(
@@ -307,57 +410,72 @@ impl Live {
         out
     }
 
-    /// A socket of `user` entered the room. Returns whether it is the user's first, all nodes.
-    pub async fn entered(&self, conv: &ConversationId, user: &UserId) -> bool {
-        let first = {
+    /// A socket of `user` (with its `{id, name, avatarUrl}` profile) entered the room.
+    pub async fn entered(&self, conv: &ConversationId, user: &UserId, profile: Value) {
+        let changes = {
             let mut st = self.lock();
-            let first = !online_in(&st, conv.as_str(), user.as_str());
-            *st.local
-                .entry(conv.to_string())
-                .or_default()
-                .entry(user.to_string())
-                .or_insert(0) += 1;
-            first
+            st.profiles.insert(user.to_string(), profile.clone());
+            st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
+                *st.local
+                    .entry(conv.to_string())
+                    .or_default()
+                    .entry(user.to_string())
+                    .or_insert(0) += 1;
+            })
         };
+        let at = events::now_millis();
         self.publish_presence(&PresenceMsg::Delta {
             node: self.node.clone(),
             conv: conv.to_string(),
             user: user.to_string(),
+            profile,
             online: true,
+            at,
         })
         .await;
-        first
+        self.announce(changes, at).await;
     }
 
-    /// A socket of `user` left the room. Returns whether it was the user's last, all nodes.
-    pub async fn left(&self, conv: &ConversationId, user: &UserId) -> bool {
-        let (last_here, last_anywhere) = {
+    /// A socket of `user` left the room at `at`. Returns whether it was the user's last socket
+    /// there on this node.
+    pub async fn left(&self, conv: &ConversationId, user: &UserId, at: events::Millis) -> bool {
+        let (last_here, changes, profile) = {
             let mut st = self.lock();
+            note_departure(&mut st, conv.as_str(), user.as_str(), at);
             let mut last_here = false;
-            if let Some(users) = st.local.get_mut(conv.as_str()) {
-                if let Some(n) = users.get_mut(user.as_str()) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        users.remove(user.as_str());
-                        last_here = true;
+            let changes = st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
+                if let Some(users) = st.local.get_mut(conv.as_str()) {
+                    if let Some(n) = users.get_mut(user.as_str()) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            users.remove(user.as_str());
+                            last_here = true;
+                        }
+                    }
+                    if users.is_empty() {
+                        st.local.remove(conv.as_str());
                     }
                 }
-                if users.is_empty() {
-                    st.local.remove(conv.as_str());
-                }
-            }
-            (last_here, !online_in(&st, conv.as_str(), user.as_str()))
+            });
+            (
+                last_here,
+                changes,
+                st.profiles.get(user.as_str()).cloned().unwrap_or_default(),
+            )
         };
         if last_here {
             self.publish_presence(&PresenceMsg::Delta {
                 node: self.node.clone(),
                 conv: conv.to_string(),
                 user: user.to_string(),
+                profile,
                 online: false,
+                at,
             })
             .await;
         }
-        last_here && last_anywhere
+        self.announce(changes, at).await;
+        last_here
     }
 
     /// `typing:start` from socket `sid`: tells the room, and (re)arms the 6 s stop.
@@ -415,6 +533,14 @@ impl Live {
         self.signal(conv, "typing:user:stop", payload, Some(user))
             .await;
     }
+}
+
+fn note_departure(st: &mut State, conv: &str, user: &str, at: i64) {
+    let e = st
+        .left_at
+        .entry((conv.to_owned(), user.to_owned()))
+        .or_insert(at);
+    *e = (*e).max(at);
 }
 
 fn online_in(st: &State, conv: &str, user: &str) -> bool {

@@ -4,6 +4,7 @@
 //! Must not write anything, nor depend on the command side.
 
 pub mod messages;
+pub mod users;
 pub mod wait;
 
 use api::JwtKeys;
@@ -28,6 +29,7 @@ impl FromRef<QueryState> for Arc<JwtKeys> {
 pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/messages", get(messages::list))
+        .route("/api/users/{id}", get(users::get))
         .with_state(state)
 }
 

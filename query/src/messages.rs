@@ -73,8 +73,7 @@ pub async fn list(
             "after and before cannot be combined",
         ));
     }
-    let min_position = number(&params, "minPosition")?.map(|p| p as u64);
-    wait::until(&s.pool, min_position).await?;
+    wait::until(&s.pool, wait::min_position(&params)?).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
 
     let base =

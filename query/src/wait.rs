@@ -35,3 +35,16 @@ pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiEr
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// The `minPosition` query parameter, if given.
+pub fn min_position(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Option<u64>, ApiError> {
+    params
+        .get("minPosition")
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::invalid_input("minPosition must be a non-negative integer"))
+        })
+        .transpose()
+}

@@ -406,35 +406,24 @@ async fn join<L: EventLog>(
     let room = conversation_room(&conv);
     let already = in_room(socket, &conv);
     socket.join(room);
-    let first = if already {
-        false
-    } else {
-        state.live.entered(&conv, user).await
-    };
+    if !already {
+        let profile = crate::payload::user_ref(user, Some(&session.user));
+        state.live.entered(&conv, user, profile).await;
+    }
     let count = state.live.online_users(&conv).len();
     let _ = socket.emit(
         "conversation:joined",
         &json!({"conversationId": conv, "participantCount": count}),
     );
-    if first {
-        let payload = json!({
-            "conversationId": conv, "userId": user,
-            "user": crate::payload::user_ref(user, Some(&session.user)),
-            "timestamp": iso8601(now_millis()),
-        });
-        state
-            .live
-            .signal(&conv, "user:online", payload, Some(user))
-            .await;
-    }
     if let Err(e) = state.service.deliver_pending(user, &conv).await {
         tracing::warn!(error = %e.message, "could not record deliveries on join");
     }
     Ok(json!({"success": true, "conversationId": conv, "participantCount": count}))
 }
 
-/// Takes `socket` out of the room: presence, typing, and `user:offline` with a persisted
-/// `lastSeenAt` when it was the user's last socket there on any node. Used by
+/// Takes `socket` out of the room: presence (each node then tells its sockets `user:offline`
+/// when the user is in the room on no node), typing, and a persisted `lastSeenAt` when it was
+/// the user's last socket there on this node. Used by
 /// `conversation:leave`, disconnects and participant removal.
 pub async fn leave_room<L: EventLog>(
     state: &SocketState<L>,
@@ -450,18 +439,11 @@ pub async fn leave_room<L: EventLog>(
         .live
         .typing_stopped(&socket.id.to_string(), conv, user)
         .await;
-    if state.live.left(conv, user).await {
-        let now = now_millis();
-        if let Err(e) = state.service.record_last_seen(user, now).await {
-            tracing::warn!(error = %e.message, "could not persist lastSeenAt");
-        }
-        let at = iso8601(now);
-        let payload =
-            json!({"conversationId": conv, "userId": user, "timestamp": at, "lastSeenAt": at});
-        state
-            .live
-            .signal(conv, "user:offline", payload, Some(user))
-            .await;
+    let now = now_millis();
+    if state.live.left(conv, user, now).await
+        && let Err(e) = state.service.record_last_seen(user, now).await
+    {
+        tracing::warn!(error = %e.message, "could not persist lastSeenAt");
     }
 }
 
