@@ -5,9 +5,9 @@
 //! current with what other nodes append), takes removed participants out of their rooms,
 //! and cuts off suspended users.
 
-use crate::payload;
 use crate::socket::SocketState;
-use crate::socket::handlers::{conversation_room, cut_off, leave_room, user_room};
+use crate::socket::catchup::{emit_room_event, room_event};
+use crate::socket::handlers::{cut_off, leave_room, user_room};
 use eventlog::{EventLog, From, StoredCommit};
 use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId, iso8601};
 use futures::StreamExt;
@@ -101,45 +101,11 @@ async fn deliver_event<L: EventLog>(
     r: &Recorded<ConversationEvent>,
 ) {
     let executor = &state.service.executor;
-    let room = conversation_room(conv);
+    if let Some((event, p)) = room_event(executor, conv, r).await {
+        emit_room_event(io, conv, r.number, event, &p).await;
+        return;
+    }
     match &r.event {
-        ConversationEvent::MessageSent(m) => {
-            let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
-            let p = payload::message_new(conv, m, r.number, sender.as_ref());
-            emit(io, room, "message:new", &p).await;
-        }
-        ConversationEvent::MessageEdited(e) => {
-            emit(
-                io,
-                room,
-                "message:updated",
-                &payload::message_updated(conv, e, r.number),
-            )
-            .await;
-        }
-        ConversationEvent::MessageDeleted(e) => {
-            emit(
-                io,
-                room,
-                "message:deleted",
-                &payload::message_deleted(conv, e, r.number),
-            )
-            .await;
-        }
-        ConversationEvent::ReactionAdded(e) => {
-            let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
-            let p = payload::reaction_added(conv, e, r.number, user.as_ref());
-            emit(io, room, "reaction:added", &p).await;
-        }
-        ConversationEvent::ReactionRemoved(e) => {
-            emit(
-                io,
-                room,
-                "reaction:removed",
-                &payload::reaction_removed(conv, e, r.number),
-            )
-            .await;
-        }
         ConversationEvent::MessagesDelivered(d) => {
             for m in &d.messages {
                 let to: Vec<&UserId> = d.recipients.iter().filter(|u| **u != m.sender_id).collect();
@@ -174,6 +140,6 @@ async fn deliver_event<L: EventLog>(
                 leave_room(state, &socket, &p.user_id, conv).await;
             }
         }
-        ConversationEvent::Created(_) | ConversationEvent::ParticipantAdded(_) => {}
+        _ => {}
     }
 }

@@ -151,6 +151,13 @@ fn room_payload(data: &Result<Value, String>) -> Result<ConversationId, ApiError
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct JoinPayload {
+    conversation_id: String,
+    since_offset: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct SendPayload {
     conversation_id: String,
     content: String,
@@ -400,9 +407,13 @@ async fn join<L: EventLog>(
     session: &Session,
     data: &Result<Value, String>,
 ) -> Result<Value, ApiError> {
-    let conv = room_payload(data)?;
+    let p: JoinPayload = parse(data)?;
+    let conv: ConversationId = id(&p.conversation_id)?;
     let user = &session.identity.user_id;
     require_member(state, &conv, user).await?;
+    if p.since_offset.is_some() {
+        super::catchup::begin(socket, &conv);
+    }
     let room = conversation_room(&conv);
     let already = in_room(socket, &conv);
     socket.join(room);
@@ -415,6 +426,9 @@ async fn join<L: EventLog>(
         "conversation:joined",
         &json!({"conversationId": conv, "participantCount": count}),
     );
+    if let Some(since) = p.since_offset {
+        super::catchup::replay(&state.service.executor, socket, &conv, since).await?;
+    }
     if let Err(e) = state.service.deliver_pending(user, &conv).await {
         tracing::warn!(error = %e.message, "could not record deliveries on join");
     }

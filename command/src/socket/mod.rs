@@ -9,6 +9,7 @@
 //!
 //! Handlers are thin: rules live in `domain`, cross-aggregate lookups in `service`.
 
+pub mod catchup;
 pub(crate) mod handlers;
 
 use crate::service::Service;

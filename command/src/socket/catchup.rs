@@ -1,0 +1,173 @@
+//! Gapless catch-up: `conversation:join` with `sinceOffset` replays the conversation's room
+//! events after that offset from the log, then hands over to live events with no gap and no
+//! duplicate.
+//!
+//! While a socket catches up it is in the conversation room *and* in `catchup-<id>`. The
+//! broadcaster emits room events to the room except `catchup-<id>`, and pushes them into the
+//! catching-up sockets' buffers instead. When the replay has emitted everything the log held,
+//! the buffer is drained (skipping offsets already replayed) and the socket leaves
+//! `catchup-<id>`, all under the buffer's lock, so an event is either buffered or emitted
+//! live, never both, never neither.
+
+use crate::executor::Executor;
+use crate::payload;
+use crate::socket::handlers::conversation_room;
+use eventlog::EventLog;
+use events::{ConversationEvent, ConversationId, Recorded};
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Room events held for a socket that is catching up, by conversation.
+#[derive(Clone, Default)]
+pub struct CatchUps(Arc<Mutex<HashMap<ConversationId, Vec<(u64, &'static str, Value)>>>>);
+
+impl CatchUps {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Vec<(u64, &'static str, Value)>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub fn catchup_room(conv: &ConversationId) -> String {
+    format!("catchup-{conv}")
+}
+
+/// The Socket.IO event and payload of a room event (`None` for events that are not).
+pub async fn room_event<L: EventLog>(
+    executor: &Executor<L>,
+    conv: &ConversationId,
+    r: &Recorded<ConversationEvent>,
+) -> Option<(&'static str, Value)> {
+    Some(match &r.event {
+        ConversationEvent::MessageSent(m) => {
+            let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
+            (
+                "message:new",
+                payload::message_new(conv, m, r.number, sender.as_ref()),
+            )
+        }
+        ConversationEvent::MessageEdited(e) => (
+            "message:updated",
+            payload::message_updated(conv, e, r.number),
+        ),
+        ConversationEvent::MessageDeleted(e) => (
+            "message:deleted",
+            payload::message_deleted(conv, e, r.number),
+        ),
+        ConversationEvent::ReactionAdded(e) => {
+            let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
+            (
+                "reaction:added",
+                payload::reaction_added(conv, e, r.number, user.as_ref()),
+            )
+        }
+        ConversationEvent::ReactionRemoved(e) => (
+            "reaction:removed",
+            payload::reaction_removed(conv, e, r.number),
+        ),
+        _ => return None,
+    })
+}
+
+/// Emits a room event live, or into the buffers of sockets catching up on the conversation.
+pub async fn emit_room_event(
+    io: &SocketIo,
+    conv: &ConversationId,
+    offset: u64,
+    event: &'static str,
+    payload: &Value,
+) {
+    let catchup = catchup_room(conv);
+    // A socket whose buffer is full misses the event: logged here, recoverable by rejoining
+    // with `sinceOffset`.
+    if let Err(e) = io
+        .to(conversation_room(conv))
+        .except(catchup.clone())
+        .emit(event, payload)
+        .await
+    {
+        tracing::warn!(event, error = %e, "broadcast: some sockets could not take the event");
+    }
+    for socket in io.within(catchup).sockets() {
+        let buffered = socket.extensions.get::<CatchUps>().is_some_and(|c| {
+            let mut map = c.lock();
+            match map.get_mut(conv) {
+                Some(buffer) => {
+                    buffer.push((offset, event, payload.clone()));
+                    true
+                }
+                None => false,
+            }
+        });
+        if !buffered {
+            let _ = socket.emit(event, payload);
+        }
+    }
+}
+
+/// Starts catching up: from now on live room events for `conv` are held for this socket.
+pub fn begin(socket: &SocketRef, conv: &ConversationId) {
+    let catchups = socket.extensions.get::<CatchUps>().unwrap_or_else(|| {
+        let c = CatchUps::default();
+        socket.extensions.insert(c.clone());
+        c
+    });
+    let mut map = catchups.lock();
+    map.insert(conv.clone(), Vec::new());
+    socket.join(catchup_room(conv));
+}
+
+/// Replays every room event after `since` from the log, then the held live events not
+/// already replayed, then leaves catch-up mode.
+pub async fn replay<L: EventLog>(
+    executor: &Executor<L>,
+    socket: &SocketRef,
+    conv: &ConversationId,
+    since: u64,
+) -> Result<u64, api::ApiError> {
+    let subject = executor.subjects().conversation(conv);
+    let result = replay_log(executor, socket, conv, since, &subject).await;
+    let last = *result.as_ref().unwrap_or(&since);
+    let catchups = socket.extensions.get::<CatchUps>().unwrap_or_default();
+    let mut map = catchups.lock();
+    for (offset, event, payload) in map.remove(conv).unwrap_or_default() {
+        if offset > last {
+            let _ = socket.emit(event, &payload);
+        }
+    }
+    socket.leave(catchup_room(conv));
+    drop(map);
+    result
+}
+
+async fn replay_log<L: EventLog>(
+    executor: &Executor<L>,
+    socket: &SocketRef,
+    conv: &ConversationId,
+    since: u64,
+    subject: &str,
+) -> Result<u64, api::ApiError> {
+    let mut last = since;
+    let commits = executor
+        .log()
+        .read_subject(subject, 0)
+        .await
+        .map_err(|e| api::ApiError::from(crate::ExecError::from(e)))?;
+    for stored in commits.iter().filter(|s| s.commit.next_version() > since) {
+        let events = stored
+            .commit
+            .decode_events::<ConversationEvent>()
+            .map_err(api::ApiError::internal)?;
+        for r in events.iter().filter(|r| r.number > since) {
+            if let Some((event, payload)) = room_event(executor, conv, r).await {
+                let _ = socket.emit(event, &payload);
+            }
+            last = r.number;
+        }
+    }
+    Ok(last)
+}
