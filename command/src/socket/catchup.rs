@@ -20,14 +20,16 @@ use socketioxide::extract::SocketRef;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// A live room event held back: (offset, event name, payload).
+type Held = (u64, &'static str, Value);
+type Buffers = HashMap<ConversationId, Vec<Held>>;
+
 /// Room events held for a socket that is catching up, by conversation.
 #[derive(Clone, Default)]
-pub struct CatchUps(Arc<Mutex<HashMap<ConversationId, Vec<(u64, &'static str, Value)>>>>);
+pub struct CatchUps(Arc<Mutex<Buffers>>);
 
 impl CatchUps {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Vec<(u64, &'static str, Value)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
