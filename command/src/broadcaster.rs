@@ -5,6 +5,7 @@
 //! current with what other nodes append), takes removed participants out of their rooms,
 //! and cuts off suspended users.
 
+use crate::metrics::Metrics;
 use crate::socket::SocketState;
 use crate::socket::catchup::{emit_room_event, room_event};
 use crate::socket::handlers::{cut_off, leave_room, user_room};
@@ -53,11 +54,20 @@ pub async fn run<L: EventLog>(
     }
 }
 
-async fn emit(io: &SocketIo, room: String, event: &str, payload: &Value) {
-    // A socket whose buffer is full misses the event: counted in the log, recoverable by
-    // rejoining with `sinceOffset`.
-    if let Err(e) = io.to(room).emit(event, payload).await {
-        tracing::warn!(event, error = %e, "broadcast: some sockets could not take the event");
+/// Emits a receipt to a user's sockets; a full send buffer is counted and logged.
+async fn emit(io: &SocketIo, metrics: &Metrics, room: String, event: &str, payload: &Value) {
+    match io.to(room).emit(event, payload).await {
+        Ok(()) => {}
+        Err(socketioxide::BroadcastError::Socket(failed)) => {
+            let total = metrics.add_dropped(failed.len() as u64);
+            tracing::warn!(
+                event,
+                sockets = failed.len(),
+                total,
+                "slow sockets missed a receipt"
+            );
+        }
+        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
     }
 }
 
@@ -102,7 +112,7 @@ async fn deliver_event<L: EventLog>(
 ) {
     let executor = &state.service.executor;
     if let Some((event, p)) = room_event(executor, conv, r).await {
-        emit_room_event(io, conv, r.number, event, &p).await;
+        emit_room_event(io, &state.metrics, conv, r.number, event, &p).await;
         return;
     }
     match &r.event {
@@ -116,7 +126,14 @@ async fn deliver_event<L: EventLog>(
                     "messageId": m.message_id, "conversationId": conv,
                     "deliveredTo": to, "deliveredAt": iso8601(d.delivered_at),
                 });
-                emit(io, user_room(&m.sender_id), "message:delivered", &p).await;
+                emit(
+                    io,
+                    &state.metrics,
+                    user_room(&m.sender_id),
+                    "message:delivered",
+                    &p,
+                )
+                .await;
             }
         }
         ConversationEvent::MessagesRead(read) => {
@@ -132,7 +149,14 @@ async fn deliver_event<L: EventLog>(
                     "conversationId": conv, "messageIds": ids, "readBy": read.reader,
                     "readAt": iso8601(read.read_at),
                 });
-                emit(io, user_room(sender), "message:read:receipt", &p).await;
+                emit(
+                    io,
+                    &state.metrics,
+                    user_room(sender),
+                    "message:read:receipt",
+                    &p,
+                )
+                .await;
             }
         }
         ConversationEvent::ParticipantRemoved(p) => {

@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod executor;
 pub mod live;
+pub mod metrics;
 pub mod rate;
 
 pub use executor::{ExecError, Executor, Outcome};

@@ -78,21 +78,33 @@ pub async fn room_event<L: EventLog>(
 /// Emits a room event live, or into the buffers of sockets catching up on the conversation.
 pub async fn emit_room_event(
     io: &SocketIo,
+    metrics: &crate::metrics::Metrics,
     conv: &ConversationId,
     offset: u64,
     event: &'static str,
     payload: &Value,
 ) {
     let catchup = catchup_room(conv);
-    // A socket whose buffer is full misses the event: logged here, recoverable by rejoining
-    // with `sinceOffset`.
-    if let Err(e) = io
+    // A socket whose buffer is full misses the event: counted and logged here, recoverable by
+    // rejoining with `sinceOffset`.
+    match io
         .to(conversation_room(conv))
         .except(catchup.clone())
         .emit(event, payload)
         .await
     {
-        tracing::warn!(event, error = %e, "broadcast: some sockets could not take the event");
+        Ok(()) => {}
+        Err(socketioxide::BroadcastError::Socket(failed)) => {
+            let total = metrics.add_dropped(failed.len() as u64);
+            tracing::warn!(
+                event,
+                offset,
+                sockets = failed.len(),
+                total,
+                "slow sockets missed a room event"
+            );
+        }
+        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
     }
     for socket in io.within(catchup).sockets() {
         let buffered = socket.extensions.get::<CatchUps>().is_some_and(|c| {

@@ -34,6 +34,7 @@ pub struct SocketState<L> {
     pub live: Arc<crate::live::Live>,
     pub limits: crate::rate::RateLimits,
     /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub send_buckets:
         std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
 }
@@ -50,6 +51,7 @@ impl<L> SocketState<L> {
             keys,
             live,
             limits,
+            metrics: Default::default(),
             send_buckets: Default::default(),
         }
     }
