@@ -7,7 +7,7 @@
 
 use crate::metrics::Metrics;
 use crate::socket::SocketState;
-use crate::socket::catchup::{emit_room_event, room_event};
+use crate::socket::catchup::{emit_counted, emit_room_event, room_event};
 use crate::socket::handlers::{cut_off, leave_room, user_room};
 use eventlog::{EventLog, From, StoredCommit};
 use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId, iso8601};
@@ -54,21 +54,9 @@ pub async fn run<L: EventLog>(
     }
 }
 
-/// Emits a receipt to a user's sockets; a full send buffer is counted and logged.
+/// Emits a receipt to a user's sockets.
 async fn emit(io: &SocketIo, metrics: &Metrics, room: String, event: &str, payload: &Value) {
-    match io.to(room).emit(event, payload).await {
-        Ok(()) => {}
-        Err(socketioxide::BroadcastError::Socket(failed)) => {
-            let total = metrics.add_dropped(failed.len() as u64);
-            tracing::warn!(
-                event,
-                sockets = failed.len(),
-                total,
-                "slow sockets missed a receipt"
-            );
-        }
-        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
-    }
+    emit_counted(io.to(room), metrics, event, payload).await;
 }
 
 async fn deliver<L: EventLog>(state: &SocketState<L>, io: &SocketIo, stored: &StoredCommit) {

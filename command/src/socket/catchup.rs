@@ -85,27 +85,8 @@ pub async fn emit_room_event(
     payload: &Value,
 ) {
     let catchup = catchup_room(conv);
-    // A socket whose buffer is full misses the event: counted and logged here, recoverable by
-    // rejoining with `sinceOffset`.
-    match io
-        .to(conversation_room(conv))
-        .except(catchup.clone())
-        .emit(event, payload)
-        .await
-    {
-        Ok(()) => {}
-        Err(socketioxide::BroadcastError::Socket(failed)) => {
-            let total = metrics.add_dropped(failed.len() as u64);
-            tracing::warn!(
-                event,
-                offset,
-                sockets = failed.len(),
-                total,
-                "slow sockets missed a room event"
-            );
-        }
-        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
-    }
+    let live = io.to(conversation_room(conv)).except(catchup.clone());
+    emit_counted(live, metrics, event, payload).await;
     for socket in io.within(catchup).sockets() {
         let buffered = socket.extensions.get::<CatchUps>().is_some_and(|c| {
             let mut map = c.lock();
@@ -120,6 +101,29 @@ pub async fn emit_room_event(
         if !buffered {
             let _ = socket.emit(event, payload);
         }
+    }
+}
+
+/// Emits through `op`. A socket whose send buffer is full misses the event: counted and
+/// logged here; the client recovers by rejoining with `sinceOffset`.
+pub async fn emit_counted(
+    op: socketioxide::operators::BroadcastOperators,
+    metrics: &crate::metrics::Metrics,
+    event: &str,
+    payload: &Value,
+) {
+    match op.emit(event, payload).await {
+        Ok(()) => {}
+        Err(socketioxide::BroadcastError::Socket(failed)) => {
+            let total = metrics.add_dropped(failed.len() as u64);
+            tracing::warn!(
+                event,
+                sockets = failed.len(),
+                total,
+                "slow sockets missed an event"
+            );
+        }
+        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
     }
 }
 
