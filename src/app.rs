@@ -65,13 +65,24 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     let mut app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
 
     if has(Role::Projector) {
-        let p = projector::Projector::new(
+        let filter = config.subjects().all();
+        let defaults = projector::ProjectorConfig::default;
+        let chat = projector::Projector::new(
+            projector::chat::Chat,
             log.clone(),
             pool.clone(),
-            config.subjects().all(),
-            projector::ProjectorConfig::default(),
+            filter.clone(),
+            defaults(),
         );
-        tasks.push(tokio::spawn(p.run()));
+        let unread = projector::Projector::new(
+            projector::unread::Unread,
+            log.clone(),
+            pool.clone(),
+            filter,
+            defaults(),
+        );
+        tasks.push(tokio::spawn(chat.run()));
+        tasks.push(tokio::spawn(unread.run()));
     }
     if has(Role::Query) {
         app = app.merge(query::router(query::QueryState {
@@ -112,7 +123,10 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         )));
         ready_rx.await.context("broadcaster did not start")?;
         app = app
-            .merge(command::rest::router(command::rest::RestState(state)))
+            .merge(command::rest::router(command::rest::RestState(
+                state,
+                locator(pool.clone()),
+            )))
             .layer(layer);
     }
     let app = app
@@ -132,6 +146,14 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         addr,
         server,
         tasks,
+    })
+}
+
+/// Finds a message's conversation in the read models (for the REST message routes).
+fn locator(pool: sqlx::PgPool) -> command::rest::MessageLocator {
+    Arc::new(move |id: events::MessageId| {
+        let pool = pool.clone();
+        Box::pin(async move { query::messages::locate(&pool, id.as_str()).await })
     })
 }
 

@@ -305,6 +305,7 @@ impl<L: EventLog> Executor<L> {
                     let stored = StoredCommit {
                         position,
                         subject: subject.to_owned(),
+                        recorded_hash: None,
                         commit,
                     };
                     loaded.apply_commit(&stored)?;

@@ -3,23 +3,149 @@
 
 use crate::socket::SocketState;
 use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post, put};
+use axum::routing::{delete, patch, post, put};
 use axum::{Json, Router};
 use eventlog::EventLog;
+use events::{ConversationId, MessageId};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// Finds the conversation of a message (the REST message routes name only the message).
+/// Implemented over the read models by the wiring; the command side holds no SQL.
+pub type MessageLocator = Arc<
+    dyn Fn(MessageId) -> BoxFuture<'static, Result<Option<ConversationId>, ApiError>> + Send + Sync,
+>;
+
 /// The REST edge shares the socket edge's state: same service, same per-user send bucket,
 /// same presence (a message sent over REST is delivered to whoever is in the room).
-pub struct RestState<L>(pub Arc<SocketState<L>>);
+pub struct RestState<L>(pub Arc<SocketState<L>>, pub MessageLocator);
 
 impl<L> Clone for RestState<L> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(self.0.clone(), self.1.clone())
     }
+}
+
+/// The conversation a message route acts in: `conversationId` when the client gave it,
+/// else the read models' answer.
+async fn conversation_of<L>(
+    s: &RestState<L>,
+    message: &MessageId,
+    given: Option<&str>,
+) -> Result<ConversationId, ApiError> {
+    if let Some(c) = given {
+        return ConversationId::parse(c).map_err(|e| ApiError::invalid_input(e.to_string()));
+    }
+    (s.1)(message.clone())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Message not found"))
+}
+
+fn message_id(id: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(id).map_err(|e| ApiError::invalid_input(e.to_string()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct InConversation {
+    conversation_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EditBody {
+    content: String,
+    conversation_id: Option<String>,
+}
+
+async fn patch_message<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditBody>,
+) -> Answer {
+    let id = message_id(&id)?;
+    let conv = conversation_of(&s, &id, body.conversation_id.as_deref()).await?;
+    Ok(Json(
+        s.0.service
+            .edit_message(&who.user_id, &conv, &id, &body.content)
+            .await?,
+    ))
+}
+
+async fn delete_message<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+    Query(q): Query<InConversation>,
+) -> Answer {
+    let id = message_id(&id)?;
+    let conv = conversation_of(&s, &id, q.conversation_id.as_deref()).await?;
+    Ok(Json(
+        s.0.service.delete_message(&who.user_id, &conv, &id).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadBody {
+    conversation_id: String,
+    message_ids: Vec<String>,
+}
+
+async fn mark_read<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> Answer {
+    let conv = ConversationId::parse(&body.conversation_id)
+        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    Ok(Json(
+        s.0.service
+            .mark_read(&who.user_id, &conv, &body.message_ids)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionBody {
+    emoji: String,
+    conversation_id: Option<String>,
+}
+
+async fn add_reaction<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReactionBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = message_id(&id)?;
+    let conv = conversation_of(&s, &id, body.conversation_id.as_deref()).await?;
+    let added =
+        s.0.service
+            .add_reaction(&who.user_id, &conv, &id, &body.emoji)
+            .await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+async fn remove_reaction<L: EventLog>(
+    State(s): State<RestState<L>>,
+    who: Identity,
+    Path((id, reaction)): Path<(String, String)>,
+    Query(q): Query<InConversation>,
+) -> Answer {
+    let id = message_id(&id)?;
+    let conv = conversation_of(&s, &id, q.conversation_id.as_deref()).await?;
+    Ok(Json(
+        s.0.service
+            .remove_reaction(&who.user_id, &conv, &id, &reaction)
+            .await?,
+    ))
 }
 
 impl<L> FromRef<RestState<L>> for Arc<JwtKeys> {
@@ -43,6 +169,16 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
             delete(remove_participant::<L>),
         )
         .route("/api/messages", post(post_message::<L>))
+        .route("/api/messages/read", post(mark_read::<L>))
+        .route(
+            "/api/messages/{id}",
+            patch(patch_message::<L>).delete(delete_message::<L>),
+        )
+        .route("/api/messages/{id}/reactions", post(add_reaction::<L>))
+        .route(
+            "/api/messages/{id}/reactions/{reaction}",
+            delete(remove_reaction::<L>),
+        )
         .with_state(state)
 }
 

@@ -401,7 +401,9 @@ describe('rate limits', () => {
       const s = track(await authed(node.url, token(ann)));
       for (let i = 0; i < 250; i++) s.emit('presence:request', { conversationId: c });
       await waitUntil(() => s.disconnectReason !== undefined, 15000, 'disconnect');
-      assert.equal(s.disconnectReason, 'io server disconnect');
+      // The server ends the connection; with its send buffer full of error replies the
+      // client may see the transport close before the disconnect packet.
+      assert.ok(['io server disconnect', 'transport close'].includes(s.disconnectReason), s.disconnectReason);
       assert.ok(events(s, 'error').some((e) => e.code === 'RATE_LIMIT'));
     } finally {
       await node.stop();

@@ -7,6 +7,7 @@ use crate::{CommitStream, EventLog, From, LogError, StoredCommit};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use events::{Commit, Subjects, decode_commit, encode_commit};
+use sha2::Digest;
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -128,15 +129,29 @@ impl JetStreamLog {
 /// Commits read one by one with direct gets before switching to a consumer.
 const DIRECT_READS: usize = 16;
 
-fn to_stored(msg: &jetstream::Message) -> Result<StoredCommit, LogError> {
-    let position = msg.info().map_err(unavailable)?.stream_sequence;
-    let commit =
-        decode_commit(&msg.payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
+/// Header carrying the SHA-256 of the commit as written, so that an alteration of the last
+/// commit of an aggregate (which no successor's `prev_hash` covers) is detected too.
+pub const HASH_HEADER: &str = "Chat-Hash";
+
+fn recorded_hash(headers: Option<&HeaderMap>) -> Option<events::CommitHash> {
+    let value = headers?.get(HASH_HEADER)?;
+    let bytes = hex::decode(value.as_str()).ok()?;
+    bytes.try_into().ok()
+}
+
+fn stored(position: u64, subject: &str, payload: &[u8], headers: Option<&HeaderMap>) -> Result<StoredCommit, LogError> {
+    let commit = decode_commit(payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
     Ok(StoredCommit {
         position,
-        subject: msg.subject.to_string(),
+        subject: subject.to_owned(),
         commit,
+        recorded_hash: recorded_hash(headers),
     })
+}
+
+fn to_stored(msg: &jetstream::Message) -> Result<StoredCommit, LogError> {
+    let position = msg.info().map_err(unavailable)?.stream_sequence;
+    stored(position, msg.subject.as_str(), &msg.payload, msg.headers.as_ref())
 }
 
 impl EventLog for JetStreamLog {
@@ -156,9 +171,12 @@ impl EventLog for JetStreamLog {
             headers.insert("Chat-Event-Type", e.event_type.as_str());
             headers.insert("Chat-Schema-Version", e.schema_version.to_string().as_str());
         }
+        let bytes = encode_commit(commit);
+        let hash: events::CommitHash = sha2::Sha256::digest(&bytes).into();
+        headers.insert(HASH_HEADER, hex::encode(hash).as_str());
         let ack = self
             .js
-            .publish_with_headers(subject.to_owned(), headers, encode_commit(commit).into())
+            .publish_with_headers(subject.to_owned(), headers, bytes.into())
             .await
             .map_err(unavailable)?
             .await
@@ -182,14 +200,8 @@ impl EventLog for JetStreamLog {
                 .await
             {
                 Ok(m) => {
-                    let commit = decode_commit(&m.payload)
-                        .map_err(|e| LogError::Corrupt(m.sequence, e.to_string()))?;
                     next = m.sequence + 1;
-                    out.push(StoredCommit {
-                        position: m.sequence,
-                        subject: m.subject.to_string(),
-                        commit,
-                    });
+                    out.push(stored(m.sequence, m.subject.as_str(), &m.payload, Some(&m.headers))?);
                 }
                 Err(e) if matches!(e.kind(), K::NotFound) => return Ok(out),
                 Err(e) => return Err(unavailable(e)),

@@ -6,8 +6,9 @@
 //! One stored message is one [`Commit`]. Must not know about aggregates' rules.
 
 mod jetstream;
+pub mod verify;
 
-pub use jetstream::JetStreamLog;
+pub use jetstream::{HASH_HEADER, JetStreamLog};
 
 use events::Commit;
 use futures::stream::BoxStream;
@@ -42,6 +43,8 @@ pub struct StoredCommit {
     pub position: u64,
     pub subject: String,
     pub commit: Commit,
+    /// The hash recorded beside the commit when it was written (`Chat-Hash`), if any.
+    pub recorded_hash: Option<events::CommitHash>,
 }
 
 /// Where following starts.

@@ -1,18 +1,48 @@
 //! The `chat` projection: users, conversations (with `lastMessageAt`), participants and
 //! messages.
 
+use crate::ProjectionError;
 use eventlog::StoredCommit;
 use events::{ConversationEvent, EventKind, UserEvent};
 use sqlx::PgConnection;
 
 pub const NAME: &str = "chat";
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("undecodable commit at {0}: {1}")]
-    Decode(u64, String),
+/// The `chat` projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chat;
+
+impl crate::Projection for Chat {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        stored: &'a StoredCommit,
+    ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(apply(tx, stored))
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "users",
+            "conversations",
+            "participants",
+            "messages",
+            "message_deliveries",
+            "message_reads",
+            "reactions",
+        ]
+    }
+
+    fn ddl(&self) -> &'static [&'static str] {
+        &[
+            include_str!("../../migrations/0001_read_models.sql"),
+            include_str!("../../migrations/0002_receipts_and_reactions.sql"),
+        ]
+    }
 }
 
 fn pos(p: u64) -> i64 {

@@ -8,8 +8,66 @@
 
 pub mod chat;
 pub mod runner;
+pub mod unread;
 
 pub use runner::{Fault, Projector, ProjectorConfig, checkpoint};
+
+use eventlog::StoredCommit;
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("undecodable commit at {0}: {1}")]
+    Decode(u64, String),
+}
+
+/// One read model built from the log. Adding a projection: implement this (see `unread.rs`,
+/// about 100 lines), add its tables as a migration, and start it in `chat serve` and in
+/// `chat projections` (the `ALL` list below).
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the key of its checkpoint and its lock.
+    fn name(&self) -> &'static str;
+    /// Applies one commit inside the runner's transaction. Commits arrive once each, in log
+    /// order; the runner writes the checkpoint in the same transaction.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        stored: &'a StoredCommit,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// The tables it owns, for a rebuild's swap.
+    fn tables(&self) -> &'static [&'static str];
+    /// The DDL of those tables (unqualified names), for a rebuild into a fresh schema.
+    fn ddl(&self) -> &'static [&'static str];
+}
+
+/// The checkpoint table, for a projection rebuilt into a schema of its own.
+pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpoints (projection TEXT PRIMARY KEY, last_position BIGINT NOT NULL);";
+
+/// Names of every projection.
+pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
+
+/// A projection by name.
+pub fn by_name(name: &str) -> Option<Box<dyn DynProjection>> {
+    match name {
+        chat::NAME => Some(Box::new(chat::Chat)),
+        unread::NAME => Some(Box::new(unread::Unread)),
+        _ => None,
+    }
+}
+
+/// Object-safe view of a projection, for the CLI.
+pub trait DynProjection: Send + Sync {
+    fn name(&self) -> &'static str;
+}
+
+impl<P: Projection> DynProjection for P {
+    fn name(&self) -> &'static str {
+        Projection::name(self)
+    }
+}
 
 /// Applies the read-model migrations (creating the database when it does not exist).
 pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {

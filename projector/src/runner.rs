@@ -1,6 +1,6 @@
 //! The projection runner: single active instance, checkpointed batches, restart on error.
 
-use crate::chat::{self, ProjectionError};
+use crate::{Projection, ProjectionError};
 use eventlog::{EventLog, From, StoredCommit};
 use futures::StreamExt;
 use sqlx::{Acquire, ConnectOptions, Connection, PgConnection, PgPool};
@@ -44,7 +44,7 @@ pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Er
 
 /// A key for `pg_advisory_lock` derived from the projection name (FNV-1a, stable across
 /// builds, unlike `DefaultHasher`).
-fn lock_key(name: &str) -> i64 {
+pub(crate) fn lock_key(name: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h ^= u64::from(b);
@@ -53,7 +53,8 @@ fn lock_key(name: &str) -> i64 {
     h as i64
 }
 
-pub struct Projector<L> {
+pub struct Projector<L, P> {
+    projection: P,
     log: L,
     pool: PgPool,
     filter: String,
@@ -73,9 +74,16 @@ enum RunError {
     Injected,
 }
 
-impl<L: EventLog> Projector<L> {
-    pub fn new(log: L, pool: PgPool, filter: String, config: ProjectorConfig) -> Self {
+impl<L: EventLog, P: Projection> Projector<L, P> {
+    pub fn new(
+        projection: P,
+        log: L,
+        pool: PgPool,
+        filter: String,
+        config: ProjectorConfig,
+    ) -> Self {
         Self {
+            projection,
             log,
             pool,
             filter,
@@ -105,7 +113,7 @@ impl<L: EventLog> Projector<L> {
             .log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
         let mut lock_conn = PgConnection::connect_with(&options).await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(lock_key(chat::NAME))
+            .bind(lock_key(self.projection.name()))
             .execute(&mut lock_conn)
             .await?;
         let result = self.project().await;
@@ -114,7 +122,7 @@ impl<L: EventLog> Projector<L> {
     }
 
     async fn project(&mut self) -> Result<(), RunError> {
-        let mut done = checkpoint(&self.pool, chat::NAME).await?;
+        let mut done = checkpoint(&self.pool, self.projection.name()).await?;
         let mut commits = self
             .log
             .follow(&self.filter, From::Position(done + 1))
@@ -135,13 +143,27 @@ impl<L: EventLog> Projector<L> {
     }
 
     async fn apply_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
+        let name = self.projection.name();
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
+        // Batches of this projection commit one at a time, and a rebuild's swap takes the same
+        // lock; the checkpoint read under it is the truth (a swap may have moved it on).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&format!("{name}/batch")))
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT last_position FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let done = row.map_or(done, |(p,)| u64::try_from(p).unwrap_or(0).max(done));
         let mut last = done;
         for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
             let _e = span.enter();
-            chat::apply(&mut tx, stored).await?;
+            self.projection.apply(&mut tx, stored).await?;
             last = stored.position;
             self.applied += 1;
             if let Some(fault) = &self.config.fault
@@ -160,7 +182,7 @@ impl<L: EventLog> Projector<L> {
                 "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
                  ON CONFLICT (projection) DO UPDATE SET last_position = $2",
             )
-            .bind(chat::NAME)
+            .bind(name)
             .bind(i64::try_from(last).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;

@@ -6,6 +6,7 @@ use command::executor::Executor;
 use command::service::metadata;
 use eventlog::EventLog;
 use events::{Content, ConversationId, MessageId, UserId};
+use projector::chat::Chat;
 use projector::{Fault, Projector, ProjectorConfig, checkpoint};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -111,8 +112,16 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
         batch_size: 64,
         fault: Some(fault.clone()),
     };
-    let task =
-        tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
+    let task = tokio::spawn(
+        Projector::new(
+            Chat,
+            log.clone(),
+            pool.clone(),
+            log.subjects().all(),
+            config,
+        )
+        .run(),
+    );
     wait_for_checkpoint(&pool, last).await?;
     let applied_in_failed_tx = fault.fired_mid_batch.load(Ordering::SeqCst);
     assert!(
@@ -126,6 +135,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
     let _ = task.await;
     let again = tokio::spawn(
         Projector::new(
+            Chat,
             log.clone(),
             pool.clone(),
             log.subjects().all(),
@@ -157,6 +167,7 @@ async fn two_instances_project_once() -> anyhow::Result<()> {
     };
     let a = tokio::spawn(
         Projector::new(
+            Chat,
             log.clone(),
             pool.clone(),
             log.subjects().all(),
@@ -164,8 +175,16 @@ async fn two_instances_project_once() -> anyhow::Result<()> {
         )
         .run(),
     );
-    let b =
-        tokio::spawn(Projector::new(log.clone(), pool.clone(), log.subjects().all(), config).run());
+    let b = tokio::spawn(
+        Projector::new(
+            Chat,
+            log.clone(),
+            pool.clone(),
+            log.subjects().all(),
+            config,
+        )
+        .run(),
+    );
     wait_for_checkpoint(&pool, last).await?;
     assert_projected_once(&pool, &conv).await?;
     a.abort();

@@ -3,6 +3,7 @@
 //!
 //! Must not write anything, nor depend on the command side.
 
+pub mod conversations;
 pub mod messages;
 pub mod users;
 pub mod wait;
@@ -30,6 +31,8 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/messages", get(messages::list))
         .route("/api/users/{id}", get(users::get))
+        .route("/api/conversations", get(conversations::list))
+        .route("/api/conversations/{id}", get(conversations::get))
         .with_state(state)
 }
 

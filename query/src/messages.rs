@@ -175,3 +175,14 @@ fn message_json(r: &sqlx::postgres::PgRow) -> Value {
     }
     m
 }
+
+/// The conversation of a message, as the read models know it.
+pub async fn locate(pool: &PgPool, message: &str) -> Result<Option<ConversationId>, ApiError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT conversation_id FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_optional(pool)
+            .await
+            .map_err(ApiError::unavailable)?;
+    Ok(row.and_then(|(c,)| ConversationId::parse(&c).ok()))
+}

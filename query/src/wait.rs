@@ -7,7 +7,8 @@ use std::time::Duration;
 
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
-pub const PROJECTION: &str = "chat";
+/// The projections a read waits for (every one the query side reads).
+pub const PROJECTIONS: [&str; 2] = ["chat", "unread"];
 
 pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiError> {
     let Some(min) = min_position.filter(|m| *m > 0) else {
@@ -16,14 +17,15 @@ pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiEr
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT last_position FROM projection_checkpoints WHERE projection = $1",
+        let (caught_up,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM projection_checkpoints WHERE projection = ANY($1) AND last_position >= $2",
         )
-        .bind(PROJECTION)
-        .fetch_optional(pool)
+        .bind(&PROJECTIONS[..])
+        .bind(min)
+        .fetch_one(pool)
         .await
         .map_err(ApiError::unavailable)?;
-        if row.is_some_and(|(p,)| p >= min) {
+        if caught_up == PROJECTIONS.len() as i64 {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

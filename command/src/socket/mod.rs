@@ -33,8 +33,8 @@ pub struct SocketState<L> {
     pub keys: Arc<JwtKeys>,
     pub live: Arc<crate::live::Live>,
     pub limits: crate::rate::RateLimits,
-    /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
     pub send_buckets:
         std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
 }

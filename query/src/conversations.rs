@@ -1,0 +1,113 @@
+//! `GET /api/conversations` (the caller's, with `lastMessageAt`, `unreadCount` and the last
+//! message) and `GET /api/conversations/:id` (details and participants, for participants).
+
+use crate::messages::require_participant;
+use crate::{QueryState, iso, wait};
+use api::{ApiError, Identity};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use events::ConversationId;
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::HashMap;
+
+pub async fn list(
+    State(s): State<QueryState>,
+    who: Identity,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    wait::until(&s.pool, wait::min_position(&params)?).await?;
+    let rows = sqlx::query(
+        "SELECT c.id, c.title, c.created_by, c.created_ms, c.last_message_ms, p.role,
+                COALESCE(u.unread, 0) AS unread,
+                m.id AS m_id, m.sender_id AS m_sender, m.content AS m_content, m.seq AS m_seq,
+                m.created_ms AS m_created, m.deleted_ms AS m_deleted
+         FROM participants p
+         JOIN conversations c ON c.id = p.conversation_id
+         LEFT JOIN unread_counts u ON u.conversation_id = c.id AND u.user_id = p.user_id
+         LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+         WHERE p.user_id = $1 AND p.active
+         ORDER BY COALESCE(c.last_message_ms, c.created_ms) DESC, c.id",
+    )
+    .bind(who.user_id.as_str())
+    .fetch_all(&s.pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    let conversations: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let last = r.get::<Option<String>, _>("m_id").map(|id| {
+                json!({
+                    "id": id,
+                    "senderId": r.get::<Option<String>, _>("m_sender"),
+                    "content": r.get::<Option<String>, _>("m_content"),
+                    "seq": r.get::<Option<i64>, _>("m_seq"),
+                    "createdAt": iso(r.get("m_created")),
+                    "deletedAt": iso(r.get("m_deleted")),
+                })
+            });
+            json!({
+                "id": r.get::<String, _>("id"),
+                "title": r.get::<Option<String>, _>("title"),
+                "createdBy": r.get::<String, _>("created_by"),
+                "createdAt": iso(r.get("created_ms")),
+                "lastMessageAt": iso(r.get("last_message_ms")),
+                "role": r.get::<String, _>("role"),
+                "unreadCount": r.get::<i64, _>("unread"),
+                "lastMessage": last,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "conversations": conversations })))
+}
+
+pub async fn get(
+    State(s): State<QueryState>,
+    who: Identity,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = ConversationId::parse(&id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+    wait::until(&s.pool, wait::min_position(&params)?).await?;
+    require_participant(&s.pool, id.as_str(), who.user_id.as_str()).await?;
+    let c = sqlx::query("SELECT id, title, created_by, created_ms, last_message_ms, last_seq FROM conversations WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_one(&s.pool)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let participants = sqlx::query(
+        "SELECT p.user_id, p.role, p.joined_ms, u.name, u.avatar_url, u.last_seen_ms
+         FROM participants p LEFT JOIN users u ON u.id = p.user_id
+         WHERE p.conversation_id = $1 AND p.active ORDER BY p.joined_ms, p.user_id",
+    )
+    .bind(id.as_str())
+    .fetch_all(&s.pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    let participants: Vec<Value> = participants
+        .iter()
+        .map(|p| {
+            let user_id: String = p.get("user_id");
+            json!({
+                "userId": user_id,
+                "role": p.get::<String, _>("role"),
+                "joinedAt": iso(p.get("joined_ms")),
+                "user": {
+                    "id": user_id,
+                    "name": p.get::<Option<String>, _>("name").unwrap_or_else(|| user_id.clone()),
+                    "avatarUrl": p.get::<Option<String>, _>("avatar_url"),
+                    "lastSeenAt": iso(p.get("last_seen_ms")),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": c.get::<String, _>("id"),
+        "title": c.get::<Option<String>, _>("title"),
+        "createdBy": c.get::<String, _>("created_by"),
+        "createdAt": iso(c.get("created_ms")),
+        "lastMessageAt": iso(c.get("last_message_ms")),
+        "messageCount": c.get::<i64, _>("last_seq"),
+        "participants": participants,
+    })))
+}
