@@ -127,6 +127,11 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                 state,
                 locator(pool.clone()),
             )))
+            .merge(command::audit::router(command::audit::AuditState {
+                log: log.clone(),
+                subjects: config.subjects(),
+                keys: keys.clone(),
+            }))
             .layer(layer);
     }
     let app = app

@@ -2,6 +2,7 @@
 //! logic lives here.
 
 mod app;
+mod cli;
 mod config;
 
 use anyhow::Context;
@@ -46,6 +47,42 @@ enum Command {
     },
     /// Apply the read-model migrations (creating the database if needed).
     Migrate,
+    /// Print the event log as JSON lines (one per event).
+    Events {
+        /// Only this conversation's events.
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Start at this log position.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Keep printing new events as they are appended.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Audit the log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Inspect and rebuild projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every aggregate's hash chain; exit 1 naming the first broken commit.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection's checkpoint and lag behind the log.
+    Status,
+    /// Replay the whole log into fresh tables while the current ones serve, then swap.
+    Rebuild { name: String },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +186,24 @@ async fn main() -> anyhow::Result<()> {
             projector::migrate(config.database_url()?).await?;
             println!("migrations applied");
         }
+        Command::Events {
+            conversation,
+            from,
+            follow,
+        } => cli::events(&config, conversation, from, follow).await?,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            if !cli::verify(&config).await? {
+                std::process::exit(1);
+            }
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Status,
+        } => cli::status(&config).await?,
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild { name },
+        } => cli::rebuild(&config, &name).await?,
     }
     Ok(())
 }

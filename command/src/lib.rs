@@ -15,6 +15,7 @@ pub mod payload;
 pub mod service;
 
 pub use service::Service;
+pub mod audit;
 pub mod broadcaster;
 pub mod rest;
 pub mod socket;

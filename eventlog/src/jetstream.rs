@@ -7,8 +7,8 @@ use crate::{CommitStream, EventLog, From, LogError, StoredCommit};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use events::{Commit, Subjects, decode_commit, encode_commit};
-use sha2::Digest;
 use futures::StreamExt;
+use sha2::Digest;
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -139,7 +139,12 @@ fn recorded_hash(headers: Option<&HeaderMap>) -> Option<events::CommitHash> {
     bytes.try_into().ok()
 }
 
-fn stored(position: u64, subject: &str, payload: &[u8], headers: Option<&HeaderMap>) -> Result<StoredCommit, LogError> {
+fn stored(
+    position: u64,
+    subject: &str,
+    payload: &[u8],
+    headers: Option<&HeaderMap>,
+) -> Result<StoredCommit, LogError> {
     let commit = decode_commit(payload).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
     Ok(StoredCommit {
         position,
@@ -151,7 +156,12 @@ fn stored(position: u64, subject: &str, payload: &[u8], headers: Option<&HeaderM
 
 fn to_stored(msg: &jetstream::Message) -> Result<StoredCommit, LogError> {
     let position = msg.info().map_err(unavailable)?.stream_sequence;
-    stored(position, msg.subject.as_str(), &msg.payload, msg.headers.as_ref())
+    stored(
+        position,
+        msg.subject.as_str(),
+        &msg.payload,
+        msg.headers.as_ref(),
+    )
 }
 
 impl EventLog for JetStreamLog {
@@ -201,7 +211,12 @@ impl EventLog for JetStreamLog {
             {
                 Ok(m) => {
                     next = m.sequence + 1;
-                    out.push(stored(m.sequence, m.subject.as_str(), &m.payload, Some(&m.headers))?);
+                    out.push(stored(
+                        m.sequence,
+                        m.subject.as_str(),
+                        &m.payload,
+                        Some(&m.headers),
+                    )?);
                 }
                 Err(e) if matches!(e.kind(), K::NotFound) => return Ok(out),
                 Err(e) => return Err(unavailable(e)),

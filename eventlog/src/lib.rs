@@ -87,3 +87,37 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// Position of the last commit in the log (0 when empty).
     fn last_position(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
 }
+
+/// Up to `limit` commits on `filter` after position `after`, as far as the log reaches now.
+/// Returns them and whether more follow.
+pub async fn read_range<L: EventLog>(
+    log: &L,
+    filter: &str,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<StoredCommit>, bool), LogError> {
+    use futures::StreamExt;
+    let last = log.last_position().await?;
+    if last <= after || limit == 0 {
+        return Ok((vec![], false));
+    }
+    let mut commits = log.follow(filter, From::Position(after + 1)).await?;
+    let mut out = Vec::new();
+    loop {
+        // A filter that matches nothing more would wait forever: stop when the log is idle.
+        let next =
+            tokio::time::timeout(std::time::Duration::from_millis(500), commits.next()).await;
+        let Ok(Some(next)) = next else {
+            return Ok((out, false));
+        };
+        let stored = next?;
+        let position = stored.position;
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push(stored);
+        if position >= last {
+            return Ok((out, false));
+        }
+    }
+}

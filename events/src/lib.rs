@@ -5,6 +5,7 @@
 //! This crate is pure: it must not depend on tokio, NATS, sqlx or socketioxide, so that every
 //! other crate (and any future reader of the log) can decode events without the runtime.
 
+pub mod audit;
 pub mod codec;
 pub mod envelope;
 pub mod event;

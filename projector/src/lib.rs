@@ -7,6 +7,7 @@
 //! Must not serve clients.
 
 pub mod chat;
+pub mod rebuild;
 pub mod runner;
 pub mod unread;
 
@@ -48,38 +49,3 @@ pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpo
 
 /// Names of every projection.
 pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
-
-/// A projection by name.
-pub fn by_name(name: &str) -> Option<Box<dyn DynProjection>> {
-    match name {
-        chat::NAME => Some(Box::new(chat::Chat)),
-        unread::NAME => Some(Box::new(unread::Unread)),
-        _ => None,
-    }
-}
-
-/// Object-safe view of a projection, for the CLI.
-pub trait DynProjection: Send + Sync {
-    fn name(&self) -> &'static str;
-}
-
-impl<P: Projection> DynProjection for P {
-    fn name(&self) -> &'static str {
-        Projection::name(self)
-    }
-}
-
-/// Applies the read-model migrations (creating the database when it does not exist).
-pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url).await? {
-        sqlx::Postgres::create_database(database_url).await?;
-    }
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(database_url)
-        .await?;
-    sqlx::migrate!("../migrations").run(&pool).await?;
-    Ok(pool)
-}

@@ -44,6 +44,11 @@ pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Er
 
 /// A key for `pg_advisory_lock` derived from the projection name (FNV-1a, stable across
 /// builds, unlike `DefaultHasher`).
+/// The lock each batch transaction of projection `name` writing into `scope` takes.
+pub(crate) fn batch_lock_key(scope: &str, name: &str) -> i64 {
+    lock_key(&format!("{scope}/{name}/batch"))
+}
+
 pub(crate) fn lock_key(name: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
@@ -55,6 +60,9 @@ pub(crate) fn lock_key(name: &str) -> i64 {
 
 pub struct Projector<L, P> {
     projection: P,
+    /// Schema of the tables this instance writes (`public`, or a rebuild's schema); part of
+    /// its lock keys, so a rebuild never waits on the live projector's locks.
+    scope: String,
     log: L,
     pool: PgPool,
     filter: String,
@@ -63,7 +71,7 @@ pub struct Projector<L, P> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub enum RunError {
     #[error(transparent)]
     Projection(#[from] ProjectionError),
     #[error(transparent)]
@@ -84,6 +92,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     ) -> Self {
         Self {
             projection,
+            scope: "public".to_owned(),
             log,
             pool,
             filter,
@@ -113,12 +122,57 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
         let mut lock_conn = PgConnection::connect_with(&options).await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(lock_key(self.projection.name()))
+            .bind(lock_key(&format!(
+                "{}/{}",
+                self.scope,
+                self.projection.name()
+            )))
             .execute(&mut lock_conn)
             .await?;
         let result = self.project().await;
         let _ = lock_conn.close().await;
         result
+    }
+
+    /// Writes into the tables of `schema` (the pool's connections must use it as search path).
+    pub fn in_schema(mut self, schema: &str) -> Self {
+        self.scope = schema.to_owned();
+        self
+    }
+
+    /// Projects until the checkpoint reaches `target`, reporting progress; returns the
+    /// checkpoint. For rebuilds: no standby lock is taken.
+    pub async fn catch_up_to(
+        &mut self,
+        target: u64,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, RunError> {
+        let mut done = checkpoint(&self.pool, self.projection.name()).await?;
+        progress(done);
+        if done >= target {
+            return Ok(done);
+        }
+        let mut commits = self
+            .log
+            .follow(&self.filter, From::Position(done + 1))
+            .await?;
+        while done < target {
+            let Some(first) = commits.next().await else {
+                return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
+            };
+            let mut batch = vec![first?];
+            while batch.len() < self.config.batch_size
+                && batch.last().is_some_and(|b| b.position < target)
+            {
+                match futures::FutureExt::now_or_never(commits.next()) {
+                    Some(Some(next)) => batch.push(next?),
+                    _ => break,
+                }
+            }
+            done = self.apply_batch(&batch, done).await?;
+            progress(done);
+        }
+        Ok(done)
     }
 
     async fn project(&mut self) -> Result<(), RunError> {
@@ -149,7 +203,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         // Batches of this projection commit one at a time, and a rebuild's swap takes the same
         // lock; the checkpoint read under it is the truth (a swap may have moved it on).
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key(&format!("{name}/batch")))
+            .bind(batch_lock_key(&self.scope, name))
             .execute(&mut *tx)
             .await?;
         let row: Option<(i64,)> = sqlx::query_as(
