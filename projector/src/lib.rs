@@ -49,3 +49,18 @@ pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpo
 
 /// Names of every projection.
 pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
+
+/// Applies the read-model migrations (creating the database when it does not exist).
+pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(database_url).await? {
+        sqlx::Postgres::create_database(database_url).await?;
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(database_url)
+        .await?;
+    sqlx::migrate!("../migrations").run(&pool).await?;
+    Ok(pool)
+}
