@@ -62,7 +62,9 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         .await
         .context("cannot prepare the read-model database")?;
     let mut tasks = Vec::new();
-    let mut app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let mut app = Router::new();
+    let mut metrics = Arc::new(command::metrics::Metrics::default());
+    let mut socket_layer = None;
 
     if has(Role::Projector) {
         let filter = config.subjects().all();
@@ -92,6 +94,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     }
     if has(Role::Command) {
         let executor = Arc::new(Executor::new(log.clone(), config.subjects()));
+        metrics = executor.metrics().clone();
         let service = Arc::new(Service::new(executor.clone()));
         let (layer, io) = socketioxide::SocketIo::builder()
             .max_payload(1_000_000)
@@ -131,8 +134,14 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                 log: log.clone(),
                 subjects: config.subjects(),
                 keys: keys.clone(),
-            }))
-            .layer(layer);
+            }));
+        socket_layer = Some(layer);
+    }
+    app = app.merge(crate::ops::router(crate::ops::Ops { log, pool, metrics }));
+    // The Socket.IO layer goes on last: it answers `/socket.io/` before routing, for every
+    // route merged above.
+    if let Some(layer) = socket_layer {
+        app = app.layer(layer);
     }
     let app = app
         .layer(cors(&config.allowed_origins))

@@ -32,11 +32,9 @@ pub async fn events(
         let next = if follow {
             commits.next().await
         } else {
-            match tokio::time::timeout(std::time::Duration::from_millis(500), commits.next()).await
-            {
-                Ok(n) => n,
-                Err(_) => None,
-            }
+            tokio::time::timeout(std::time::Duration::from_millis(500), commits.next())
+                .await
+                .unwrap_or_default()
         };
         let Some(next) = next else { break };
         let stored = next?;

@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod config;
+mod ops;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

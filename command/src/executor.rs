@@ -116,6 +116,7 @@ impl<A> Cache<A> {
 
 pub struct Executor<L> {
     log: L,
+    metrics: Arc<crate::metrics::Metrics>,
     subjects: Subjects,
     users: Cache<User>,
     conversations: Cache<Conversation>,
@@ -125,10 +126,16 @@ impl<L: EventLog> Executor<L> {
     pub fn new(log: L, subjects: Subjects) -> Self {
         Self {
             log,
+            metrics: Arc::default(),
             subjects,
             users: Cache::default(),
             conversations: Cache::default(),
         }
+    }
+
+    /// The node's metrics (commands and appends are counted here).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn log(&self) -> &L {
@@ -262,6 +269,16 @@ impl<L: EventLog> Executor<L> {
         let result = self
             .execute_locked(&mut guard, subject, id, &command, meta)
             .await;
+        self.metrics.command(match &result {
+            Ok(_) => "ok",
+            Err(ExecError::Domain(_)) => "rejected",
+            Err(ExecError::Conflict) => "conflict",
+            Err(ExecError::Log(LogError::Unavailable(_))) => "unavailable",
+            Err(ExecError::Log(_)) => "error",
+        });
+        if let Ok(o) = &result {
+            self.metrics.events_appended.inc_by(o.events.len() as u64);
+        }
         match result {
             Ok(outcome) => {
                 let state = guard.as_ref().map(|l| &l.state);

@@ -1,16 +1,125 @@
-//! Counters of the command node, read by `/metrics`.
+//! Counters and histograms of a node, rendered in the Prometheus text format by `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
-#[derive(Debug, Default)]
+type Labels = Vec<(&'static str, String)>;
+
 pub struct Metrics {
-    /// Room events a socket could not take because its send buffer was full (a slow or
-    /// stalled client); the client recovers by rejoining with `sinceOffset`.
-    pub dropped_emits: AtomicU64,
+    /// Sockets authenticated and connected to this node.
+    pub sockets: Gauge,
+    /// Events appended to the log by this node.
+    pub events_appended: Counter,
+    /// Commands by outcome: `ok`, `rejected` (a rule said no), `conflict`, `unavailable`, `error`.
+    pub commands: Family<Labels, Counter>,
+    /// `message:send` received → ack sent, in seconds.
+    pub send_ack_seconds: Histogram,
+    /// Events a socket could not take because its send buffer was full (a slow or stalled
+    /// client, which recovers by rejoining with `sinceOffset`).
+    pub dropped_emits: Counter,
+    /// Log positions a projection is behind the log, set when scraped.
+    pub projection_lag: Family<Labels, Gauge>,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chat");
+        let m = Self {
+            sockets: Gauge::default(),
+            events_appended: Counter::default(),
+            commands: Family::default(),
+            send_ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            dropped_emits: Counter::default(),
+            projection_lag: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sockets",
+            "Authenticated sockets connected to this node",
+            m.sockets.clone(),
+        );
+        registry.register(
+            "events_appended",
+            "Events appended to the log by this node",
+            m.events_appended.clone(),
+        );
+        registry.register("commands", "Commands by outcome", m.commands.clone());
+        registry.register(
+            "send_ack_seconds",
+            "message:send received to ack sent",
+            m.send_ack_seconds.clone(),
+        );
+        registry.register(
+            "dropped_emits",
+            "Events slow sockets could not take",
+            m.dropped_emits.clone(),
+        );
+        registry.register(
+            "projection_lag",
+            "Log positions a projection is behind",
+            m.projection_lag.clone(),
+        );
+        Self { registry, ..m }
+    }
 }
 
 impl Metrics {
     pub fn add_dropped(&self, n: u64) -> u64 {
-        self.dropped_emits.fetch_add(n, Ordering::Relaxed) + n
+        self.dropped_emits.inc_by(n) + n
+    }
+
+    pub fn command(&self, outcome: &'static str) {
+        self.commands
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    pub fn set_lag(&self, projection: &str, lag: u64) {
+        self.projection_lag
+            .get_or_create(&vec![("projection", projection.to_owned())])
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_prometheus_text() {
+        let m = super::Metrics::default();
+        m.command("ok");
+        m.events_appended.inc_by(3);
+        m.send_ack_seconds.observe(0.002);
+        m.set_lag("chat", 7);
+        let text = m.render();
+        assert!(
+            text.contains("chat_commands_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("chat_events_appended_total 3"), "{text}");
+        assert!(text.contains("chat_send_ack_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("chat_projection_lag{projection=\"chat\"} 7"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
     }
 }

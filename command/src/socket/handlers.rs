@@ -61,6 +61,7 @@ pub(super) async fn run<L: EventLog>(
     };
     let user_id = session.identity.user_id.clone();
     socket.extensions.insert(session.clone());
+    state.metrics.sockets.inc();
     socket.join(user_room(&user_id));
     let _ = socket.emit(
         "auth:success",
@@ -235,6 +236,12 @@ async fn handle<L: EventLog>(
     match result {
         Ok(ack) => {
             let _ = inbound.ack.send(&ack);
+            if is_send {
+                state
+                    .metrics
+                    .send_ack_seconds
+                    .observe(inbound.received.elapsed().as_secs_f64());
+            }
         }
         Err(error) => {
             let context = context_of(&inbound.data);

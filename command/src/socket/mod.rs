@@ -39,7 +39,7 @@ pub struct SocketState<L> {
         std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
 }
 
-impl<L> SocketState<L> {
+impl<L: EventLog> SocketState<L> {
     pub fn new(
         service: Arc<Service<L>>,
         keys: Arc<JwtKeys>,
@@ -47,11 +47,11 @@ impl<L> SocketState<L> {
         limits: crate::rate::RateLimits,
     ) -> Self {
         Self {
+            metrics: service.executor.metrics().clone(),
             service,
             keys,
             live,
             limits,
-            metrics: Default::default(),
             send_buckets: Default::default(),
         }
     }
@@ -76,6 +76,7 @@ pub(crate) struct Inbound {
     pub data: Result<Value, String>,
     pub ack: AckSender,
     pub has_ack: bool,
+    pub received: std::time::Instant,
 }
 
 /// The sending half of a socket's inbox, kept in the socket's extensions.
@@ -103,6 +104,7 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Enqueued {
             data: data.map_err(|e| e.to_string()),
             ack,
             has_ack: ack_id.is_some(),
+            received: std::time::Instant::now(),
         };
         if let Some(Inbox(tx)) = s.extensions.get::<Inbox>()
             && let Err(mpsc::error::TrySendError::Full(inbound)) = tx.try_send(inbound)
@@ -128,6 +130,7 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
             socket.on_disconnect(async move |socket: SocketRef| {
                 socket.extensions.remove::<Inbox>();
                 if let Some(session) = socket.extensions.get::<handlers::Session>() {
+                    on_disconnect.metrics.sockets.dec();
                     let user = session.identity.user_id;
                     for conv in handlers::conversations_of(&socket) {
                         handlers::leave_room(&on_disconnect, &socket, &user, &conv).await;

@@ -1,0 +1,160 @@
+//! Operator endpoints: `/healthz` (the process answers), `/readyz` (NATS and Postgres
+//! reachable, projections not lagging), `/metrics` (Prometheus), `/api/openapi.json`.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use command::metrics::Metrics;
+use eventlog::{EventLog, JetStreamLog};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A projection further behind the log than this many positions makes the node not ready.
+pub const READY_MAX_LAG: u64 = 1000;
+
+#[derive(Clone)]
+pub struct Ops {
+    pub log: JetStreamLog,
+    pub pool: sqlx::PgPool,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+        .with_state(ops)
+}
+
+/// Each projection's checkpoint and lag, and the log's last position.
+async fn lags(ops: &Ops) -> Result<(u64, Vec<(&'static str, u64, u64)>), String> {
+    let last = tokio::time::timeout(Duration::from_secs(2), ops.log.last_position())
+        .await
+        .map_err(|_| "NATS did not answer".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for name in projector::ALL {
+        let at = projector::checkpoint(&ops.pool, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.push((name, at, last.saturating_sub(at)));
+    }
+    Ok((last, out))
+}
+
+async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
+    let nats = match tokio::time::timeout(Duration::from_secs(2), ops.log.last_position()).await {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "NATS did not answer".to_owned(),
+    };
+    let postgres = match sqlx::query("SELECT 1").execute(&ops.pool).await {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let (projections, lagging) = match lags(&ops).await {
+        Ok((_, l)) => {
+            let lagging = l.iter().any(|(_, _, lag)| *lag > READY_MAX_LAG);
+            let v: serde_json::Map<String, Value> = l
+                .into_iter()
+                .map(|(n, at, lag)| (n.to_owned(), json!({"checkpoint": at, "lag": lag})))
+                .collect();
+            (Value::Object(v), lagging)
+        }
+        Err(e) => (json!({"error": e}), true),
+    };
+    let ready = nats == "ok" && postgres == "ok" && !lagging;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "nats": nats, "postgres": postgres, "projections": projections,
+    });
+    (status, Json(body))
+}
+
+async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    if let Ok((_, l)) = lags(&ops).await {
+        for (name, _, lag) in l {
+            ops.metrics.set_lag(name, lag);
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.render(),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The OpenAPI document of the REST API (`docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../docs/openapi.json");
+
+#[cfg(test)]
+mod tests {
+    /// Every route the app serves, as (method, path); keep in step with the routers.
+    const ROUTES: &[(&str, &str)] = &[
+        ("put", "/api/users/{id}"),
+        ("get", "/api/users/{id}"),
+        ("post", "/api/users/{id}/suspend"),
+        ("post", "/api/users/{id}/reinstate"),
+        ("post", "/api/conversations"),
+        ("get", "/api/conversations"),
+        ("get", "/api/conversations/{id}"),
+        ("post", "/api/conversations/{id}/participants"),
+        ("delete", "/api/conversations/{id}/participants/{userId}"),
+        ("post", "/api/messages"),
+        ("get", "/api/messages"),
+        ("post", "/api/messages/read"),
+        ("patch", "/api/messages/{id}"),
+        ("delete", "/api/messages/{id}"),
+        ("post", "/api/messages/{id}/reactions"),
+        ("delete", "/api/messages/{id}/reactions/{reactionId}"),
+        ("get", "/api/audit"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/api/openapi.json"),
+    ];
+
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        for (method, path) in ROUTES {
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing"
+            );
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .map(|p| {
+                p.values()
+                    .map(|ops| {
+                        ops.as_object()
+                            .map_or(0, |o| o.keys().filter(|k| *k != "parameters").count())
+                    })
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert_eq!(
+            documented,
+            ROUTES.len(),
+            "the document lists a route the app does not serve"
+        );
+    }
+}
