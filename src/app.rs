@@ -165,9 +165,12 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
 
 /// Finds a message's conversation in the read models (for the REST message routes).
 fn locator(pool: sqlx::PgPool) -> command::rest::MessageLocator {
-    Arc::new(move |id: events::MessageId| {
+    Arc::new(move |id: events::MessageId, min_position: Option<u64>| {
         let pool = pool.clone();
-        Box::pin(async move { query::messages::locate(&pool, id.as_str()).await })
+        Box::pin(async move {
+            query::wait::until(&pool, min_position).await?;
+            query::messages::locate(&pool, id.as_str()).await
+        })
     })
 }
 

@@ -16,8 +16,11 @@ use std::sync::Arc;
 
 /// Finds the conversation of a message (the REST message routes name only the message).
 /// Implemented over the read models by the wiring; the command side holds no SQL.
+/// It first waits (as reads do) for the read models to reach `minPosition` when given.
 pub type MessageLocator = Arc<
-    dyn Fn(MessageId) -> BoxFuture<'static, Result<Option<ConversationId>, ApiError>> + Send + Sync,
+    dyn Fn(MessageId, Option<u64>) -> BoxFuture<'static, Result<Option<ConversationId>, ApiError>>
+        + Send
+        + Sync,
 >;
 
 /// The REST edge shares the socket edge's state: same service, same per-user send bucket,
@@ -36,11 +39,12 @@ async fn conversation_of<L>(
     s: &RestState<L>,
     message: &MessageId,
     given: Option<&str>,
+    min_position: Option<u64>,
 ) -> Result<ConversationId, ApiError> {
     if let Some(c) = given {
         return ConversationId::parse(c).map_err(|e| ApiError::invalid_input(e.to_string()));
     }
-    (s.1)(message.clone())
+    (s.1)(message.clone(), min_position)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Message not found"))
 }
@@ -53,6 +57,7 @@ fn message_id(id: &str) -> Result<MessageId, ApiError> {
 #[serde(rename_all = "camelCase")]
 struct InConversation {
     conversation_id: Option<String>,
+    min_position: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -66,10 +71,11 @@ async fn patch_message<L: EventLog>(
     State(s): State<RestState<L>>,
     who: Identity,
     Path(id): Path<String>,
+    Query(q): Query<InConversation>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> Answer {
     let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, body.conversation_id.as_deref()).await?;
+    let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
         s.0.service
             .edit_message(&who.user_id, &conv, &id, &body.content)
@@ -84,7 +90,7 @@ async fn delete_message<L: EventLog>(
     Query(q): Query<InConversation>,
 ) -> Answer {
     let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, q.conversation_id.as_deref()).await?;
+    let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
         s.0.service.delete_message(&who.user_id, &conv, &id).await?,
     ))
@@ -122,10 +128,11 @@ async fn add_reaction<L: EventLog>(
     State(s): State<RestState<L>>,
     who: Identity,
     Path(id): Path<String>,
+    Query(q): Query<InConversation>,
     ApiJson(body): ApiJson<ReactionBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, body.conversation_id.as_deref()).await?;
+    let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
     let added =
         s.0.service
             .add_reaction(&who.user_id, &conv, &id, &body.emoji)
@@ -140,7 +147,7 @@ async fn remove_reaction<L: EventLog>(
     Query(q): Query<InConversation>,
 ) -> Answer {
     let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, q.conversation_id.as_deref()).await?;
+    let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
         s.0.service
             .remove_reaction(&who.user_id, &conv, &id, &reaction)
