@@ -110,26 +110,10 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let rebuilt = match name {
         projector::chat::NAME => {
-            projector::rebuild::rebuild(
-                projector::chat::Chat,
-                log,
-                pool,
-                filter,
-                true,
-                &mut progress,
-            )
-            .await?
+            replay(projector::chat::Chat, log, pool, filter, &mut progress).await?
         }
         projector::unread::NAME => {
-            projector::rebuild::rebuild(
-                projector::unread::Unread,
-                log,
-                pool,
-                filter,
-                true,
-                &mut progress,
-            )
-            .await?
+            replay(projector::unread::Unread, log, pool, filter, &mut progress).await?
         }
         other => anyhow::bail!(
             "unknown projection {other}; known: {}",
@@ -143,4 +127,14 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn replay<P: projector::Projection + Clone>(
+    projection: P,
+    log: eventlog::JetStreamLog,
+    pool: sqlx::PgPool,
+    filter: String,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> anyhow::Result<projector::rebuild::Rebuilt> {
+    Ok(projector::rebuild::rebuild(projection, log, pool, filter, true, progress).await?)
 }

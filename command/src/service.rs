@@ -238,20 +238,17 @@ impl<L: EventLog> Service<L> {
         conversation_id: &str,
         user: &str,
     ) -> Result<Value, ApiError> {
-        let conversation_id = parse(ConversationId::parse(conversation_id))?;
-        let user = parse(UserId::parse(user))?;
-        if !self.executor.read_user(&user, |u| u.registered).await? {
+        let user_id = parse(UserId::parse(user))?;
+        if !self.executor.read_user(&user_id, |u| u.registered).await? {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
-                format!("User {user} not found"),
+                format!("User {user_id} not found"),
             ));
         }
-        let command = ConversationCommand::AddParticipant {
-            by: who.clone(),
-            user: user.clone(),
-        };
-        let outcome = self.conversation(who, &conversation_id, command).await?;
-        Ok(json!({"conversationId": conversation_id, "userId": user, "position": outcome.position}))
+        self.change_participant(who, conversation_id, user, |by, user| {
+            ConversationCommand::AddParticipant { by, user }
+        })
+        .await
     }
 
     /// `DELETE /api/conversations/:id/participants/:userId` (conversation admin, or self).
@@ -261,13 +258,24 @@ impl<L: EventLog> Service<L> {
         conversation_id: &str,
         user: &str,
     ) -> Result<Value, ApiError> {
+        self.change_participant(who, conversation_id, user, |by, user| {
+            ConversationCommand::RemoveParticipant { by, user }
+        })
+        .await
+    }
+
+    async fn change_participant(
+        &self,
+        who: &UserId,
+        conversation_id: &str,
+        user: &str,
+        command: impl FnOnce(UserId, UserId) -> ConversationCommand,
+    ) -> Result<Value, ApiError> {
         let conversation_id = parse(ConversationId::parse(conversation_id))?;
         let user = parse(UserId::parse(user))?;
-        let command = ConversationCommand::RemoveParticipant {
-            by: who.clone(),
-            user: user.clone(),
-        };
-        let outcome = self.conversation(who, &conversation_id, command).await?;
+        let outcome = self
+            .conversation(who, &conversation_id, command(who.clone(), user.clone()))
+            .await?;
         Ok(json!({"conversationId": conversation_id, "userId": user, "position": outcome.position}))
     }
 
