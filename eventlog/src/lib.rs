@@ -5,9 +5,11 @@
 //! Positions are the log's global sequence numbers (JetStream stream sequence): 1, 2, 3…
 //! One stored message is one [`Commit`]. Must not know about aggregates' rules.
 
+mod embedded;
 mod jetstream;
 pub mod verify;
 
+pub use embedded::{EmbeddedLog, subject_matches};
 pub use jetstream::{HASH_HEADER, JetStreamLog};
 
 use events::Commit;

@@ -1,0 +1,143 @@
+//! The `EventLog` contract, run against both backends: JetStream and the embedded file log.
+
+use eventlog::{EmbeddedLog, EventLog, From, LogError};
+use events::*;
+use futures::StreamExt;
+use std::time::Duration;
+
+fn commit(id: &str, version: u64, prev: CommitHash, command: &str) -> anyhow::Result<Commit> {
+    let meta = Metadata {
+        command_id: command.into(),
+        correlation_id: command.into(),
+        actor: "ann".into(),
+        occurred_at: 1,
+    };
+    let e = ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 {
+        user_id: UserId::parse("ann")?,
+    });
+    Ok(Commit::new(id, version, prev, &meta, &[e]))
+}
+
+async fn contract<L: EventLog>(log: L, prefix: &str) -> anyhow::Result<()> {
+    let a = format!("{prefix}.conv.a");
+    let b = format!("{prefix}.conv.b");
+    assert_eq!(log.last_position().await?, 0);
+    let live = log.follow(&format!("{prefix}.>"), From::New).await?;
+
+    let a1 = commit("a", 0, [0; 32], "a1")?;
+    let p1 = log.append(&a, &a1, 0).await?;
+    assert_eq!(p1, 1);
+    let b1 = commit("b", 0, [0; 32], "b1")?;
+    assert_eq!(log.append(&b, &b1, 0).await?, 2);
+    // Optimistic concurrency per subject.
+    let stale = commit("a", 0, [0; 32], "a1-again")?;
+    assert_eq!(log.append(&a, &stale, 0).await, Err(LogError::Conflict));
+    let a2 = commit("a", 1, a1.hash(), "a2")?;
+    assert_eq!(log.append(&a, &a2, p1).await?, 3);
+    // A retried command id with the current expectation is deduplicated.
+    assert_eq!(log.append(&a, &a2, 3).await?, 3);
+    assert_eq!(log.last_position().await?, 3);
+
+    let read = log.read_subject(&a, 0).await?;
+    assert_eq!(
+        read.iter().map(|s| s.position).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(read[1].commit, a2);
+    assert_eq!(read[0].recorded_hash, Some(a1.hash()));
+    assert_eq!(log.read_subject(&a, 1).await?.len(), 1);
+    assert!(
+        log.read_subject(&format!("{prefix}.conv.none"), 0)
+            .await?
+            .is_empty()
+    );
+
+    let from2: Vec<u64> = log
+        .follow(&format!("{prefix}.>"), From::Position(2))
+        .await?
+        .take(2)
+        .map(|s| s.map(|s| s.position))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    assert_eq!(from2, vec![2, 3]);
+    let only_a: Vec<u64> = log
+        .follow(&a, From::Position(1))
+        .await?
+        .take(2)
+        .map(|s| s.map(|s| s.position))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    assert_eq!(only_a, vec![1, 3]);
+    let seen: Vec<u64> = tokio::time::timeout(
+        Duration::from_secs(10),
+        live.take(3)
+            .map(|s| s.map(|s| s.position))
+            .collect::<Vec<_>>(),
+    )
+    .await?
+    .into_iter()
+    .collect::<Result<_, _>>()?;
+    assert_eq!(
+        seen,
+        vec![1, 2, 3],
+        "following from New sees what is appended after"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn jetstream_keeps_the_contract() -> anyhow::Result<()> {
+    let log = testkit::log().await?;
+    let prefix = log.subjects().prefix.clone();
+    contract(log, &prefix).await
+}
+
+#[tokio::test]
+async fn the_embedded_log_keeps_the_contract() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    contract(EmbeddedLog::open(&dir.path().join("log"))?, "chat").await
+}
+
+#[tokio::test]
+async fn the_embedded_log_survives_a_restart_and_a_torn_write() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("log");
+    let log = EmbeddedLog::open(&path)?;
+    let a1 = commit("a", 0, [0; 32], "a1")?;
+    log.append("chat.conv.a", &a1, 0).await?;
+    let a2 = commit("a", 1, a1.hash(), "a2")?;
+    log.append("chat.conv.a", &a2, 1).await?;
+    drop(log);
+    // A crash in the middle of the next write leaves half a frame.
+    let len = std::fs::metadata(&path)?.len();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9])?;
+    }
+    let log = EmbeddedLog::open(&path)?;
+    assert_eq!(
+        std::fs::metadata(&path)?.len(),
+        len,
+        "the torn tail is cut off"
+    );
+    assert_eq!(log.last_position().await?, 2);
+    let read = log.read_subject("chat.conv.a", 0).await?;
+    assert_eq!(
+        read.iter().map(|s| s.commit.clone()).collect::<Vec<_>>(),
+        vec![a1.clone(), a2.clone()]
+    );
+    // Positions, expectations and deduplication continue across the restart.
+    assert_eq!(log.append("chat.conv.a", &a2, 2).await?, 2);
+    let a3 = commit("a", 2, a2.hash(), "a3")?;
+    assert_eq!(
+        log.append("chat.conv.a", &a3, 1).await,
+        Err(LogError::Conflict)
+    );
+    assert_eq!(log.append("chat.conv.a", &a3, 2).await?, 3);
+    Ok(())
+}
