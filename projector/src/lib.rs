@@ -53,8 +53,12 @@ pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
 /// Applies the read-model migrations (creating the database when it does not exist).
 pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
     use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url).await? {
-        sqlx::Postgres::create_database(database_url).await?;
+    if !sqlx::Postgres::database_exists(database_url).await?
+        && let Err(e) = sqlx::Postgres::create_database(database_url).await
+        && !sqlx::Postgres::database_exists(database_url).await?
+    {
+        // Several nodes starting at once race to create it; losing the race is fine.
+        return Err(e);
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
