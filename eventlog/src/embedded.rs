@@ -26,6 +26,9 @@ struct Record {
     subject: String,
     msg_id: String,
     commit: Vec<u8>,
+    /// SHA-256 of `commit` when written (what JetStream keeps in the `Chat-Hash` header), so
+    /// that `chat audit verify` can tell an altered commit from an intact one.
+    hash: events::CommitHash,
 }
 
 #[derive(Default)]
@@ -101,13 +104,22 @@ impl EmbeddedLog {
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
             let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
             let Some(body) = bytes.get(at + HEADER..at + HEADER + len as usize) else {
-                break;
+                break; // an incomplete last frame: a write cut short
             };
-            if len > MAX_FRAME || crc32fast::hash(body) != crc {
-                break;
-            }
-            let Ok(record) = postcard::from_bytes::<Record>(body) else {
-                break;
+            let record = (len <= MAX_FRAME && crc32fast::hash(body) == crc)
+                .then(|| postcard::from_bytes::<Record>(body).ok())
+                .flatten();
+            let Some(record) = record else {
+                if at + HEADER + body.len() == bytes.len() {
+                    break; // the last frame, garbled by a crash while it was written
+                }
+                // A bad frame with intact ones after it is damage, not a crash: cutting it off
+                // would throw acknowledged commits away. Refuse, and let an operator look.
+                let position = index.offsets.len() as u64 + 1;
+                return Err(LogError::Corrupt(
+                    position,
+                    format!("bad frame at byte {at} of {}", path.display()),
+                ));
             };
             let position = index.offsets.len() as u64 + 1;
             index.offsets.push(at as u64);
@@ -166,17 +178,11 @@ impl EmbeddedLog {
             postcard::from_bytes(&body).map_err(|e| LogError::Corrupt(position, e.to_string()))?;
         let commit = decode_commit(&record.commit)
             .map_err(|e| LogError::Corrupt(position, e.to_string()))?;
-        let recorded_hash = Some(
-            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
-                &record.commit,
-            ))
-            .into(),
-        );
         Ok(StoredCommit {
             position,
             subject: record.subject,
             commit,
-            recorded_hash,
+            recorded_hash: Some(record.hash),
         })
     }
 
@@ -200,10 +206,13 @@ impl EmbeddedLog {
         if last != expected_last {
             return Err(LogError::Conflict);
         }
+        let bytes = encode_commit(commit);
+        let hash = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
         let record = Record {
             subject: subject.to_owned(),
             msg_id: commit.command_id.clone(),
-            commit: encode_commit(commit),
+            commit: bytes,
+            hash: hash.into(),
         };
         let body =
             postcard::to_stdvec(&record).map_err(|e| LogError::Unavailable(e.to_string()))?;

@@ -52,26 +52,11 @@ async fn contract<L: EventLog>(log: L, prefix: &str) -> anyhow::Result<()> {
             .is_empty()
     );
 
-    let from2: Vec<u64> = log
-        .follow(&format!("{prefix}.>"), From::Position(2))
-        .await?
-        .take(2)
-        .map(|s| s.map(|s| s.position))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    assert_eq!(from2, vec![2, 3]);
-    let only_a: Vec<u64> = log
-        .follow(&a, From::Position(1))
-        .await?
-        .take(2)
-        .map(|s| s.map(|s| s.position))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    assert_eq!(only_a, vec![1, 3]);
+    assert_eq!(
+        positions(&log, &format!("{prefix}.>"), 2, 2).await?,
+        vec![2, 3]
+    );
+    assert_eq!(positions(&log, &a, 1, 2).await?, vec![1, 3]);
     let seen: Vec<u64> = tokio::time::timeout(
         Duration::from_secs(10),
         live.take(3)
@@ -87,6 +72,25 @@ async fn contract<L: EventLog>(log: L, prefix: &str) -> anyhow::Result<()> {
         "following from New sees what is appended after"
     );
     Ok(())
+}
+
+/// The positions of the first `n` commits on `filter` from position `from`.
+async fn positions<L: EventLog>(
+    log: &L,
+    filter: &str,
+    from: u64,
+    n: usize,
+) -> anyhow::Result<Vec<u64>> {
+    let items: Vec<_> = log
+        .follow(filter, From::Position(from))
+        .await?
+        .take(n)
+        .collect()
+        .await;
+    Ok(items
+        .into_iter()
+        .map(|s| s.map(|s| s.position))
+        .collect::<Result<_, _>>()?)
 }
 
 #[tokio::test]
@@ -139,5 +143,31 @@ async fn the_embedded_log_survives_a_restart_and_a_torn_write() -> anyhow::Resul
         Err(LogError::Conflict)
     );
     assert_eq!(log.append("chat.conv.a", &a3, 2).await?, 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn damage_in_the_middle_of_the_embedded_log_is_refused_not_cut_off() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("log");
+    let log = EmbeddedLog::open(&path)?;
+    let a1 = commit("a", 0, [0; 32], "a1")?;
+    log.append("chat.conv.a", &a1, 0).await?;
+    let a2 = commit("a", 1, a1.hash(), "a2")?;
+    log.append("chat.conv.a", &a2, 1).await?;
+    drop(log);
+    let mut bytes = std::fs::read(&path)?;
+    let len = bytes.len();
+    bytes[12] ^= 0xff; // inside the first frame's body
+    std::fs::write(&path, &bytes)?;
+    assert!(matches!(
+        EmbeddedLog::open(&path),
+        Err(LogError::Corrupt(1, _))
+    ));
+    assert_eq!(
+        std::fs::metadata(&path)?.len() as usize,
+        len,
+        "nothing was cut off"
+    );
     Ok(())
 }

@@ -124,29 +124,12 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
                     }
                     ConversationEvent::MessagesDelivered(e) => {
                         let (messages, users) = pairs(&e.messages, &e.recipients);
-                        sqlx::query(
-                            "INSERT INTO message_deliveries (message_id, user_id, delivered_ms)
-                             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(messages)
-                        .bind(users)
-                        .bind(e.delivered_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        insert_pairs(tx, PairTable::Deliveries, messages, users, e.delivered_at)
+                            .await?;
                     }
                     ConversationEvent::MessagesRead(e) => {
                         let (messages, users) = pairs(&e.messages, std::slice::from_ref(&e.reader));
-                        sqlx::query(
-                            "INSERT INTO message_reads (message_id, user_id, read_ms)
-                             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(messages)
-                        .bind(users)
-                        .bind(e.read_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        insert_pairs(tx, PairTable::Reads, messages, users, e.read_at).await?;
                     }
                     ConversationEvent::ReactionAdded(e) => {
                         sqlx::query(
@@ -202,6 +185,39 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
             "projector: unknown aggregate type, skipped"
         ),
     }
+    Ok(())
+}
+
+/// The (message, user, time) tables: deliveries and reads.
+enum PairTable {
+    Deliveries,
+    Reads,
+}
+
+/// Inserts every (message, user) pair at `at`, once.
+async fn insert_pairs(
+    tx: &mut PgConnection,
+    table: PairTable,
+    messages: Vec<String>,
+    users: Vec<String>,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    let sql = match table {
+        PairTable::Deliveries => {
+            "INSERT INTO message_deliveries (message_id, user_id, delivered_ms)
+             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u) ON CONFLICT DO NOTHING"
+        }
+        PairTable::Reads => {
+            "INSERT INTO message_reads (message_id, user_id, read_ms)
+             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u) ON CONFLICT DO NOTHING"
+        }
+    };
+    sqlx::query(sql)
+        .bind(messages)
+        .bind(users)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
