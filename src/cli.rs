@@ -138,3 +138,40 @@ async fn replay<P: projector::Projection + Clone>(
 ) -> anyhow::Result<projector::rebuild::Rebuilt> {
     Ok(projector::rebuild::rebuild(projection, log, pool, filter, true, progress).await?)
 }
+
+/// Where the embedded event log lives under the data directory.
+pub fn embedded_log_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("events.log")
+}
+
+/// `chat log copy --to nats://…`: the embedded log into JetStream, commit for commit.
+pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
+    let path = embedded_log_path(config);
+    anyhow::ensure!(path.exists(), "no embedded log at {}", path.display());
+    let source = eventlog::EmbeddedLog::open(&path)?;
+    let client = async_nats::connect(to)
+        .await
+        .context("cannot connect to NATS")?;
+    let dest =
+        eventlog::JetStreamLog::open(client, config.subjects(), config.stream_replicas).await?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{spinner} {bar:40} {pos}/{len} commits  {per_sec}  eta {eta}",
+    )?);
+    let copied = eventlog::copy::copy(
+        &source,
+        &dest,
+        &config.subjects().all(),
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .await?;
+    bar.finish();
+    println!(
+        "copied {copied} commits into stream {} at {to}; now run `chat projections rebuild chat` and `... unread` against Postgres",
+        config.stream
+    );
+    Ok(())
+}

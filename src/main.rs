@@ -70,6 +70,21 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Move the embedded log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Copy the embedded log (under CHAT_DATA_DIR) into JetStream, in order; resumable.
+    Copy {
+        /// The NATS server to copy into.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +217,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Projections {
             command: ProjectionsCommand::Status,
         } => cli::status(&config).await?,
+        Command::Log {
+            command: LogCommand::Copy { to },
+        } => cli::copy_log(&config, &to).await?,
         Command::Projections {
             command: ProjectionsCommand::Rebuild { name },
         } => cli::rebuild(&config, &name).await?,
