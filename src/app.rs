@@ -102,10 +102,13 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             .ws_max_frame_size(1_000_000)
             .max_buffer_size(1024)
             .build_layer();
-        let (live, live_tasks) =
-            command::live::Live::start(nats.clone(), &config.subjects(), io.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
+        let (live, live_tasks) = command::live::Live::start(
+            command::live::Bus::Nats(nats.clone()),
+            &config.subjects(),
+            io.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
         tasks.extend(live_tasks);
         let limits = command::rate::RateLimits {
             messages_per_min: config.rate_messages_per_min,

@@ -116,9 +116,70 @@ fn pairs_of(rooms: &Rooms) -> Vec<(String, String)> {
         .collect()
 }
 
+/// How nodes reach each other with live signals: core NATS, or, for a single node on embedded
+/// storage, a channel inside the process. Either way a node receives its own messages too.
+#[derive(Clone)]
+pub enum Bus {
+    Nats(async_nats::Client),
+    Local(tokio::sync::broadcast::Sender<(String, bytes::Bytes)>),
+}
+
+type Messages = futures::stream::BoxStream<'static, (String, bytes::Bytes)>;
+
+impl Bus {
+    /// An in-process bus.
+    pub fn local() -> Self {
+        Self::Local(tokio::sync::broadcast::channel(4096).0)
+    }
+
+    async fn publish(&self, subject: String, payload: bytes::Bytes) -> Result<(), String> {
+        match self {
+            Self::Nats(c) => c.publish(subject, payload).await.map_err(|e| e.to_string()),
+            Self::Local(tx) => {
+                // No receiver yet is not an error: nobody is listening.
+                let _ = tx.send((subject, payload));
+                Ok(())
+            }
+        }
+    }
+
+    async fn subscribe(&self, filter: String) -> Result<Messages, String> {
+        match self {
+            Self::Nats(c) => {
+                let sub = c.subscribe(filter).await.map_err(|e| e.to_string())?;
+                c.flush().await.map_err(|e| e.to_string())?;
+                Ok(sub.map(|m| (m.subject.to_string(), m.payload)).boxed())
+            }
+            Self::Local(tx) => {
+                let rx = tx.subscribe();
+                Ok(futures::stream::unfold(rx, move |mut rx| {
+                    let filter = filter.clone();
+                    async move {
+                        loop {
+                            match rx.recv().await {
+                                Ok((s, p)) if eventlog::subject_matches(&filter, &s) => {
+                                    return Some(((s, p), rx));
+                                }
+                                Ok(_) => {}
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                    tracing::warn!(missed = n, "live: local bus lagged");
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                    return None;
+                                }
+                            }
+                        }
+                    }
+                })
+                .boxed())
+            }
+        }
+    }
+}
+
 pub struct Live {
     node: String,
-    client: async_nats::Client,
+    bus: Bus,
     presence_subject: String,
     room_prefix: String,
     io: SocketIo,
@@ -129,42 +190,35 @@ impl Live {
     /// Starts the live layer: subscribes, asks the other nodes for their state, and keeps
     /// heartbeating until the returned tasks are dropped.
     pub async fn start(
-        client: async_nats::Client,
+        bus: Bus,
         subjects: &Subjects,
         io: SocketIo,
-    ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), async_nats::Error> {
+    ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), String> {
         let base = format!("_live.{}", subjects.prefix);
         let live = Arc::new(Self {
             node: ulid::Ulid::new().to_string(),
-            client: client.clone(),
+            bus: bus.clone(),
             presence_subject: format!("{base}.presence"),
             room_prefix: format!("{base}.room"),
             io,
             state: Mutex::new(State::default()),
         });
-        let mut presence = client.subscribe(live.presence_subject.clone()).await?;
-        let mut rooms = client.subscribe(format!("{}.>", live.room_prefix)).await?;
-        client.flush().await?;
+        let mut presence = bus.subscribe(live.presence_subject.clone()).await?;
+        let mut rooms = bus.subscribe(format!("{}.>", live.room_prefix)).await?;
         let mut tasks = Vec::new();
         let l = live.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(msg) = presence.next().await {
-                if let Ok(m) = serde_json::from_slice::<PresenceMsg>(&msg.payload) {
+            while let Some((_, payload)) = presence.next().await {
+                if let Ok(m) = serde_json::from_slice::<PresenceMsg>(&payload) {
                     l.on_presence(m).await;
                 }
             }
         }));
         let l = live.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(msg) = rooms.next().await {
-                let conv = msg
-                    .subject
-                    .as_str()
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Ok(s) = serde_json::from_slice::<RoomSignal>(&msg.payload) {
+            while let Some((subject, payload)) = rooms.next().await {
+                let conv = subject.rsplit('.').next().unwrap_or_default().to_owned();
+                if let Ok(s) = serde_json::from_slice::<RoomSignal>(&payload) {
                     l.emit_local(&conv, &s.event, &s.payload, s.except_user.as_deref())
                         .await;
                 }
@@ -212,7 +266,7 @@ impl Live {
     async fn publish_presence(&self, m: &PresenceMsg) {
         if let Ok(bytes) = serde_json::to_vec(m)
             && let Err(e) = self
-                .client
+                .bus
                 .publish(self.presence_subject.clone(), bytes.into())
                 .await
         {
@@ -377,7 +431,7 @@ impl Live {
         };
         if let Ok(bytes) = serde_json::to_vec(&s)
             && let Err(e) = self
-                .client
+                .bus
                 .publish(format!("{}.{conv}", self.room_prefix), bytes.into())
                 .await
         {
