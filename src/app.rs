@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use command::Service;
 use command::executor::Executor;
+use command::live::Bus;
 use eventlog::JetStreamLog;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -51,13 +52,31 @@ pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
     Ok(JetStreamLog::open(client, config.subjects(), config.stream_replicas).await?)
 }
 
-/// Starts the given roles (all when empty) on `config.listen`.
+/// Starts the given roles (all when empty) on `config.listen`: on NATS JetStream when
+/// `CHAT_NATS_URL` is set, else on the embedded log under `CHAT_DATA_DIR` (one node).
 pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
+    if config.nats_url.is_some() {
+        let nats = connect_nats(config).await?;
+        let log =
+            JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
+        let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
+        start_with(config, roles, log, Bus::Nats(nats), keys).await
+    } else {
+        let log = eventlog::EmbeddedLog::open(&crate::cli::embedded_log_path(config))?;
+        let keys = Arc::new(JwtKeys::new(&crate::config::embedded_secret(config)?));
+        start_with(config, roles, log, Bus::local(), keys).await
+    }
+}
+
+async fn start_with<L: eventlog::EventLog>(
+    config: &Config,
+    roles: &[Role],
+    log: L,
+    bus: Bus,
+    keys: Arc<JwtKeys>,
+) -> anyhow::Result<Node> {
     let all = roles.is_empty();
     let has = |r: Role| all || roles.contains(&r);
-    let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
-    let nats = connect_nats(config).await?;
-    let log = JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
     let pool = projector::migrate(config.database_url()?)
         .await
         .context("cannot prepare the read-model database")?;
@@ -102,13 +121,9 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             .ws_max_frame_size(1_000_000)
             .max_buffer_size(1024)
             .build_layer();
-        let (live, live_tasks) = command::live::Live::start(
-            command::live::Bus::Nats(nats.clone()),
-            &config.subjects(),
-            io.clone(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
+        let (live, live_tasks) = command::live::Live::start(bus, &config.subjects(), io.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
         tasks.extend(live_tasks);
         let limits = command::rate::RateLimits {
             messages_per_min: config.rate_messages_per_min,

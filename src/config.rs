@@ -94,3 +94,28 @@ impl Config {
         }
     }
 }
+
+/// The JWT secret of embedded mode: `CHAT_JWT_SECRET` when set, else `<data dir>/jwt-secret`,
+/// created on first start with 32 random bytes and mode 0600.
+pub fn embedded_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    if let Some(s) = config.jwt_secret.as_ref().filter(|s| !s.0.is_empty()) {
+        return Ok(s.0.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let secret = format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(secret.into_bytes())
+}

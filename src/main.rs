@@ -164,6 +164,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { role } => {
             let mut node = app::start(&config, &role).await?;
             println!("chat listening on http://{}", node.addr);
+            if config.nats_url.is_none() {
+                let url = format!("http://{}", node.addr);
+                let data = config.data_dir.display();
+                println!("embedded event log in {data} (secret in {data}/jwt-secret)");
+                println!(
+                    "register a user:  curl -X PUT {url}/api/users/alice -H \"authorization: Bearer $(chat token --user ops --admin)\" -H 'content-type: application/json' -d '{{\"name\":\"Alice\"}}'"
+                );
+                println!("mint a token:     chat token --user alice");
+            }
             tracing::info!(addr = %node.addr, roles = ?role, "serving");
             tokio::select! {
                 r = &mut node.server => { r??; }
@@ -171,7 +180,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token { user, admin, ttl } => {
-            let keys = api::JwtKeys::new(config.jwt_secret()?);
+            let secret = if config.nats_url.is_some() {
+                config.jwt_secret()?.to_vec()
+            } else {
+                config::embedded_secret(&config)?
+            };
+            let keys = api::JwtKeys::new(&secret);
             let user = events::UserId::parse(&user)?;
             let exp = events::now_millis() / 1000 + parse_ttl(&ttl)?;
             println!("{}", keys.sign(&user, admin, Some(exp)));
@@ -184,6 +198,10 @@ async fn main() -> anyhow::Result<()> {
                     avatar_url,
                 },
         } => {
+            anyhow::ensure!(
+                config.nats_url.is_some(),
+                "`chat users add` writes to NATS; with the embedded log (held by `chat serve`), use PUT /api/users/:id with an admin token (see the banner of `chat serve`)"
+            );
             let log = app::connect_log(&config).await?;
             let executor = Arc::new(command::Executor::new(log, config.subjects()));
             let service = command::Service::new(executor);

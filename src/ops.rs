@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use command::metrics::Metrics;
-use eventlog::{EventLog, JetStreamLog};
+use eventlog::EventLog;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,23 +16,23 @@ use std::time::Duration;
 pub const READY_MAX_LAG: u64 = 1000;
 
 #[derive(Clone)]
-pub struct Ops {
-    pub log: JetStreamLog,
+pub struct Ops<L> {
+    pub log: L,
     pub pool: sqlx::PgPool,
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(ops: Ops) -> Router {
+pub fn router<L: EventLog>(ops: Ops<L>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz::<L>))
+        .route("/metrics", get(metrics::<L>))
         .route("/api/openapi.json", get(openapi))
         .with_state(ops)
 }
 
 /// Each projection's checkpoint and lag, and the log's last position.
-async fn lags(ops: &Ops) -> Result<(u64, Vec<(&'static str, u64, u64)>), String> {
+async fn lags<L: EventLog>(ops: &Ops<L>) -> Result<(u64, Vec<(&'static str, u64, u64)>), String> {
     let last = tokio::time::timeout(Duration::from_secs(2), ops.log.last_position())
         .await
         .map_err(|_| "NATS did not answer".to_owned())?
@@ -47,7 +47,7 @@ async fn lags(ops: &Ops) -> Result<(u64, Vec<(&'static str, u64, u64)>), String>
     Ok((last, out))
 }
 
-async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
+async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
     let nats = match tokio::time::timeout(Duration::from_secs(2), ops.log.last_position()).await {
         Ok(Ok(_)) => "ok".to_owned(),
         Ok(Err(e)) => e.to_string(),
@@ -81,7 +81,7 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+async fn metrics<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
     if let Ok((_, l)) = lags(&ops).await {
         for (name, _, lag) in l {
             ops.metrics.set_lag(name, lag);

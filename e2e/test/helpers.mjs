@@ -4,6 +4,9 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { io } from 'socket.io-client';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const SECRET = 'e2e-secret-' + randomBytes(4).toString('hex');
 
@@ -18,13 +21,17 @@ export function deployment() {
   if (!adminUrl || !process.env.CHAT_TEST_NATS_URL || !process.env.CHAT_BIN) {
     throw new Error('run through scripts/test.sh (CHAT_BIN, CHAT_TEST_NATS_URL, CHAT_TEST_DATABASE_URL)');
   }
-  return {
-    CHAT_NATS_URL: process.env.CHAT_TEST_NATS_URL,
+  const common = {
     CHAT_DATABASE_URL: adminUrl.replace(/\/[^/]*$/, '/' + id),
     CHAT_STREAM: id.toUpperCase(),
     CHAT_SUBJECT_PREFIX: id,
     CHAT_JWT_SECRET: SECRET,
   };
+  // CHAT_E2E_LOG=embedded runs a suite on the embedded event log (one node) instead of NATS.
+  if (process.env.CHAT_E2E_LOG === 'embedded') {
+    return { ...common, CHAT_DATA_DIR: mkdtempSync(join(tmpdir(), 'chat-e2e-')) };
+  }
+  return { ...common, CHAT_NATS_URL: process.env.CHAT_TEST_NATS_URL };
 }
 
 /** Rate limits off, for suites that send faster than 30 messages a minute. */

@@ -95,6 +95,13 @@ impl EmbeddedLog {
             .append(true)
             .open(path)
             .map_err(io)?;
+        // One process at a time: two writers would interleave frames.
+        file.try_lock().map_err(|_| {
+            LogError::Unavailable(format!(
+                "{} is in use by another chat process",
+                path.display()
+            ))
+        })?;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut bytes).map_err(io)?;
