@@ -307,8 +307,10 @@ impl EventLog for EmbeddedLog {
                         }
                     }
                 }
-                if last.changed().await.is_err() {
-                    return;
+                // Wait for the next append, or stop as soon as the follower goes away.
+                tokio::select! {
+                    changed = last.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
                 }
             }
         });
