@@ -106,16 +106,21 @@ async fn the_embedded_log_keeps_the_contract() -> anyhow::Result<()> {
     contract(EmbeddedLog::open(&dir.path().join("log"))?, "chat").await
 }
 
-#[tokio::test]
-async fn the_embedded_log_survives_a_restart_and_a_torn_write() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("log");
-    let log = EmbeddedLog::open(&path)?;
+/// A closed embedded log at `path` holding two commits of `chat.conv.a`.
+async fn two_commits(path: &std::path::Path) -> anyhow::Result<(Commit, Commit)> {
+    let log = EmbeddedLog::open(path)?;
     let a1 = commit("a", 0, [0; 32], "a1")?;
     log.append("chat.conv.a", &a1, 0).await?;
     let a2 = commit("a", 1, a1.hash(), "a2")?;
     log.append("chat.conv.a", &a2, 1).await?;
-    drop(log);
+    Ok((a1, a2))
+}
+
+#[tokio::test]
+async fn the_embedded_log_survives_a_restart_and_a_torn_write() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("log");
+    let (a1, a2) = two_commits(&path).await?;
     // A crash in the middle of the next write leaves half a frame.
     let len = std::fs::metadata(&path)?.len();
     {
@@ -150,12 +155,7 @@ async fn the_embedded_log_survives_a_restart_and_a_torn_write() -> anyhow::Resul
 async fn damage_in_the_middle_of_the_embedded_log_is_refused_not_cut_off() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("log");
-    let log = EmbeddedLog::open(&path)?;
-    let a1 = commit("a", 0, [0; 32], "a1")?;
-    log.append("chat.conv.a", &a1, 0).await?;
-    let a2 = commit("a", 1, a1.hash(), "a2")?;
-    log.append("chat.conv.a", &a2, 1).await?;
-    drop(log);
+    two_commits(&path).await?;
     let mut bytes = std::fs::read(&path)?;
     let len = bytes.len();
     bytes[12] ^= 0xff; // inside the first frame's body
