@@ -319,17 +319,24 @@ impl<L: EventLog> Executor<L> {
                 .await
             {
                 Ok(position) => {
-                    let stored = StoredCommit {
-                        position,
-                        subject: subject.to_owned(),
-                        recorded_hash: None,
-                        commit,
-                    };
-                    loaded.apply_commit(&stored)?;
-                    let recorded = stored
-                        .commit
-                        .decode_events::<A::Event>()
-                        .map_err(|e| LogError::Corrupt(position, e.to_string()))?;
+                    // Our own commit: evolve from the events in hand, no decoding back.
+                    for e in &events {
+                        loaded.state.evolve(e);
+                    }
+                    let recorded = commit
+                        .events
+                        .iter()
+                        .zip(events)
+                        .zip(loaded.version + 1..)
+                        .map(|((stored, event), number)| Recorded {
+                            event_id: stored.event_id.clone(),
+                            number,
+                            event,
+                        })
+                        .collect();
+                    loaded.version = commit.next_version();
+                    loaded.last_position = position;
+                    loaded.last_hash = commit.hash();
                     return Ok(Outcome {
                         events: recorded,
                         position,

@@ -439,11 +439,6 @@ impl Live {
         }
     }
 
-    /// Whether `user` has a socket in the room on any live node.
-    pub fn is_online(&self, conv: &ConversationId, user: &UserId) -> bool {
-        online_in(&self.lock(), conv.as_str(), user.as_str())
-    }
-
     /// Distinct users with a socket in the room, all nodes.
     pub fn online_users(&self, conv: &ConversationId) -> Vec<UserId> {
         let st = self.lock();

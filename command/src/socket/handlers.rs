@@ -29,17 +29,13 @@ pub fn user_room(id: &UserId) -> String {
     format!("user-{id}")
 }
 
-fn auth_error(socket: &SocketRef, e: api::AuthError) {
+/// Ends a connection with `auth:error` (refused handshake, token expired, user suspended).
+pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
     let _ = socket.emit(
         "auth:error",
         &json!({"message": e.to_string(), "code": e.code()}),
     );
     let _ = socket.clone().disconnect();
-}
-
-/// Ends a connection with `auth:error` (token expired, user suspended).
-pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
-    auth_error(socket, e);
 }
 
 /// Per-socket limits: all events, and the abuse window that disconnects.
@@ -57,7 +53,7 @@ pub(super) async fn run<L: EventLog>(
 ) {
     let session = match authenticate(&state, token.as_deref()).await {
         Ok(s) => s,
-        Err(e) => return auth_error(&socket, e),
+        Err(e) => return cut_off(&socket, e),
     };
     let user_id = session.identity.user_id.clone();
     socket.extensions.insert(session.clone());
@@ -94,7 +90,7 @@ pub(super) async fn run<L: EventLog>(
                 None => break,
             },
             () = &mut expired => {
-                auth_error(&socket, api::AuthError::ExpiredToken);
+                cut_off(&socket, api::AuthError::ExpiredToken);
                 break;
             }
         }
