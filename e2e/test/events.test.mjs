@@ -38,6 +38,13 @@ async function room(members, nodes) {
     await emitAck(s, 'conversation:join', { conversationId: c });
     out[m] = s;
   }
+  // Presence crosses nodes in one NATS hop: wait until every node sees every member.
+  for (const s of Object.values(out)) {
+    await waitUntil(async () => {
+      const p = await emitAck(s, 'presence:request', { conversationId: c });
+      return p.onlineUsers?.length === members.length;
+    }, 10000, 'presence on every node');
+  }
   return { c, s: out };
 }
 
