@@ -60,11 +60,11 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         let log =
             JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
         let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
-        start_with(config, roles, log, Bus::Nats(nats), keys).await
+        start_with(config, roles, log, "jetstream", Bus::Nats(nats), keys).await
     } else {
         let log = eventlog::EmbeddedLog::open(&crate::cli::embedded_log_path(config))?;
         let keys = Arc::new(JwtKeys::new(&crate::config::embedded_secret(config)?));
-        start_with(config, roles, log, Bus::local(), keys).await
+        start_with(config, roles, log, "embedded", Bus::local(), keys).await
     }
 }
 
@@ -72,14 +72,16 @@ async fn start_with<L: eventlog::EventLog>(
     config: &Config,
     roles: &[Role],
     log: L,
+    log_backend: &'static str,
     bus: Bus,
     keys: Arc<JwtKeys>,
 ) -> anyhow::Result<Node> {
     let all = roles.is_empty();
     let has = |r: Role| all || roles.contains(&r);
-    let pool = projector::migrate(config.database_url()?)
+    let store = readstore::ReadStore::open(&config.read_store_url())
         .await
-        .context("cannot prepare the read-model database")?;
+        .context("cannot prepare the read-model store")?;
+    let pool = store.pool().clone();
     let mut tasks = Vec::new();
     let mut app = Router::new();
     let mut metrics = Arc::new(command::metrics::Metrics::default());
@@ -91,14 +93,14 @@ async fn start_with<L: eventlog::EventLog>(
         let chat = projector::Projector::new(
             projector::chat::Chat,
             log.clone(),
-            pool.clone(),
+            store.clone(),
             filter.clone(),
             defaults(),
         );
         let unread = projector::Projector::new(
             projector::unread::Unread,
             log.clone(),
-            pool.clone(),
+            store.clone(),
             filter,
             defaults(),
         );
@@ -155,7 +157,14 @@ async fn start_with<L: eventlog::EventLog>(
             }));
         socket_layer = Some(layer);
     }
-    app = app.merge(crate::ops::router(crate::ops::Ops { log, pool, metrics }));
+    let store_backend = store.backend().name();
+    app = app.merge(crate::ops::router(crate::ops::Ops {
+        log,
+        log_backend,
+        pool,
+        store_backend,
+        metrics,
+    }));
     // The Socket.IO layer goes on last: it answers `/socket.io/` before routing, for every
     // route merged above.
     if let Some(layer) = socket_layer {
@@ -182,7 +191,7 @@ async fn start_with<L: eventlog::EventLog>(
 }
 
 /// Finds a message's conversation in the read models (for the REST message routes).
-fn locator(pool: sqlx::PgPool) -> command::rest::MessageLocator {
+fn locator(pool: sqlx::AnyPool) -> command::rest::MessageLocator {
     Arc::new(move |id: events::MessageId, min_position: Option<u64>| {
         let pool = pool.clone();
         Box::pin(async move {

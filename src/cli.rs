@@ -1,12 +1,56 @@
 //! Operator commands that read the log or the read models: `chat events`, `chat audit
-//! verify`, `chat projections status|rebuild`.
+//! verify`, `chat projections status|rebuild`, `chat users add`, `chat log copy`. Each works on
+//! the log the configuration names (see [`with_log!`]).
 
-use crate::app::connect_log;
 use crate::config::Config;
 use anyhow::Context;
 use eventlog::{EventLog, From};
 use futures::StreamExt;
+use readstore::ReadStore;
 use std::io::Write;
+
+/// Runs `$body` with `$log` bound to the log `$config` names: JetStream when `CHAT_NATS_URL` is
+/// set, else the embedded file (which a running `chat serve` holds: the command then says so).
+/// `read_only` commands read a snapshot of the embedded file instead, so they also work while
+/// `chat serve` runs.
+macro_rules! with_log {
+    ($config:expr, |$log:ident| $body:expr) => {
+        $crate::cli::with_log!($config, false, |$log| $body)
+    };
+    ($config:expr, read_only, |$log:ident| $body:expr) => {
+        $crate::cli::with_log!($config, true, |$log| $body)
+    };
+    ($config:expr, $read_only:expr, |$log:ident| $body:expr) => {
+        if $config.nats_url.is_some() {
+            let $log = $crate::app::connect_log($config).await?;
+            $body
+        } else if $read_only {
+            let $log = $crate::cli::embedded_snapshot($config)?;
+            $body
+        } else {
+            let $log = $crate::cli::open_embedded($config)?;
+            $body
+        }
+    };
+}
+pub(crate) use with_log;
+
+/// A read-only snapshot of the embedded log.
+pub fn embedded_snapshot(config: &Config) -> anyhow::Result<eventlog::EmbeddedLog> {
+    let path = embedded_log_path(config);
+    anyhow::ensure!(path.exists(), "no embedded log at {}", path.display());
+    Ok(eventlog::EmbeddedLog::snapshot(&path)?)
+}
+
+/// The embedded log, for a command run while no `chat serve` holds it.
+pub fn open_embedded(config: &Config) -> anyhow::Result<eventlog::EmbeddedLog> {
+    let path = embedded_log_path(config);
+    eventlog::EmbeddedLog::open(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the embedded log belongs to one process; stop `chat serve` first, or use the REST API"
+        )
+    })
+}
 
 /// `chat events`: JSON lines, one per event, from `from`; with `follow`, without end.
 pub async fn events(
@@ -15,18 +59,44 @@ pub async fn events(
     from: u64,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let log = connect_log(config).await?;
     let filter = match conversation {
-        Some(c) => log
+        Some(c) => config
             .subjects()
             .conversation(&events::ConversationId::parse(&c)?),
-        None => log.subjects().all(),
+        None => config.subjects().all(),
     };
+    if follow && config.nats_url.is_none() {
+        // From outside `chat serve`, the embedded log is read as snapshots: take one every
+        // half second and print what is new in it.
+        let mut from = from.max(1);
+        loop {
+            let snapshot = embedded_snapshot(config)?;
+            let last = snapshot.last_position().await?;
+            if last >= from {
+                print_events(&snapshot, &filter, from, false).await?;
+                from = last + 1;
+            }
+            drop(snapshot);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    with_log!(config, read_only, |log| print_events(
+        &log, &filter, from, follow
+    )
+    .await)
+}
+
+async fn print_events<L: EventLog>(
+    log: &L,
+    filter: &str,
+    from: u64,
+    follow: bool,
+) -> anyhow::Result<()> {
     let last = log.last_position().await?;
     if !follow && last < from {
         return Ok(());
     }
-    let mut commits = log.follow(&filter, From::Position(from)).await?;
+    let mut commits = log.follow(filter, From::Position(from)).await?;
     let mut out = std::io::stdout().lock();
     loop {
         let next = if follow {
@@ -51,8 +121,12 @@ pub async fn events(
 
 /// `chat audit verify`: true when every chain is intact.
 pub async fn verify(config: &Config) -> anyhow::Result<bool> {
-    let log = connect_log(config).await?;
-    match eventlog::verify::verify_log(&log, &log.subjects().all()).await? {
+    let filter = config.subjects().all();
+    let outcome = with_log!(config, read_only, |log| eventlog::verify::verify_log(
+        &log, &filter
+    )
+    .await?);
+    match outcome {
         eventlog::verify::Outcome::Intact {
             commits,
             events,
@@ -72,18 +146,20 @@ pub async fn verify(config: &Config) -> anyhow::Result<bool> {
 
 /// `chat projections status`.
 pub async fn status(config: &Config) -> anyhow::Result<()> {
-    let log = connect_log(config).await?;
-    let pool = projector::migrate(config.database_url()?)
+    let last = with_log!(config, read_only, |log| log.last_position().await?);
+    let store = ReadStore::open(&config.read_store_url())
         .await
-        .context("read-model database")?;
-    let last = log.last_position().await?;
+        .context("read-model store")?;
     println!("log position {last}");
     for name in projector::ALL {
-        let at = projector::checkpoint(&pool, name).await?;
+        let at = projector::checkpoint(store.pool(), name).await?;
         println!(
             "{name:<10} checkpoint {at:>10}  lag {:>10}",
             last.saturating_sub(at)
         );
+        if let Some(at) = projector::rebuild::pending(&store, name).await? {
+            println!("{name:<10} rebuild under way at {at}");
+        }
     }
     Ok(())
 }
@@ -91,11 +167,14 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
 /// `chat projections rebuild NAME`: replays the log into fresh tables with a progress bar,
 /// then swaps them in. Interrupting is safe; rerunning resumes.
 pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
-    let log = connect_log(config).await?;
-    let pool = projector::migrate(config.database_url()?)
+    with_log!(config, |log| rebuild_from(config, log, name).await)
+}
+
+async fn rebuild_from<L: EventLog>(config: &Config, log: L, name: &str) -> anyhow::Result<()> {
+    let store = ReadStore::open(&config.read_store_url())
         .await
-        .context("read-model database")?;
-    if let Some(at) = projector::rebuild::pending(&pool, name).await? {
+        .context("read-model store")?;
+    if let Some(at) = projector::rebuild::pending(&store, name).await? {
         eprintln!("resuming the rebuild of {name} at position {at}");
     }
     let bar = indicatif::ProgressBar::new(0);
@@ -106,14 +185,21 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
         bar.set_length(target);
         bar.set_position(done);
     };
-    let filter = log.subjects().all();
+    let filter = config.subjects().all();
     let started = std::time::Instant::now();
     let rebuilt = match name {
         projector::chat::NAME => {
-            replay(projector::chat::Chat, log, pool, filter, &mut progress).await?
+            replay(projector::chat::Chat, log, &store, filter, &mut progress).await?
         }
         projector::unread::NAME => {
-            replay(projector::unread::Unread, log, pool, filter, &mut progress).await?
+            replay(
+                projector::unread::Unread,
+                log,
+                &store,
+                filter,
+                &mut progress,
+            )
+            .await?
         }
         other => anyhow::bail!(
             "unknown projection {other}; known: {}",
@@ -129,14 +215,14 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn replay<P: projector::Projection + Clone>(
+async fn replay<L: EventLog, P: projector::Projection + Clone>(
     projection: P,
-    log: eventlog::JetStreamLog,
-    pool: sqlx::PgPool,
+    log: L,
+    store: &ReadStore,
     filter: String,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> anyhow::Result<projector::rebuild::Rebuilt> {
-    Ok(projector::rebuild::rebuild(projection, log, pool, filter, true, progress).await?)
+    Ok(projector::rebuild::rebuild(projection, log, store, filter, true, progress).await?)
 }
 
 /// Where the embedded event log lives under the data directory.
@@ -148,7 +234,7 @@ pub fn embedded_log_path(config: &Config) -> std::path::PathBuf {
 pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
     let path = embedded_log_path(config);
     anyhow::ensure!(path.exists(), "no embedded log at {}", path.display());
-    let source = eventlog::EmbeddedLog::open(&path)?;
+    let source = open_embedded(config)?;
     let client = async_nats::connect(to)
         .await
         .context("cannot connect to NATS")?;
@@ -174,4 +260,25 @@ pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
         config.stream
     );
     Ok(())
+}
+
+/// `chat users add`: registers (or renames) a user, as an admin named `cli`.
+pub async fn add_user<L: EventLog>(
+    log: L,
+    config: &Config,
+    id: &str,
+    name: String,
+    avatar_url: Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let executor = std::sync::Arc::new(command::Executor::new(log, config.subjects()));
+    let service = command::Service::new(executor);
+    let admin = api::Identity {
+        user_id: events::UserId::parse("cli")?,
+        admin: true,
+        exp: None,
+    };
+    service
+        .upsert_user(&admin, id, name, avatar_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))
 }

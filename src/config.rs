@@ -81,10 +81,13 @@ impl Config {
         })
     }
 
-    pub fn database_url(&self) -> anyhow::Result<&str> {
-        self.database_url
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("CHAT_DATABASE_URL is not set"))
+    /// The read-model store: `CHAT_DATABASE_URL` (Postgres), else the embedded SQLite file
+    /// `<CHAT_DATA_DIR>/read.db`.
+    pub fn read_store_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => readstore::sqlite_url(&self.data_dir.join("read.db")),
+        }
     }
 
     pub fn jwt_secret(&self) -> anyhow::Result<&[u8]> {
@@ -96,7 +99,7 @@ impl Config {
 }
 
 /// The JWT secret of embedded mode: `CHAT_JWT_SECRET` when set, else `<data dir>/jwt-secret`,
-/// created on first start with 32 random bytes and mode 0600.
+/// created on first start (two ULIDs: 160 random bits) with mode 0600.
 pub fn embedded_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     if let Some(s) = config.jwt_secret.as_ref().filter(|s| !s.0.is_empty()) {

@@ -9,7 +9,6 @@ mod ops;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::Config;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -198,26 +197,13 @@ async fn main() -> anyhow::Result<()> {
                     avatar_url,
                 },
         } => {
-            anyhow::ensure!(
-                config.nats_url.is_some(),
-                "`chat users add` writes to NATS; with the embedded log (held by `chat serve`), use PUT /api/users/:id with an admin token (see the banner of `chat serve`)"
-            );
-            let log = app::connect_log(&config).await?;
-            let executor = Arc::new(command::Executor::new(log, config.subjects()));
-            let service = command::Service::new(executor);
-            let admin = api::Identity {
-                user_id: events::UserId::parse("cli")?,
-                admin: true,
-                exp: None,
-            };
-            let user = service
-                .upsert_user(&admin, &id, name, avatar_url)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            let user = cli::with_log!(&config, |log| {
+                cli::add_user(log, &config, &id, name, avatar_url).await?
+            });
             println!("{user}");
         }
         Command::Migrate => {
-            projector::migrate(config.database_url()?).await?;
+            readstore::ReadStore::open(&config.read_store_url()).await?;
             println!("migrations applied");
         }
         Command::Events {

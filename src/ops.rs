@@ -1,4 +1,4 @@
-//! Operator endpoints: `/healthz` (the process answers), `/readyz` (NATS and Postgres
+//! Operator endpoints: `/healthz` (the process answers), `/readyz` (log and read store
 //! reachable, projections not lagging), `/metrics` (Prometheus), `/api/openapi.json`.
 
 use axum::extract::State;
@@ -18,7 +18,11 @@ pub const READY_MAX_LAG: u64 = 1000;
 #[derive(Clone)]
 pub struct Ops<L> {
     pub log: L,
-    pub pool: sqlx::PgPool,
+    /// `jetstream` or `embedded`.
+    pub log_backend: &'static str,
+    pub pool: sqlx::AnyPool,
+    /// `postgres` or `sqlite`.
+    pub store_backend: &'static str,
     pub metrics: Arc<Metrics>,
 }
 
@@ -35,7 +39,7 @@ pub fn router<L: EventLog>(ops: Ops<L>) -> Router {
 async fn lags<L: EventLog>(ops: &Ops<L>) -> Result<(u64, Vec<(&'static str, u64, u64)>), String> {
     let last = tokio::time::timeout(Duration::from_secs(2), ops.log.last_position())
         .await
-        .map_err(|_| "NATS did not answer".to_owned())?
+        .map_err(|_| "the log did not answer".to_owned())?
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for name in projector::ALL {
@@ -48,12 +52,12 @@ async fn lags<L: EventLog>(ops: &Ops<L>) -> Result<(u64, Vec<(&'static str, u64,
 }
 
 async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
-    let nats = match tokio::time::timeout(Duration::from_secs(2), ops.log.last_position()).await {
+    let log = match tokio::time::timeout(Duration::from_secs(2), ops.log.last_position()).await {
         Ok(Ok(_)) => "ok".to_owned(),
         Ok(Err(e)) => e.to_string(),
-        Err(_) => "NATS did not answer".to_owned(),
+        Err(_) => "the log did not answer".to_owned(),
     };
-    let postgres = match sqlx::query("SELECT 1").execute(&ops.pool).await {
+    let store = match sqlx::query("SELECT 1").execute(&ops.pool).await {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.to_string(),
     };
@@ -68,7 +72,7 @@ async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
         }
         Err(e) => (json!({"error": e}), true),
     };
-    let ready = nats == "ok" && postgres == "ok" && !lagging;
+    let ready = log == "ok" && store == "ok" && !lagging;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -76,7 +80,9 @@ async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "nats": nats, "postgres": postgres, "projections": projections,
+        "log": {"backend": ops.log_backend, "status": log},
+        "readStore": {"backend": ops.store_backend, "status": store},
+        "projections": projections,
     });
     (status, Json(body))
 }

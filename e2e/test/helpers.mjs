@@ -14,24 +14,33 @@ export function unique(prefix = 't') {
   return prefix + Date.now().toString(36) + randomBytes(4).toString('hex');
 }
 
-/** An isolated deployment: stream, subject prefix and database of its own. */
+/**
+ * CHAT_E2E_BACKEND=embedded runs a suite on the embedded mode (`chat serve` with nothing
+ * configured: the file log and SQLite under a data dir, one node) instead of NATS + Postgres.
+ */
+export const EMBEDDED = process.env.CHAT_E2E_BACKEND === 'embedded';
+
+/**
+ * An isolated deployment: stream, subject prefix and database of its own (NATS + Postgres), or
+ * a data dir of its own (embedded).
+ */
 export function deployment() {
   const id = unique('e');
-  const adminUrl = process.env.CHAT_TEST_DATABASE_URL;
-  if (!adminUrl || !process.env.CHAT_TEST_NATS_URL || !process.env.CHAT_BIN) {
-    throw new Error('run through scripts/test.sh (CHAT_BIN, CHAT_TEST_NATS_URL, CHAT_TEST_DATABASE_URL)');
+  if (!process.env.CHAT_BIN) throw new Error('run through scripts/test.sh (CHAT_BIN)');
+  if (EMBEDDED) {
+    return { CHAT_JWT_SECRET: SECRET, CHAT_DATA_DIR: mkdtempSync(join(tmpdir(), 'chat-e2e-')) };
   }
-  const common = {
+  const adminUrl = process.env.CHAT_TEST_DATABASE_URL;
+  if (!adminUrl || !process.env.CHAT_TEST_NATS_URL) {
+    throw new Error('run through scripts/test.sh (CHAT_TEST_NATS_URL, CHAT_TEST_DATABASE_URL)');
+  }
+  return {
+    CHAT_NATS_URL: process.env.CHAT_TEST_NATS_URL,
     CHAT_DATABASE_URL: adminUrl.replace(/\/[^/]*$/, '/' + id),
     CHAT_STREAM: id.toUpperCase(),
     CHAT_SUBJECT_PREFIX: id,
     CHAT_JWT_SECRET: SECRET,
   };
-  // CHAT_E2E_LOG=embedded runs a suite on the embedded event log (one node) instead of NATS.
-  if (process.env.CHAT_E2E_LOG === 'embedded') {
-    return { ...common, CHAT_DATA_DIR: mkdtempSync(join(tmpdir(), 'chat-e2e-')) };
-  }
-  return { ...common, CHAT_NATS_URL: process.env.CHAT_TEST_NATS_URL };
 }
 
 /** Rate limits off, for suites that send faster than 30 messages a minute. */

@@ -4,7 +4,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { deployment, startServer, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS } from './helpers.mjs';
+import { EMBEDDED, deployment, startServer, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS } from './helpers.mjs';
 
 const run = promisify(execFile);
 let dep, A, conv;
@@ -177,8 +177,8 @@ describe('operations', () => {
     assert.equal(ready.status, 200);
     const body = await ready.json();
     assert.equal(body.status, 'ready');
-    assert.equal(body.nats, 'ok');
-    assert.equal(body.postgres, 'ok');
+    assert.deepEqual(body.log, { backend: EMBEDDED ? 'embedded' : 'jetstream', status: 'ok' });
+    assert.deepEqual(body.readStore, { backend: EMBEDDED ? 'sqlite' : 'postgres', status: 'ok' });
     assert.equal(typeof body.projections.chat.lag, 'number');
     const metrics = await (await fetch(A.url + '/metrics')).text();
     for (const name of ['chat_sockets', 'chat_events_appended_total', 'chat_commands_total{outcome="ok"}', 'chat_send_ack_seconds_bucket', 'chat_projection_lag{projection="chat"}']) {

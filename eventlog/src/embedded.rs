@@ -45,6 +45,8 @@ struct Index {
 struct Inner {
     file: File,
     index: Index,
+    /// False for a [`EmbeddedLog::snapshot`]: appends are refused.
+    writable: bool,
 }
 
 #[derive(Clone)]
@@ -84,24 +86,38 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
 }
 
 impl EmbeddedLog {
-    /// Opens (or creates) the log file at `path`, cutting off a torn tail.
+    /// Opens (or creates) the log file at `path`, cutting off a torn tail. One process at a
+    /// time: a second `open` fails while the first holds the file.
     pub fn open(path: &Path) -> Result<Self, LogError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(path)
             .map_err(io)?;
-        // One process at a time: two writers would interleave frames.
+        // Two writers would interleave frames.
         file.try_lock().map_err(|_| {
             LogError::Unavailable(format!(
                 "{} is in use by another chat process",
                 path.display()
             ))
         })?;
+        Self::load(file, path, true)
+    }
+
+    /// The log as it is now, read-only and without taking the file, for operator commands
+    /// (`chat events`, `chat audit verify`, `chat projections status`) while `chat serve`
+    /// holds it. An incomplete last frame is a write in progress: the snapshot ends before it.
+    /// Following a snapshot yields what it holds, then waits for nothing more.
+    pub fn snapshot(path: &Path) -> Result<Self, LogError> {
+        let file = File::open(path).map_err(io)?;
+        Self::load(file, path, false)
+    }
+
+    fn load(mut file: File, path: &Path, writable: bool) -> Result<Self, LogError> {
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut bytes).map_err(io)?;
@@ -138,7 +154,7 @@ impl EmbeddedLog {
             index.by_msg_id.insert(record.msg_id, position);
             at += HEADER + len as usize;
         }
-        if at < bytes.len() {
+        if at < bytes.len() && writable {
             tracing::warn!(
                 kept = at,
                 dropped = bytes.len() - at,
@@ -152,7 +168,11 @@ impl EmbeddedLog {
         let last = index.offsets.len() as u64;
         let (tx, _) = watch::channel(last);
         Ok(Self {
-            inner: Arc::new(Mutex::new(Inner { file, index })),
+            inner: Arc::new(Mutex::new(Inner {
+                file,
+                index,
+                writable,
+            })),
             reader,
             last: tx,
         })
@@ -200,6 +220,11 @@ impl EmbeddedLog {
         expected_last: u64,
     ) -> Result<u64, LogError> {
         let mut inner = self.lock();
+        if !inner.writable {
+            return Err(LogError::Unavailable(
+                "a snapshot of the embedded log is read-only".into(),
+            ));
+        }
         if let Some(p) = inner.index.by_msg_id.get(&commit.command_id) {
             return Ok(*p);
         }

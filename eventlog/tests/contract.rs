@@ -171,3 +171,37 @@ async fn damage_in_the_middle_of_the_embedded_log_is_refused_not_cut_off() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_a_log_another_process_holds_and_writes_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("log");
+    let held = EmbeddedLog::open(&path)?;
+    let a1 = commit("a", 0, [0; 32], "a1")?;
+    held.append("chat.conv.a", &a1, 0).await?;
+    assert!(
+        matches!(EmbeddedLog::open(&path), Err(LogError::Unavailable(_))),
+        "one writer at a time"
+    );
+    // A write in progress (half a frame) is not part of the snapshot, and is left alone.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+        f.write_all(&[200, 0, 0, 0, 1, 2])?;
+    }
+    let len = std::fs::metadata(&path)?.len();
+    let snapshot = EmbeddedLog::snapshot(&path)?;
+    assert_eq!(snapshot.last_position().await?, 1);
+    assert_eq!(snapshot.read_subject("chat.conv.a", 0).await?[0].commit, a1);
+    let a2 = commit("a", 1, a1.hash(), "a2")?;
+    assert!(matches!(
+        snapshot.append("chat.conv.a", &a2, 1).await,
+        Err(LogError::Unavailable(_))
+    ));
+    assert_eq!(
+        std::fs::metadata(&path)?.len(),
+        len,
+        "nothing written or cut"
+    );
+    Ok(())
+}

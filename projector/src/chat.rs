@@ -4,7 +4,7 @@
 use crate::ProjectionError;
 use eventlog::StoredCommit;
 use events::{ConversationEvent, EventKind, UserEvent};
-use sqlx::PgConnection;
+use sqlx::AnyConnection;
 
 pub const NAME: &str = "chat";
 
@@ -19,7 +19,7 @@ impl crate::Projection for Chat {
 
     fn apply<'a>(
         &'a self,
-        tx: &'a mut PgConnection,
+        tx: &'a mut AnyConnection,
         stored: &'a StoredCommit,
     ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(tx, stored))
@@ -50,7 +50,7 @@ fn pos(p: u64) -> i64 {
 }
 
 /// Applies one commit inside the caller's transaction.
-pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
+pub async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     let at = c.occurred_at;
     let decode_err =
@@ -123,13 +123,12 @@ pub async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), P
                         .await?;
                     }
                     ConversationEvent::MessagesDelivered(e) => {
-                        let (messages, users) = pairs(&e.messages, &e.recipients);
-                        insert_pairs(tx, PairTable::Deliveries, messages, users, e.delivered_at)
-                            .await?;
+                        let pairs = pairs(&e.messages, &e.recipients);
+                        insert_pairs(tx, PairTable::Deliveries, &pairs, e.delivered_at).await?;
                     }
                     ConversationEvent::MessagesRead(e) => {
-                        let (messages, users) = pairs(&e.messages, std::slice::from_ref(&e.reader));
-                        insert_pairs(tx, PairTable::Reads, messages, users, e.read_at).await?;
+                        let pairs = pairs(&e.messages, std::slice::from_ref(&e.reader));
+                        insert_pairs(tx, PairTable::Reads, &pairs, e.read_at).await?;
                     }
                     ConversationEvent::ReactionAdded(e) => {
                         sqlx::query(
@@ -194,51 +193,51 @@ enum PairTable {
     Reads,
 }
 
+/// Pairs per statement: three parameters each, well under either engine's limit.
+const PAIRS_PER_STATEMENT: usize = 300;
+
 /// Inserts every (message, user) pair at `at`, once.
 async fn insert_pairs(
-    tx: &mut PgConnection,
+    tx: &mut AnyConnection,
     table: PairTable,
-    messages: Vec<String>,
-    users: Vec<String>,
+    pairs: &[(&str, &str)],
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    let sql = match table {
-        PairTable::Deliveries => {
-            "INSERT INTO message_deliveries (message_id, user_id, delivered_ms)
-             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u) ON CONFLICT DO NOTHING"
-        }
-        PairTable::Reads => {
-            "INSERT INTO message_reads (message_id, user_id, read_ms)
-             SELECT m, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(m, u) ON CONFLICT DO NOTHING"
-        }
+    let (table, column) = match table {
+        PairTable::Deliveries => ("message_deliveries", "delivered_ms"),
+        PairTable::Reads => ("message_reads", "read_ms"),
     };
-    sqlx::query(sql)
-        .bind(messages)
-        .bind(users)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+    for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+        // Each row is ($1 = at, $n = message, $n+1 = user).
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({column}, message_id, user_id) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+        for (message, user) in chunk {
+            query = query.bind(*message).bind(*user);
+        }
+        query.execute(&mut *tx).await?;
+    }
     Ok(())
 }
 
-/// Every (message, user) pair, as two parallel arrays for `UNNEST`.
-fn pairs(
-    messages: &[events::MessageRefV1],
-    users: &[events::UserId],
-) -> (Vec<String>, Vec<String>) {
-    let mut m = Vec::with_capacity(messages.len() * users.len());
-    let mut u = Vec::with_capacity(messages.len() * users.len());
-    for msg in messages {
-        for user in users {
-            m.push(msg.message_id.to_string());
-            u.push(user.to_string());
-        }
-    }
-    (m, u)
+/// Every (message, user) pair.
+fn pairs<'a>(
+    messages: &'a [events::MessageRefV1],
+    users: &'a [events::UserId],
+) -> Vec<(&'a str, &'a str)> {
+    messages
+        .iter()
+        .flat_map(|m| users.iter().map(|u| (m.message_id.as_str(), u.as_str())))
+        .collect()
 }
 
 async fn apply_user(
-    tx: &mut PgConnection,
+    tx: &mut AnyConnection,
     id: &str,
     at: i64,
     event: &UserEvent,

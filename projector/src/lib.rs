@@ -1,8 +1,8 @@
-//! The projector: follows the event log from its checkpoint and builds the Postgres read
-//! models. The checkpoint is written in the same transaction as the rows, positions at or
+//! The projector: follows the event log from its checkpoint and builds the read models (in
+//! Postgres, or in the embedded SQLite store: see `readstore`). The checkpoint is written in the same transaction as the rows, positions at or
 //! below it are skipped, and any error restarts from the checkpoint (never skipping forward),
 //! so each commit takes effect exactly once. One active instance per projection, through a
-//! Postgres advisory lock held for as long as it runs.
+//! session lock held for as long as it runs (`ReadStore::lock_session`).
 //!
 //! Must not serve clients.
 
@@ -15,7 +15,7 @@ pub use runner::{Fault, Projector, ProjectorConfig, checkpoint};
 
 use eventlog::StoredCommit;
 use futures::future::BoxFuture;
-use sqlx::PgConnection;
+use sqlx::AnyConnection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -35,7 +35,7 @@ pub trait Projection: Send + Sync + 'static {
     /// order; the runner writes the checkpoint in the same transaction.
     fn apply<'a>(
         &'a self,
-        tx: &'a mut PgConnection,
+        tx: &'a mut AnyConnection,
         stored: &'a StoredCommit,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// The tables it owns, for a rebuild's swap.
@@ -50,21 +50,8 @@ pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpo
 /// Names of every projection.
 pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
 
-/// Applies the read-model migrations (creating the database when it does not exist).
-pub async fn migrate(database_url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url).await?
-        && let Err(e) = sqlx::Postgres::create_database(database_url).await
-        && !sqlx::Postgres::database_exists(database_url).await?
-    {
-        // Several nodes starting at once race to create it; losing the race is fine.
-        return Err(e);
-    }
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(database_url)
-        .await?;
-    sqlx::migrate!("../migrations").run(&pool).await?;
-    Ok(pool)
+/// Opens the read-model store at `url` (creating the database when it does not exist) and
+/// applies the migrations.
+pub async fn migrate(url: &str) -> Result<readstore::ReadStore, sqlx::Error> {
+    readstore::ReadStore::open(url).await
 }

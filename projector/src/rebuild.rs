@@ -1,17 +1,21 @@
-//! Rebuilding a projection: replay the whole log into fresh tables in a schema of their own
-//! (`rebuild_<name>`) while the current tables keep serving, then swap them in.
+//! Rebuilding a projection: replay the whole log into fresh tables (a schema `rebuild_<name>`
+//! in Postgres, a file `rebuild_<name>.db` beside the embedded store) while the current tables
+//! keep serving, then swap them in.
 //!
-//! - Safe to interrupt: the rebuild schema keeps its own checkpoint; rerunning resumes there.
-//! - The swap takes the live projector's batch lock, so no live batch commits during it; it
-//!   runs only when the rebuilt tables have reached the live checkpoint (else it catches up
-//!   again and retries), moves the old tables out and the new ones in, and sets the live
-//!   checkpoint to the rebuilt one, all in one transaction. Readers wait for it, never see a
-//!   mix.
+//! - Safe to interrupt: the fresh tables keep their own checkpoint; rerunning resumes there.
+//! - The swap takes the live projector's batch lock (Postgres: its advisory lock; SQLite: the
+//!   write lock every batch takes), so no live batch commits during it; it runs only when the
+//!   rebuilt tables have reached the live checkpoint (else it catches up again and retries),
+//!   replaces the live tables by the rebuilt ones (Postgres: moves them between schemas;
+//!   SQLite: copies them over) and sets the live checkpoint to the rebuilt one, all in one
+//!   transaction. Readers never see a mix.
 
 use crate::runner::{ProjectorConfig, RunError, batch_lock_key};
 use crate::{Projection, Projector};
 use eventlog::EventLog;
-use sqlx::{Connection, PgPool};
+use readstore::{Backend, ReadStore};
+use sqlx::{AnyConnection, Connection};
+use std::path::PathBuf;
 
 pub fn schema_of(name: &str) -> String {
     format!("rebuild_{name}")
@@ -23,26 +27,29 @@ pub struct Rebuilt {
     pub swapped: bool,
 }
 
-/// Prepares the rebuild schema (once), replays into it up to the log's current end, then (with
-/// `swap`) swaps it in. `progress(done, target)` is called after each batch.
+/// The file an embedded store rebuilds projection `name` into.
+pub fn file_of(store: &ReadStore, name: &str) -> Result<PathBuf, RunError> {
+    let live = readstore::sqlite_path(store.url()).ok_or_else(|| {
+        RunError::Db(sqlx::Error::Configuration(
+            "an in-memory store cannot be rebuilt".into(),
+        ))
+    })?;
+    Ok(live.with_file_name(format!("{}.db", schema_of(name))))
+}
+
+/// Prepares the fresh tables (once), replays into them up to the log's current end, then (with
+/// `swap`) swaps them in. `progress(done, target)` is called after each batch.
 pub async fn rebuild<L: EventLog, P: Projection + Clone>(
     projection: P,
     log: L,
-    pool: PgPool,
+    store: &ReadStore,
     filter: String,
     swap: bool,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Rebuilt, RunError> {
     let name = projection.name();
     let schema = schema_of(name);
-    prepare(&pool, &projection, &schema).await?;
-    let options = (*pool.connect_options())
-        .clone()
-        .options([("search_path", schema.as_str())]);
-    let rebuild_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await?;
+    let fresh = prepare(store, &projection).await?;
     let config = ProjectorConfig {
         batch_size: 2000,
         fault: None,
@@ -50,7 +57,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
     let mut projector = Projector::new(
         projection.clone(),
         log.clone(),
-        rebuild_pool.clone(),
+        fresh.clone(),
         filter,
         config,
     )
@@ -66,112 +73,214 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
                 swapped: false,
             });
         }
-        let mut conn = pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(batch_lock_key("public", name))
-            .execute(&mut *tx)
-            .await?;
-        let live: Option<(i64,)> = sqlx::query_as(
-            "SELECT last_position FROM public.projection_checkpoints WHERE projection = $1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let live = live.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0));
-        if done < live {
-            // The live projection moved on while we replayed: catch up again, outside the lock.
-            tx.rollback().await?;
-            target = live;
-            continue;
+        let swapped = match store.backend() {
+            Backend::Postgres => swap_schema(store, &projection, done).await?,
+            Backend::Sqlite => swap_file(store, &projection, done).await?,
+        };
+        match swapped {
+            Swap::Behind(live) => target = live,
+            Swap::Done => {
+                fresh.close().await;
+                if store.backend() == Backend::Sqlite {
+                    remove_file(&file_of(store, name)?);
+                }
+                return Ok(Rebuilt {
+                    checkpoint: done,
+                    swapped: true,
+                });
+            }
         }
-        let retired = format!("retired_{name}");
-        for stmt in [
-            format!("DROP SCHEMA IF EXISTS {retired} CASCADE"),
-            format!("CREATE SCHEMA {retired}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await?;
-        }
-        for table in projection.tables() {
-            let stmt = format!(
-                "ALTER TABLE public.{table} SET SCHEMA {retired}; ALTER TABLE {schema}.{table} SET SCHEMA public;"
-            );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO public.projection_checkpoints (projection, last_position) VALUES ($1, $2)
-             ON CONFLICT (projection) DO UPDATE SET last_position = $2",
-        )
-        .bind(name)
-        .bind(i64::try_from(done).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-        let stmt = format!("DROP SCHEMA {retired} CASCADE; DROP SCHEMA {schema} CASCADE;");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rebuild_pool.close().await;
-        return Ok(Rebuilt {
-            checkpoint: done,
-            swapped: true,
-        });
     }
 }
 
-/// Creates the rebuild schema with the projection's tables, unless an interrupted rebuild
-/// already did (schema and tables are created in one transaction).
-async fn prepare<P: Projection>(
-    pool: &PgPool,
-    projection: &P,
-    schema: &str,
-) -> Result<(), RunError> {
-    let exists: Option<(String,)> = sqlx::query_as(
-        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1",
+enum Swap {
+    Done,
+    /// The live projection moved on while we replayed: catch up to this position, outside the
+    /// lock, and try again.
+    Behind(u64),
+}
+
+/// The live checkpoint of `name`, read inside the swap's transaction.
+async fn live_checkpoint(tx: &mut AnyConnection, name: &str) -> Result<u64, sqlx::Error> {
+    let live: Option<(i64,)> =
+        sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(live.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0)))
+}
+
+async fn set_checkpoint(tx: &mut AnyConnection, name: &str, done: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET last_position = $2",
     )
-    .bind(schema)
-    .fetch_optional(pool)
+    .bind(name)
+    .bind(i64::try_from(done).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
     .await?;
-    if exists.is_some() {
-        return Ok(());
+    Ok(())
+}
+
+/// Postgres: moves the live tables out and the rebuilt ones in, between schemas.
+async fn swap_schema<P: Projection>(
+    store: &ReadStore,
+    projection: &P,
+    done: u64,
+) -> Result<Swap, RunError> {
+    let name = projection.name();
+    let schema = schema_of(name);
+    let mut tx = store.begin_write(batch_lock_key("public", name)).await?;
+    let live = live_checkpoint(&mut tx, name).await?;
+    if done < live {
+        tx.rollback().await?;
+        return Ok(Swap::Behind(live));
     }
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    // `schema` is `rebuild_` and a projection's constant name.
-    let head = format!("CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema};");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(head))
+    let retired = format!("retired_{name}");
+    let mut stmt = format!("DROP SCHEMA IF EXISTS {retired} CASCADE; CREATE SCHEMA {retired};");
+    for table in projection.tables() {
+        stmt.push_str(&format!(
+            "ALTER TABLE public.{table} SET SCHEMA {retired}; ALTER TABLE {schema}.{table} SET SCHEMA public;"
+        ));
+    }
+    // `schema` and `retired` are prefixes and a projection's constant name.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
         .execute(&mut *tx)
         .await?;
+    set_checkpoint(&mut tx, name, done).await?;
+    let stmt = format!("DROP SCHEMA {retired} CASCADE; DROP SCHEMA {schema} CASCADE;");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Swap::Done)
+}
+
+/// SQLite: copies the rebuilt tables over the live ones, from the attached rebuild file.
+async fn swap_file<P: Projection>(
+    store: &ReadStore,
+    projection: &P,
+    done: u64,
+) -> Result<Swap, RunError> {
+    let name = projection.name();
+    let file = file_of(store, name)?;
+    // ATTACH cannot run inside a transaction; a connection of its own keeps the attachment
+    // away from the pool.
+    let mut conn = store.dedicated().await?;
+    sqlx::query("ATTACH DATABASE $1 AS rebuilt")
+        .bind(file.display().to_string())
+        .execute(&mut conn)
+        .await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let live = live_checkpoint(&mut tx, name).await?;
+    if done < live {
+        tx.rollback().await?;
+        conn.close().await?;
+        return Ok(Swap::Behind(live));
+    }
+    let mut stmt = String::new();
+    for table in projection.tables() {
+        // Both sides were created by the same DDL: same columns, same order.
+        stmt.push_str(&format!(
+            "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM rebuilt.{table};"
+        ));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+        .execute(&mut *tx)
+        .await?;
+    set_checkpoint(&mut tx, name, done).await?;
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(Swap::Done)
+}
+
+fn remove_file(file: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Opens the fresh tables of `projection`, creating them unless an interrupted rebuild already
+/// did (tables are created in one transaction).
+async fn prepare<P: Projection>(store: &ReadStore, projection: &P) -> Result<ReadStore, RunError> {
+    let schema = schema_of(projection.name());
+    let fresh = match store.backend() {
+        Backend::Postgres => {
+            if !schema_exists(store, &schema).await? {
+                let mut tx = store.pool().begin().await?;
+                // `schema` is `rebuild_` and a projection's constant name.
+                let head = format!("CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema};");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(head))
+                    .execute(&mut *tx)
+                    .await?;
+                create_tables(&mut tx, projection).await?;
+                tx.commit().await?;
+            }
+            ReadStore::connect(store.url(), 2, Some(&schema)).await?
+        }
+        Backend::Sqlite => {
+            let url = readstore::sqlite_url(&file_of(store, projection.name())?);
+            let fresh = ReadStore::connect(&url, 2, None).await?;
+            let (tables,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'projection_checkpoints'",
+            )
+            .fetch_one(fresh.pool())
+            .await?;
+            if tables == 0 {
+                let mut tx = fresh.pool().begin().await?;
+                create_tables(&mut tx, projection).await?;
+                tx.commit().await?;
+            }
+            fresh
+        }
+    };
+    Ok(fresh)
+}
+
+async fn create_tables<P: Projection>(
+    tx: &mut AnyConnection,
+    projection: &P,
+) -> Result<(), sqlx::Error> {
     for ddl in projection.ddl() {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*ddl))
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
-/// The checkpoint of an unfinished rebuild, if one is under way.
-pub async fn pending(pool: &PgPool, name: &str) -> Result<Option<u64>, sqlx::Error> {
-    let schema = schema_of(name);
+async fn schema_exists(store: &ReadStore, schema: &str) -> Result<bool, sqlx::Error> {
     let exists: Option<(String,)> = sqlx::query_as(
         "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1",
     )
-    .bind(&schema)
-    .fetch_optional(pool)
+    .bind(schema)
+    .fetch_optional(store.pool())
     .await?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    let stmt =
-        format!("SELECT last_position FROM {schema}.projection_checkpoints WHERE projection = $1");
-    let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(stmt))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    Ok(Some(row.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0))))
+    Ok(exists.is_some())
+}
+
+/// The checkpoint of an unfinished rebuild, if one is under way.
+pub async fn pending(store: &ReadStore, name: &str) -> Result<Option<u64>, sqlx::Error> {
+    let fresh = match store.backend() {
+        Backend::Postgres => {
+            if !schema_exists(store, &schema_of(name)).await? {
+                return Ok(None);
+            }
+            ReadStore::connect(store.url(), 1, Some(&schema_of(name))).await?
+        }
+        Backend::Sqlite => {
+            let Ok(file) = file_of(store, name) else {
+                return Ok(None);
+            };
+            if !file.exists() {
+                return Ok(None);
+            }
+            ReadStore::connect(&readstore::sqlite_url(&file), 1, None).await?
+        }
+    };
+    let at = crate::checkpoint(fresh.pool(), name).await;
+    fresh.close().await;
+    Ok(Some(at?))
 }

@@ -3,7 +3,8 @@
 use crate::{Projection, ProjectionError};
 use eventlog::{EventLog, From, StoredCommit};
 use futures::StreamExt;
-use sqlx::{Acquire, ConnectOptions, Connection, PgConnection, PgPool};
+use readstore::ReadStore;
+use sqlx::AnyPool;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ impl Default for ProjectorConfig {
 }
 
 /// The last position projected by `projection` (0 before the first).
-pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
+pub async fn checkpoint(pool: &AnyPool, projection: &str) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
             .bind(projection)
@@ -42,13 +43,12 @@ pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Er
     Ok(row.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0)))
 }
 
-/// A key for `pg_advisory_lock` derived from the projection name (FNV-1a, stable across
-/// builds, unlike `DefaultHasher`).
 /// The lock each batch transaction of projection `name` writing into `scope` takes.
 pub(crate) fn batch_lock_key(scope: &str, name: &str) -> i64 {
     lock_key(&format!("{scope}/{name}/batch"))
 }
 
+/// A lock key derived from a name (FNV-1a, stable across builds, unlike `DefaultHasher`).
 pub(crate) fn lock_key(name: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
@@ -64,7 +64,7 @@ pub struct Projector<L, P> {
     /// its lock keys, so a rebuild never waits on the live projector's locks.
     scope: String,
     log: L,
-    pool: PgPool,
+    store: ReadStore,
     filter: String,
     config: ProjectorConfig,
     applied: usize,
@@ -86,7 +86,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     pub fn new(
         projection: P,
         log: L,
-        pool: PgPool,
+        store: ReadStore,
         filter: String,
         config: ProjectorConfig,
     ) -> Self {
@@ -94,7 +94,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             projection,
             scope: "public".to_owned(),
             log,
-            pool,
+            store,
             filter,
             config,
             applied: 0,
@@ -113,28 +113,14 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     }
 
     async fn run_once(&mut self) -> Result<(), RunError> {
-        // The lock lives on a connection of its own, outside the pool: however this task ends
-        // (error, abort, crash), closing that session releases the lock. A pooled connection
-        // would go back to the pool still holding it.
-        // Waiting for the lock is the normal state of a standby instance, not a slow query.
-        let options = (*self.pool.connect_options())
-            .clone()
-            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
-        let mut lock_conn = PgConnection::connect_with(&options).await?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(lock_key(&format!(
-                "{}/{}",
-                self.scope,
-                self.projection.name()
-            )))
-            .execute(&mut lock_conn)
-            .await?;
+        let key = lock_key(&format!("{}/{}", self.scope, self.projection.name()));
+        let lock = self.store.lock_session(key).await?;
         let result = self.project().await;
-        let _ = lock_conn.close().await;
+        lock.release().await;
         result
     }
 
-    /// Writes into the tables of `schema` (the pool's connections must use it as search path).
+    /// Writes into the tables of `schema` (the store's connections must use it as search path).
     pub fn in_schema(mut self, schema: &str) -> Self {
         self.scope = schema.to_owned();
         self
@@ -147,7 +133,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         target: u64,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, RunError> {
-        let mut done = checkpoint(&self.pool, self.projection.name()).await?;
+        let mut done = checkpoint(self.store.pool(), self.projection.name()).await?;
         progress(done);
         if done >= target {
             return Ok(done);
@@ -176,7 +162,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     }
 
     async fn project(&mut self) -> Result<(), RunError> {
-        let mut done = checkpoint(&self.pool, self.projection.name()).await?;
+        let mut done = checkpoint(self.store.pool(), self.projection.name()).await?;
         let mut commits = self
             .log
             .follow(&self.filter, From::Position(done + 1))
@@ -198,13 +184,11 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
 
     async fn apply_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
         let name = self.projection.name();
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
         // Batches of this projection commit one at a time, and a rebuild's swap takes the same
         // lock; the checkpoint read under it is the truth (a swap may have moved it on).
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(batch_lock_key(&self.scope, name))
-            .execute(&mut *tx)
+        let mut tx = self
+            .store
+            .begin_write(batch_lock_key(&self.scope, name))
             .await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT last_position FROM projection_checkpoints WHERE projection = $1",

@@ -9,7 +9,7 @@ use crate::ProjectionError;
 use eventlog::StoredCommit;
 use events::{ConversationEvent, EventKind};
 use futures::future::BoxFuture;
-use sqlx::PgConnection;
+use sqlx::AnyConnection;
 
 pub const NAME: &str = "unread";
 
@@ -23,7 +23,7 @@ impl crate::Projection for Unread {
 
     fn apply<'a>(
         &'a self,
-        tx: &'a mut PgConnection,
+        tx: &'a mut AnyConnection,
         stored: &'a StoredCommit,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(tx, stored))
@@ -46,7 +46,7 @@ impl crate::Projection for Unread {
     }
 }
 
-async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
+async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     if c.aggregate_type != ConversationEvent::AGGREGATE {
         return Ok(());
@@ -106,41 +106,83 @@ async fn apply(tx: &mut PgConnection, stored: &StoredCommit) -> Result<(), Proje
                     .await?;
             }
             ConversationEvent::MessagesRead(e) => {
-                let ids: Vec<String> = e
-                    .messages
-                    .iter()
-                    .map(|m| m.message_id.to_string())
-                    .collect();
-                sqlx::query(
-                    "WITH newly AS (
-                         INSERT INTO unread_reads (message_id, user_id)
-                         SELECT message_id, $2 FROM unread_message_meta WHERE message_id = ANY($3)
-                         ON CONFLICT DO NOTHING RETURNING message_id)
-                     UPDATE unread_counts u SET unread = GREATEST(u.unread - (
-                         SELECT COUNT(*) FROM newly n JOIN unread_message_meta m ON m.message_id = n.message_id
-                         WHERE m.seq > u.joined_seq AND m.sender_id <> u.user_id), 0)
-                     WHERE u.conversation_id = $1 AND u.user_id = $2",
-                )
-                .bind(conv)
-                .bind(e.reader.as_str())
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?;
+                let ids: Vec<&str> = e.messages.iter().map(|m| m.message_id.as_str()).collect();
+                for chunk in ids.chunks(500) {
+                    read(tx, conv, e.reader.as_str(), chunk).await?;
+                }
             }
             ConversationEvent::MessageDeleted(e) => {
-                sqlx::query(
-                    "UPDATE unread_counts u SET unread = GREATEST(u.unread - 1, 0)
-                     FROM unread_message_meta m
-                     WHERE m.message_id = $1 AND u.conversation_id = m.conversation_id
-                       AND u.user_id <> m.sender_id AND u.joined_seq < m.seq
-                       AND NOT EXISTS (SELECT 1 FROM unread_reads r WHERE r.message_id = m.message_id AND r.user_id = u.user_id)",
+                let meta: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT sender_id, seq FROM unread_message_meta WHERE message_id = $1",
                 )
+                .bind(e.message_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((sender, seq)) = meta else { continue };
+                // Everyone who counted it (joined before it, not its sender, not yet read it).
+                sqlx::query(
+                    "UPDATE unread_counts SET unread = unread - 1
+                     WHERE conversation_id = $1 AND user_id <> $2 AND joined_seq < $3 AND unread > 0
+                       AND NOT EXISTS (SELECT 1 FROM unread_reads r
+                                       WHERE r.message_id = $4 AND r.user_id = unread_counts.user_id)",
+                )
+                .bind(conv)
+                .bind(sender)
+                .bind(seq)
                 .bind(e.message_id.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// `reader` read the messages `ids` of `conv`: those that counted for them and were not read
+/// yet come off their count.
+async fn read(
+    tx: &mut AnyConnection,
+    conv: &str,
+    reader: &str,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    let list = readstore::placeholders(3, ids.len());
+    let count = format!(
+        "SELECT COUNT(*) FROM unread_message_meta m
+         JOIN unread_counts u ON u.conversation_id = $1 AND u.user_id = $2
+         WHERE m.message_id IN ({list}) AND m.seq > u.joined_seq AND m.sender_id <> u.user_id
+           AND NOT EXISTS (SELECT 1 FROM unread_reads r WHERE r.message_id = m.message_id AND r.user_id = $2)"
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(count))
+        .bind(conv)
+        .bind(reader);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let (newly,): (i64,) = query.fetch_one(&mut *tx).await?;
+    let insert = format!(
+        "INSERT INTO unread_reads (message_id, user_id)
+         SELECT message_id, $2 FROM unread_message_meta WHERE conversation_id = $1 AND message_id IN ({list})
+         ON CONFLICT DO NOTHING"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(insert))
+        .bind(conv)
+        .bind(reader);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut *tx).await?;
+    if newly > 0 {
+        sqlx::query(
+            "UPDATE unread_counts SET unread = CASE WHEN unread > $3 THEN unread - $3 ELSE 0 END
+             WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(conv)
+        .bind(reader)
+        .bind(newly)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

@@ -1,23 +1,27 @@
-//! Against a real NATS and a real Postgres: the projection takes effect exactly once even when
-//! its transaction fails in the middle of a batch, and when two instances run at once.
+//! On both backends (JetStream + Postgres, embedded log + SQLite): the projection takes effect
+//! exactly once even when its transaction fails in the middle of a batch, and when two
+//! instances run at once.
 
 use command::domain::{ConversationCommand, UserCommand};
 use command::executor::Executor;
 use command::service::metadata;
 use eventlog::EventLog;
-use events::{Content, ConversationId, MessageId, UserId};
+use events::{Content, ConversationId, MessageId, Subjects, UserId};
 use projector::chat::Chat;
 use projector::{Fault, Projector, ProjectorConfig, checkpoint};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use testkit::Setup;
+
+testkit::on_both_backends!(
+    a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing,
+    two_instances_project_once,
+);
 
 const MESSAGES: usize = 300;
 
 /// Registers (or renames) user `ann`.
-async fn name_ann(
-    executor: &Executor<eventlog::JetStreamLog>,
-    name: &str,
-) -> anyhow::Result<UserId> {
+async fn name_ann<L: EventLog>(executor: &Executor<L>, name: &str) -> anyhow::Result<UserId> {
     let ann = UserId::parse("ann")?;
     let upsert = UserCommand::Upsert {
         name: name.into(),
@@ -29,8 +33,8 @@ async fn name_ann(
     Ok(ann)
 }
 
-async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
-    let executor = Executor::new(log.clone(), log.subjects().clone());
+async fn fill<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<ConversationId> {
+    let executor = Executor::new(log.clone(), subjects.clone());
     let ann = name_ann(&executor, "Ann").await?;
     let conv = ConversationId::generate();
     let create = ConversationCommand::Create {
@@ -58,7 +62,7 @@ async fn fill(log: &eventlog::JetStreamLog) -> anyhow::Result<ConversationId> {
     Ok(conv)
 }
 
-async fn wait_for_checkpoint(pool: &sqlx::PgPool, target: u64) -> anyhow::Result<()> {
+async fn wait_for_checkpoint(pool: &sqlx::AnyPool, target: u64) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while checkpoint(pool, "chat").await? < target {
         anyhow::ensure!(
@@ -70,7 +74,7 @@ async fn wait_for_checkpoint(pool: &sqlx::PgPool, target: u64) -> anyhow::Result
     Ok(())
 }
 
-async fn assert_projected_once(pool: &sqlx::PgPool, conv: &ConversationId) -> anyhow::Result<()> {
+async fn assert_projected_once(pool: &sqlx::AnyPool, conv: &ConversationId) -> anyhow::Result<()> {
     let (count, distinct, min, max): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM messages WHERE conversation_id = $1",
     )
@@ -96,13 +100,18 @@ async fn assert_projected_once(pool: &sqlx::PgPool, conv: &ConversationId) -> an
     Ok(())
 }
 
-#[tokio::test]
-async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() -> anyhow::Result<()>
-{
-    let log = testkit::log().await?;
-    let conv = fill(&log).await?;
+async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L: EventLog>(
+    setup: Setup<L>,
+) -> anyhow::Result<()> {
+    let Setup {
+        log,
+        subjects,
+        store,
+        dir: _dir,
+    } = setup;
+    let pool = store.pool().clone();
+    let conv = fill(&log, &subjects).await?;
     let last = log.last_position().await?;
-    let pool = projector::migrate(&testkit::database_url().await?).await?;
     // Batches of 64 commits; the transaction fails after 100 commits, in the second batch.
     let fault = Fault {
         after: 100,
@@ -113,14 +122,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
         fault: Some(fault.clone()),
     };
     let task = tokio::spawn(
-        Projector::new(
-            Chat,
-            log.clone(),
-            pool.clone(),
-            log.subjects().all(),
-            config,
-        )
-        .run(),
+        Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config).run(),
     );
     wait_for_checkpoint(&pool, last).await?;
     let applied_in_failed_tx = fault.fired_mid_batch.load(Ordering::SeqCst);
@@ -137,13 +139,13 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
         Projector::new(
             Chat,
             log.clone(),
-            pool.clone(),
-            log.subjects().all(),
+            store.clone(),
+            subjects.all(),
             ProjectorConfig::default(),
         )
         .run(),
     );
-    let executor = Executor::new(log.clone(), log.subjects().clone());
+    let executor = Executor::new(log.clone(), subjects.clone());
     name_ann(&executor, "Ann B").await?;
     wait_for_checkpoint(&pool, last + 1).await?;
     assert_projected_once(&pool, &conv).await?;
@@ -155,12 +157,16 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing() 
     Ok(())
 }
 
-#[tokio::test]
-async fn two_instances_project_once() -> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let conv = fill(&log).await?;
+async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Result<()> {
+    let Setup {
+        log,
+        subjects,
+        store,
+        dir: _dir,
+    } = setup;
+    let pool = store.pool().clone();
+    let conv = fill(&log, &subjects).await?;
     let last = log.last_position().await?;
-    let pool = projector::migrate(&testkit::database_url().await?).await?;
     let config = ProjectorConfig {
         batch_size: 16,
         fault: None,
@@ -169,21 +175,14 @@ async fn two_instances_project_once() -> anyhow::Result<()> {
         Projector::new(
             Chat,
             log.clone(),
-            pool.clone(),
-            log.subjects().all(),
+            store.clone(),
+            subjects.all(),
             config.clone(),
         )
         .run(),
     );
     let b = tokio::spawn(
-        Projector::new(
-            Chat,
-            log.clone(),
-            pool.clone(),
-            log.subjects().all(),
-            config,
-        )
-        .run(),
+        Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config).run(),
     );
     wait_for_checkpoint(&pool, last).await?;
     assert_projected_once(&pool, &conv).await?;

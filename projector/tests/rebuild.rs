@@ -1,23 +1,31 @@
-//! Rebuilding a projection from a log of over 100,000 events gives the same rows as the live
-//! one; an interrupted rebuild resumes; the swap puts the rebuilt tables in place.
+//! On both backends: rebuilding a projection from a log of over 100,000 events gives the same
+//! rows as the live one; an interrupted rebuild resumes; the swap puts the rebuilt tables in
+//! place while the live projector runs.
 
 use command::domain::{Conversation, Decide, User};
 use command::service::metadata;
-use eventlog::{EventLog, JetStreamLog};
+use eventlog::EventLog;
 use events::*;
 use projector::chat::Chat;
 use projector::rebuild::{rebuild, schema_of};
 use projector::{Projection, Projector, ProjectorConfig, checkpoint};
+use readstore::{Backend, ReadStore};
+use sqlx::AnyConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use testkit::Setup;
+
+testkit::on_both_backends!(
+    rebuild_from_100k_events_equals_the_live_projection_and_survives_an_interruption
+);
 
 const MESSAGES_PER_COMMIT: u64 = 100;
 const COMMITS: u64 = 1_000;
 
 /// Appends a commit of `events` to an aggregate, tracking version and hash like the executor.
-struct Writer<'a, A: Decide> {
-    log: &'a JetStreamLog,
+struct Writer<'a, L, A: Decide> {
+    log: &'a L,
     subject: String,
     id: String,
     state: A,
@@ -26,8 +34,8 @@ struct Writer<'a, A: Decide> {
     hash: CommitHash,
 }
 
-impl<'a, A: Decide> Writer<'a, A> {
-    fn new(log: &'a JetStreamLog, subject: String, id: &str) -> Self {
+impl<'a, L: EventLog, A: Decide> Writer<'a, L, A> {
+    fn new(log: &'a L, subject: String, id: &str) -> Self {
         Self {
             log,
             subject,
@@ -59,13 +67,13 @@ impl<'a, A: Decide> Writer<'a, A> {
 
 /// A log of 100,000+ events: users, one conversation, messages, edits, deletes, reads,
 /// reactions, deliveries, a participant leaving.
-async fn seed(log: &JetStreamLog) -> anyhow::Result<u64> {
+async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> {
     let users: Vec<UserId> = ["ann", "bob", "cat"]
         .iter()
         .map(|u| UserId::parse(u))
         .collect::<Result<_, _>>()?;
     for u in &users {
-        let mut w = Writer::<User>::new(log, log.subjects().user(u), u.as_str());
+        let mut w = Writer::<L, User>::new(log, subjects.user(u), u.as_str());
         w.commit(&[UserEvent::Registered(UserRegisteredV1 {
             name: u.to_string(),
             avatar_url: None,
@@ -73,7 +81,7 @@ async fn seed(log: &JetStreamLog) -> anyhow::Result<u64> {
         .await?;
     }
     let conv = ConversationId::generate();
-    let mut w = Writer::<Conversation>::new(log, log.subjects().conversation(&conv), conv.as_str());
+    let mut w = Writer::<L, Conversation>::new(log, subjects.conversation(&conv), conv.as_str());
     let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
         conversation_id: conv.clone(),
         title: Some("big".into()),
@@ -157,44 +165,74 @@ async fn seed(log: &JetStreamLog) -> anyhow::Result<u64> {
     Ok(w.version + 3)
 }
 
-/// Rows of `table` in one schema and not the other, both ways.
-async fn differences(pool: &sqlx::PgPool, table: &str, other: &str) -> anyhow::Result<i64> {
+/// A connection that sees the live tables in the returned schema and the rebuilt ones in
+/// `rebuild_chat` (Postgres: schemas; SQLite: the rebuild file, attached).
+async fn comparer(store: &ReadStore) -> anyhow::Result<(AnyConnection, &'static str)> {
+    let mut conn = store.dedicated().await?;
+    match store.backend() {
+        Backend::Postgres => Ok((conn, "public")),
+        Backend::Sqlite => {
+            let file = projector::rebuild::file_of(store, "chat")?;
+            sqlx::query("ATTACH DATABASE $1 AS rebuild_chat")
+                .bind(file.display().to_string())
+                .execute(&mut conn)
+                .await?;
+            Ok((conn, "main"))
+        }
+    }
+}
+
+/// Rows of `table` in one schema and not the other, both ways (every table has a primary key,
+/// so set difference and equal counts mean equal contents).
+async fn differences(
+    conn: &mut AnyConnection,
+    live: &str,
+    table: &str,
+    other: &str,
+) -> anyhow::Result<i64> {
     let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM (SELECT * FROM public.{table} EXCEPT ALL SELECT * FROM {other}.{table}) a)
-              + (SELECT COUNT(*) FROM (SELECT * FROM {other}.{table} EXCEPT ALL SELECT * FROM public.{table}) b)"
+        "SELECT (SELECT COUNT(*) FROM (SELECT * FROM {live}.{table} EXCEPT SELECT * FROM {other}.{table}) a)
+              + (SELECT COUNT(*) FROM (SELECT * FROM {other}.{table} EXCEPT SELECT * FROM {live}.{table}) b)
+              + (SELECT COUNT(*) FROM {live}.{table}) - (SELECT COUNT(*) FROM {other}.{table})"
     );
     let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await?;
+    Ok(n)
+}
+
+async fn count(pool: &sqlx::AnyPool, table: &str) -> anyhow::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
         .fetch_one(pool)
         .await?;
     Ok(n)
 }
 
-async fn count(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM public.{table}"
-    )))
-    .fetch_one(pool)
-    .await?;
-    Ok(n)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_interruption()
--> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let events = seed(&log).await?;
+async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_interruption<
+    L: EventLog,
+>(
+    setup: Setup<L>,
+) -> anyhow::Result<()> {
+    let Setup {
+        log,
+        subjects,
+        store,
+        dir: _dir,
+    } = setup;
+    let pool = store.pool().clone();
+    let events = seed(&log, &subjects).await?;
     assert!(events >= 100_000, "{events} events");
     let last = log.last_position().await?;
-    let pool = projector::migrate(&testkit::database_url().await?).await?;
-    let filter = log.subjects().all();
+    let filter = subjects.all();
 
     // The live projection.
     let config = ProjectorConfig {
         batch_size: 500,
         fault: None,
     };
-    let live =
-        tokio::spawn(Projector::new(Chat, log.clone(), pool.clone(), filter.clone(), config).run());
+    let live = tokio::spawn(
+        Projector::new(Chat, log.clone(), store.clone(), filter.clone(), config).run(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while checkpoint(&pool, "chat").await? < last {
         anyhow::ensure!(
@@ -210,10 +248,10 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
 
     // A rebuild interrupted a third of the way.
     let reached = Arc::new(AtomicU64::new(0));
-    let (r, p, l, f) = (reached.clone(), pool.clone(), log.clone(), filter.clone());
+    let (r, st, l, f) = (reached.clone(), store.clone(), log.clone(), filter.clone());
     let first = tokio::spawn(async move {
         let mut progress = |done: u64, _target: u64| r.store(done, Ordering::SeqCst);
-        rebuild(Chat, l, p, f, false, &mut progress).await
+        rebuild(Chat, l, &st, f, false, &mut progress).await
     });
     while reached.load(Ordering::SeqCst) < last / 3 {
         anyhow::ensure!(
@@ -224,7 +262,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     }
     first.abort();
     let _ = first.await;
-    let resumed_at = projector::rebuild::pending(&pool, "chat")
+    let resumed_at = projector::rebuild::pending(&store, "chat")
         .await?
         .unwrap_or(0);
     assert!(
@@ -240,7 +278,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     let done = rebuild(
         Chat,
         log.clone(),
-        pool.clone(),
+        &store,
         filter.clone(),
         false,
         &mut progress,
@@ -253,31 +291,26 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
         "the rerun resumed from the interrupted checkpoint"
     );
     let schema = schema_of("chat");
+    let (mut conn, live_schema) = comparer(&store).await?;
     for table in Chat.tables() {
         assert!(
             count(&pool, table).await? > 0 || *table == "message_reads" || *table == "reactions",
             "{table} empty"
         );
         assert_eq!(
-            differences(&pool, table, &schema).await?,
+            differences(&mut conn, live_schema, table, &schema).await?,
             0,
             "{table} differs"
         );
     }
 
-    // Swap while the live projector runs; the tables in public are the rebuilt ones.
-    let swapped = rebuild(
-        Chat,
-        log.clone(),
-        pool.clone(),
-        filter,
-        true,
-        &mut |_, _| {},
-    )
-    .await?;
+    drop(conn);
+
+    // Swap while the live projector runs; the live tables are the rebuilt ones.
+    let swapped = rebuild(Chat, log.clone(), &store, filter, true, &mut |_, _| {}).await?;
     assert!(swapped.swapped);
     assert_eq!(checkpoint(&pool, "chat").await?, last);
-    assert!(projector::rebuild::pending(&pool, "chat").await?.is_none());
+    assert!(projector::rebuild::pending(&store, "chat").await?.is_none());
     assert_eq!(
         count(&pool, "messages").await?,
         (MESSAGES_PER_COMMIT * COMMITS) as i64

@@ -12,12 +12,12 @@ use api::JwtKeys;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use sqlx::PgPool;
+use sqlx::AnyPool;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct QueryState {
-    pub pool: PgPool,
+    pub pool: AnyPool,
     pub keys: Arc<JwtKeys>,
 }
 

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use events::ConversationId;
 use serde_json::{Value, json};
-use sqlx::{PgPool, Row};
+use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -26,12 +26,12 @@ fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Ap
 
 /// Refuses a reader who is not an active participant (404 for an unknown conversation).
 pub async fn require_participant(
-    pool: &PgPool,
+    pool: &AnyPool,
     conversation: &str,
     user: &str,
 ) -> Result<(), ApiError> {
-    let row: Option<(Option<bool>,)> = sqlx::query_as(
-        "SELECT p.active FROM conversations c
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT CASE WHEN p.active THEN 1 ELSE 0 END FROM conversations c
          LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
          WHERE c.id = $1",
     )
@@ -42,7 +42,7 @@ pub async fn require_participant(
     .map_err(ApiError::unavailable)?;
     match row {
         None => Err(ApiError::new(ErrorCode::NotFound, "Conversation not found")),
-        Some((Some(true),)) => Ok(()),
+        Some((1,)) => Ok(()),
         Some(_) => Err(ApiError::new(
             ErrorCode::NotParticipant,
             "Not a participant of this conversation",
@@ -113,7 +113,7 @@ pub async fn list(
 }
 
 /// Fills each message's `reactions` with `{id, emoji, userId, createdAt}`, oldest first.
-async fn attach_reactions(pool: &PgPool, messages: &mut [Value]) -> Result<(), ApiError> {
+async fn attach_reactions(pool: &AnyPool, messages: &mut [Value]) -> Result<(), ApiError> {
     let ids: Vec<String> = messages
         .iter()
         .filter_map(|m| m["id"].as_str().map(str::to_owned))
@@ -121,14 +121,16 @@ async fn attach_reactions(pool: &PgPool, messages: &mut [Value]) -> Result<(), A
     if ids.is_empty() {
         return Ok(());
     }
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT id, message_id, user_id, emoji, created_ms FROM reactions
-         WHERE message_id = ANY($1) ORDER BY created_ms, id",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::unavailable)?;
+         WHERE message_id IN ({}) ORDER BY created_ms, id",
+        readstore::placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in &ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(pool).await.map_err(ApiError::unavailable)?;
     let mut by_message: HashMap<String, Vec<Value>> = HashMap::new();
     for r in rows {
         by_message
@@ -149,7 +151,7 @@ async fn attach_reactions(pool: &PgPool, messages: &mut [Value]) -> Result<(), A
     Ok(())
 }
 
-fn message_json(r: &sqlx::postgres::PgRow) -> Value {
+fn message_json(r: &sqlx::any::AnyRow) -> Value {
     let sender_id: String = r.get("sender_id");
     let name: Option<String> = r.get("name");
     let avatar: Option<String> = r.get("avatar_url");
@@ -177,7 +179,7 @@ fn message_json(r: &sqlx::postgres::PgRow) -> Value {
 }
 
 /// The conversation of a message, as the read models know it.
-pub async fn locate(pool: &PgPool, message: &str) -> Result<Option<ConversationId>, ApiError> {
+pub async fn locate(pool: &AnyPool, message: &str) -> Result<Option<ConversationId>, ApiError> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT conversation_id FROM messages WHERE id = $1")
             .bind(message)

@@ -2,7 +2,7 @@
 //! reaches it, up to [`MAX_WAIT`], then answers 503 `UNAVAILABLE`.
 
 use api::{ApiError, ErrorCode};
-use sqlx::PgPool;
+use sqlx::AnyPool;
 use std::time::Duration;
 
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
@@ -10,7 +10,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// The projections a read waits for (every one the query side reads).
 pub const PROJECTIONS: [&str; 2] = ["chat", "unread"];
 
-pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiError> {
+pub async fn until(pool: &AnyPool, min_position: Option<u64>) -> Result<(), ApiError> {
     let Some(min) = min_position.filter(|m| *m > 0) else {
         return Ok(());
     };
@@ -18,9 +18,10 @@ pub async fn until(pool: &PgPool, min_position: Option<u64>) -> Result<(), ApiEr
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
         let (caught_up,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM projection_checkpoints WHERE projection = ANY($1) AND last_position >= $2",
+            "SELECT COUNT(*) FROM projection_checkpoints WHERE projection IN ($1, $2) AND last_position >= $3",
         )
-        .bind(&PROJECTIONS[..])
+        .bind(PROJECTIONS[0])
+        .bind(PROJECTIONS[1])
         .bind(min)
         .fetch_one(pool)
         .await

@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own JetStream stream (and subject prefix) and its own
 //! Postgres database, on the NATS and Postgres that `scripts/test.sh` started (their URLs
-//! arrive in `CHAT_TEST_NATS_URL` and `CHAT_TEST_DATABASE_URL`).
+//! arrive in `CHAT_TEST_NATS_URL` and `CHAT_TEST_DATABASE_URL`), or its own embedded log and
+//! SQLite store in a temporary directory. [`on_both_backends!`] runs one scenario on each.
 
 use anyhow::Context;
 use eventlog::JetStreamLog;
@@ -52,4 +53,58 @@ pub async fn database_url() -> anyhow::Result<String> {
         .rsplit_once('/')
         .context("CHAT_TEST_DATABASE_URL has no database name")?;
     Ok(format!("{base}/{name}"))
+}
+
+/// What a scenario runs on: a log, its subjects, and a read store, all its own.
+pub struct Setup<L> {
+    pub log: L,
+    pub subjects: Subjects,
+    pub store: readstore::ReadStore,
+    /// The embedded setup's directory, removed when the setup is dropped.
+    pub dir: Option<tempfile::TempDir>,
+}
+
+/// The production pairing: JetStream and Postgres.
+pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
+    let log = log().await?;
+    let store = readstore::ReadStore::open(&database_url().await?).await?;
+    Ok(Setup {
+        subjects: log.subjects().clone(),
+        log,
+        store,
+        dir: None,
+    })
+}
+
+/// The embedded pairing (`chat serve` with nothing configured): the file log and SQLite, in
+/// a fresh temporary directory.
+pub async fn embedded() -> anyhow::Result<Setup<eventlog::EmbeddedLog>> {
+    let dir = tempfile::tempdir()?;
+    let log = eventlog::EmbeddedLog::open(&dir.path().join("events.log"))?;
+    let store =
+        readstore::ReadStore::open(&readstore::sqlite_url(&dir.path().join("read.db"))).await?;
+    Ok(Setup {
+        log,
+        subjects: Subjects::default(),
+        store,
+        dir: Some(dir),
+    })
+}
+
+/// Declares, for each `scenario(setup: Setup<L>) -> anyhow::Result<()>` generic over the log,
+/// a module of that name with two tests: `jetstream_postgres` and `embedded_sqlite`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn jetstream_postgres() -> anyhow::Result<()> {
+                super::$scenario($crate::production().await?).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded_sqlite() -> anyhow::Result<()> {
+                super::$scenario($crate::embedded().await?).await
+            }
+        }
+    )*};
 }
