@@ -19,5 +19,5 @@ cargo test --workspace --release
 (cd e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
 export CHAT_BIN="$ROOT/target/release/chat"
 node --test --test-concurrency=1 --test-timeout=120000 e2e/test/
-# The single-node suite again on the embedded event log (no NATS), same tests.
-CHAT_E2E_LOG=embedded node --test --test-concurrency=1 --test-timeout=120000 e2e/test/rest.test.mjs
+# Every suite again on the embedded mode (file log + SQLite, one node: no NATS, no Postgres).
+CHAT_E2E_BACKEND=embedded node --test --test-concurrency=1 --test-timeout=120000 e2e/test/

@@ -27,7 +27,15 @@ pub async fn run<L: EventLog>(
     let executor = state.service.executor.clone();
     let filter = executor.subjects().all();
     let mut ready = Some(ready);
-    let mut from = From::New;
+    // Everything up to the log's current end is history, never broadcast: the broadcaster has
+    // "passed" it (catch-up waits on this position).
+    let mut from = match executor.log().last_position().await {
+        Ok(last) => {
+            state.broadcast.send_replace(last);
+            From::Position(last + 1)
+        }
+        Err(_) => From::New,
+    };
     loop {
         match executor.log().follow(&filter, from).await {
             Ok(mut commits) => {
@@ -40,6 +48,7 @@ pub async fn run<L: EventLog>(
                             from = From::Position(stored.position + 1);
                             executor.observe(&stored).await;
                             deliver(&state, &io, &stored).await;
+                            state.broadcast.send_replace(stored.position);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "broadcaster: log error");

@@ -2,7 +2,7 @@
 // in order, then live events, with no gap and no duplicate, even while others keep writing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS } from './helpers.mjs';
+import { deployment, startServer, startNodes, EMBEDDED, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS } from './helpers.mjs';
 
 let A, B;
 const sockets = [];
@@ -14,8 +14,7 @@ const roomEvents = (s, after = 0) =>
 
 before(async () => {
   const dep = deployment();
-  A = await startServer(dep, NO_LIMITS);
-  B = await startServer(dep, NO_LIMITS);
+  [A, B] = await startNodes(dep, NO_LIMITS);
   for (const [id, name] of [[ann, 'Ann'], [bob, 'Bob']]) {
     await api(A.url, 'PUT', `/api/users/${id}`, adminToken(), { name });
   }

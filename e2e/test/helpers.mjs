@@ -60,14 +60,28 @@ export function startServer(dep, extraEnv = {}) {
       const m = out.match(/chat listening on (http:\/\/\S+)/);
       if (m) {
         clearTimeout(timer);
+        let stopped;
         resolve({
           url: m[1],
-          stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
+          child,
+          // SIGKILL: no goodbye. Idempotent (an embedded "second node" is the first one).
+          stop: () => (stopped ??= child.exitCode !== null || child.signalCode !== null
+            ? Promise.resolve()
+            : new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); })),
         });
       }
     });
     child.once('exit', (code) => reject(new Error('chat serve exited with ' + code + ': ' + out)));
   });
+}
+
+/**
+ * Two nodes of one deployment. The embedded mode is one node (multi-node does not apply): both
+ * are the same server, so the cross-node suites run unchanged on it.
+ */
+export async function startNodes(dep, extraEnv = {}) {
+  const A = await startServer(dep, extraEnv);
+  return [A, EMBEDDED ? A : await startServer(dep, extraEnv)];
 }
 
 const b64 = (o) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');

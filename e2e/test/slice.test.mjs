@@ -3,7 +3,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  deployment, startServer, token, adminToken, jwt, api, connect, authed, waitFor, waitUntil,
+  deployment, startServer, startNodes, EMBEDDED, token, adminToken, jwt, api, connect, authed, waitFor, waitUntil,
   emitAck, unique, NO_LIMITS,
 } from './helpers.mjs';
 
@@ -14,8 +14,7 @@ const alice = unique('alice'), bob = unique('bob'), carol = unique('carol');
 
 before(async () => {
   const dep = deployment();
-  A = await startServer(dep, NO_LIMITS);
-  B = await startServer(dep, NO_LIMITS);
+  [A, B] = await startNodes(dep, NO_LIMITS);
   for (const [id, name] of [[alice, 'Alice'], [bob, 'Bob'], [carol, 'Carol']]) {
     const r = await api(A.url, 'PUT', `/api/users/${id}`, adminToken(), { name, avatarUrl: id === alice ? 'https://x/a.png' : undefined });
     assert.equal(r.status, 200, JSON.stringify(r.body));

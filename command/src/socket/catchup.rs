@@ -5,9 +5,10 @@
 //! While a socket catches up it is in the conversation room *and* in `catchup-<id>`. The
 //! broadcaster emits room events to the room except `catchup-<id>`, and pushes them into the
 //! catching-up sockets' buffers instead. When the replay has emitted everything the log held,
-//! the buffer is drained (skipping offsets already replayed) and the socket leaves
-//! `catchup-<id>`, all under the buffer's lock, so an event is either buffered or emitted
-//! live, never both, never neither.
+//! and this node's broadcaster has gone past the last commit replayed (the replay reads the
+//! log directly and may be ahead of it), the buffer is drained (skipping offsets already
+//! replayed) and the socket leaves `catchup-<id>`, all under the buffer's lock, so an event is
+//! either buffered or emitted live, never both, never neither.
 
 use crate::executor::Executor;
 use crate::payload;
@@ -143,13 +144,25 @@ pub fn begin(socket: &SocketRef, conv: &ConversationId) {
 /// already replayed, then leaves catch-up mode.
 pub async fn replay<L: EventLog>(
     executor: &Executor<L>,
+    mut broadcast: tokio::sync::watch::Receiver<u64>,
     socket: &SocketRef,
     conv: &ConversationId,
     since: u64,
 ) -> Result<u64, api::ApiError> {
     let subject = executor.subjects().conversation(conv);
     let result = replay_log(executor, socket, conv, since, &subject).await;
-    let last = *result.as_ref().unwrap_or(&since);
+    let (last, position) = *result.as_ref().unwrap_or(&(since, 0));
+    // Until the broadcaster has passed the last replayed commit, it may still emit events the
+    // replay already sent; while the socket is in catch-up mode they land in its buffer and
+    // are skipped below. The broadcaster follows the log within milliseconds; the deadline
+    // only bounds a stalled one.
+    let passed = broadcast.wait_for(|at| *at >= position);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), passed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(position, "catch-up: the broadcaster is behind; handing over anyway");
+    }
     let catchups = socket.extensions.get::<CatchUps>().unwrap_or_default();
     let mut map = catchups.lock();
     for (offset, event, payload) in map.remove(conv).unwrap_or_default() {
@@ -159,7 +172,7 @@ pub async fn replay<L: EventLog>(
     }
     socket.leave(catchup_room(conv));
     drop(map);
-    result
+    result.map(|(last, _)| last)
 }
 
 async fn replay_log<L: EventLog>(
@@ -168,8 +181,9 @@ async fn replay_log<L: EventLog>(
     conv: &ConversationId,
     since: u64,
     subject: &str,
-) -> Result<u64, api::ApiError> {
+) -> Result<(u64, u64), api::ApiError> {
     let mut last = since;
+    let mut position = 0;
     let commits = executor
         .log()
         .read_subject(subject, 0)
@@ -186,6 +200,7 @@ async fn replay_log<L: EventLog>(
             }
             last = r.number;
         }
+        position = stored.position;
     }
-    Ok(last)
+    Ok((last, position))
 }

@@ -430,7 +430,8 @@ async fn join<L: EventLog>(
         &json!({"conversationId": conv, "participantCount": count}),
     );
     if let Some(since) = p.since_offset {
-        super::catchup::replay(&state.service.executor, socket, &conv, since).await?;
+        let broadcast = state.broadcast.subscribe();
+        super::catchup::replay(&state.service.executor, broadcast, socket, &conv, since).await?;
     }
     if let Err(e) = state.service.deliver_pending(user, &conv).await {
         tracing::warn!(error = %e.message, "could not record deliveries on join");

@@ -37,6 +37,8 @@ pub struct SocketState<L> {
     /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
     pub send_buckets:
         std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
+    /// The log position this node's broadcaster has emitted up to (catch-up waits for it).
+    pub broadcast: tokio::sync::watch::Sender<u64>,
 }
 
 impl<L: EventLog> SocketState<L> {
@@ -53,6 +55,7 @@ impl<L: EventLog> SocketState<L> {
             live,
             limits,
             send_buckets: Default::default(),
+            broadcast: tokio::sync::watch::Sender::new(0),
         }
     }
 
