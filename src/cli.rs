@@ -234,7 +234,7 @@ pub fn embedded_log_path(config: &Config) -> std::path::PathBuf {
 pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
     let path = embedded_log_path(config);
     anyhow::ensure!(path.exists(), "no embedded log at {}", path.display());
-    let source = open_embedded(config)?;
+    let source = embedded_snapshot(config)?;
     let client = async_nats::connect(to)
         .await
         .context("cannot connect to NATS")?;

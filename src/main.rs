@@ -125,6 +125,29 @@ fn parse_ttl(s: &str) -> anyhow::Result<i64> {
     Ok(n * mult)
 }
 
+/// What to type next, exactly: the data dir, and the commands that register a user and mint a
+/// token (with this executable's path and data dir, so they work from any shell).
+fn print_embedded_banner(config: &config::Config, addr: std::net::SocketAddr) {
+    let url = format!("http://{addr}");
+    let data = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "chat".into());
+    let chat = format!("CHAT_DATA_DIR={} {exe}", data.display());
+    let store = if config.database_url.is_some() {
+        "Postgres (CHAT_DATABASE_URL)".to_owned()
+    } else {
+        "read.db".to_owned()
+    };
+    println!("embedded storage in {}: events.log, {store}, jwt-secret", data.display());
+    println!("register a user:");
+    println!(
+        "  curl -X PUT {url}/api/users/alice -H \"authorization: Bearer $({chat} token --user ops --admin)\" -H 'content-type: application/json' -d '{{\"name\":\"Alice\"}}'"
+    );
+    println!("mint a token for socket.io-client:");
+    println!("  {chat} token --user alice");
+}
+
 /// Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -164,13 +187,7 @@ async fn main() -> anyhow::Result<()> {
             let mut node = app::start(&config, &role).await?;
             println!("chat listening on http://{}", node.addr);
             if config.nats_url.is_none() {
-                let url = format!("http://{}", node.addr);
-                let data = config.data_dir.display();
-                println!("embedded event log in {data} (secret in {data}/jwt-secret)");
-                println!(
-                    "register a user:  curl -X PUT {url}/api/users/alice -H \"authorization: Bearer $(chat token --user ops --admin)\" -H 'content-type: application/json' -d '{{\"name\":\"Alice\"}}'"
-                );
-                println!("mint a token:     chat token --user alice");
+                print_embedded_banner(&config, node.addr);
             }
             tracing::info!(addr = %node.addr, roles = ?role, "serving");
             tokio::select! {

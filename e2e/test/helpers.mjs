@@ -24,11 +24,17 @@ export const EMBEDDED = process.env.CHAT_E2E_BACKEND === 'embedded';
  * An isolated deployment: stream, subject prefix and database of its own (NATS + Postgres), or
  * a data dir of its own (embedded).
  */
-export function deployment() {
+export function deployment({ embedded = EMBEDDED } = {}) {
   const id = unique('e');
   if (!process.env.CHAT_BIN) throw new Error('run through scripts/test.sh (CHAT_BIN)');
-  if (EMBEDDED) {
-    return { CHAT_JWT_SECRET: SECRET, CHAT_DATA_DIR: mkdtempSync(join(tmpdir(), 'chat-e2e-')) };
+  if (embedded) {
+    // Stream and prefix of its own too, for `chat log copy` into the shared NATS.
+    return {
+      CHAT_JWT_SECRET: SECRET,
+      CHAT_DATA_DIR: mkdtempSync(join(tmpdir(), 'chat-e2e-')),
+      CHAT_STREAM: id.toUpperCase(),
+      CHAT_SUBJECT_PREFIX: id,
+    };
   }
   const adminUrl = process.env.CHAT_TEST_DATABASE_URL;
   if (!adminUrl || !process.env.CHAT_TEST_NATS_URL) {
