@@ -139,7 +139,10 @@ fn print_embedded_banner(config: &config::Config, addr: std::net::SocketAddr) {
     } else {
         "read.db".to_owned()
     };
-    println!("embedded storage in {}: events.log, {store}, jwt-secret", data.display());
+    println!(
+        "embedded storage in {}: events.log, {store}, jwt-secret",
+        data.display()
+    );
     println!("register a user:");
     println!(
         "  curl -X PUT {url}/api/users/alice -H \"authorization: Bearer $({chat} token --user ops --admin)\" -H 'content-type: application/json' -d '{{\"name\":\"Alice\"}}'"

@@ -10,7 +10,7 @@
 //!   SQLite: copies them over) and sets the live checkpoint to the rebuilt one, all in one
 //!   transaction. Readers never see a mix.
 
-use crate::runner::{ProjectorConfig, RunError, batch_lock_key};
+use crate::runner::{ProjectorConfig, RunError, batch_lock_key, read_checkpoint, write_checkpoint};
 use crate::{Projection, Projector};
 use eventlog::EventLog;
 use readstore::{Backend, ReadStore};
@@ -100,28 +100,6 @@ enum Swap {
     Behind(u64),
 }
 
-/// The live checkpoint of `name`, read inside the swap's transaction.
-async fn live_checkpoint(tx: &mut AnyConnection, name: &str) -> Result<u64, sqlx::Error> {
-    let live: Option<(i64,)> =
-        sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-    Ok(live.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0)))
-}
-
-async fn set_checkpoint(tx: &mut AnyConnection, name: &str, done: u64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
-         ON CONFLICT (projection) DO UPDATE SET last_position = $2",
-    )
-    .bind(name)
-    .bind(i64::try_from(done).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Postgres: moves the live tables out and the rebuilt ones in, between schemas.
 async fn swap_schema<P: Projection>(
     store: &ReadStore,
@@ -131,7 +109,7 @@ async fn swap_schema<P: Projection>(
     let name = projection.name();
     let schema = schema_of(name);
     let mut tx = store.begin_write(batch_lock_key("public", name)).await?;
-    let live = live_checkpoint(&mut tx, name).await?;
+    let live = read_checkpoint(&mut tx, name).await?;
     if done < live {
         tx.rollback().await?;
         return Ok(Swap::Behind(live));
@@ -147,7 +125,7 @@ async fn swap_schema<P: Projection>(
     sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
         .execute(&mut *tx)
         .await?;
-    set_checkpoint(&mut tx, name, done).await?;
+    write_checkpoint(&mut tx, name, done).await?;
     let stmt = format!("DROP SCHEMA {retired} CASCADE; DROP SCHEMA {schema} CASCADE;");
     sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
         .execute(&mut *tx)
@@ -172,7 +150,7 @@ async fn swap_file<P: Projection>(
         .execute(&mut conn)
         .await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let live = live_checkpoint(&mut tx, name).await?;
+    let live = read_checkpoint(&mut tx, name).await?;
     if done < live {
         tx.rollback().await?;
         conn.close().await?;
@@ -188,7 +166,7 @@ async fn swap_file<P: Projection>(
     sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
         .execute(&mut *tx)
         .await?;
-    set_checkpoint(&mut tx, name, done).await?;
+    write_checkpoint(&mut tx, name, done).await?;
     tx.commit().await?;
     conn.close().await?;
     Ok(Swap::Done)

@@ -4,7 +4,7 @@ use crate::{Projection, ProjectionError};
 use eventlog::{EventLog, From, StoredCommit};
 use futures::StreamExt;
 use readstore::ReadStore;
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -35,12 +35,37 @@ impl Default for ProjectorConfig {
 
 /// The last position projected by `projection` (0 before the first).
 pub async fn checkpoint(pool: &AnyPool, projection: &str) -> Result<u64, sqlx::Error> {
+    read_checkpoint(&mut *pool.acquire().await?, projection).await
+}
+
+/// The checkpoint of `projection` as `conn` sees it (inside a transaction: under its locks).
+pub(crate) async fn read_checkpoint(
+    conn: &mut AnyConnection,
+    projection: &str,
+) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT last_position FROM projection_checkpoints WHERE projection = $1")
             .bind(projection)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?;
     Ok(row.map_or(0, |(p,)| u64::try_from(p).unwrap_or(0)))
+}
+
+/// Sets the checkpoint of `projection`, in the transaction that wrote its rows.
+pub(crate) async fn write_checkpoint(
+    tx: &mut AnyConnection,
+    projection: &str,
+    position: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET last_position = $2",
+    )
+    .bind(projection)
+    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The lock each batch transaction of projection `name` writing into `scope` takes.
@@ -190,13 +215,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .store
             .begin_write(batch_lock_key(&self.scope, name))
             .await?;
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT last_position FROM projection_checkpoints WHERE projection = $1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let done = row.map_or(done, |(p,)| u64::try_from(p).unwrap_or(0).max(done));
+        let done = read_checkpoint(&mut tx, name).await?.max(done);
         let mut last = done;
         for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
@@ -216,14 +235,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             }
         }
         if last > done {
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (projection, last_position) VALUES ($1, $2)
-                 ON CONFLICT (projection) DO UPDATE SET last_position = $2",
-            )
-            .bind(name)
-            .bind(i64::try_from(last).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            write_checkpoint(&mut tx, name, last).await?;
         }
         tx.commit().await?;
         Ok(last)

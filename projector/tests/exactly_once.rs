@@ -103,14 +103,9 @@ async fn assert_projected_once(pool: &sqlx::AnyPool, conv: &ConversationId) -> a
 async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L: EventLog>(
     setup: Setup<L>,
 ) -> anyhow::Result<()> {
-    let Setup {
-        log,
-        subjects,
-        store,
-        dir: _dir,
-    } = setup;
+    let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let conv = fill(&log, &subjects).await?;
+    let conv = fill(log, subjects).await?;
     let last = log.last_position().await?;
     // Batches of 64 commits; the transaction fails after 100 commits, in the second batch.
     let fault = Fault {
@@ -158,14 +153,9 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
 }
 
 async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Result<()> {
-    let Setup {
-        log,
-        subjects,
-        store,
-        dir: _dir,
-    } = setup;
+    let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let conv = fill(&log, &subjects).await?;
+    let conv = fill(log, subjects).await?;
     let last = log.last_position().await?;
     let config = ProjectorConfig {
         batch_size: 16,

@@ -213,14 +213,9 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
 >(
     setup: Setup<L>,
 ) -> anyhow::Result<()> {
-    let Setup {
-        log,
-        subjects,
-        store,
-        dir: _dir,
-    } = setup;
+    let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let events = seed(&log, &subjects).await?;
+    let events = seed(log, subjects).await?;
     assert!(events >= 100_000, "{events} events");
     let last = log.last_position().await?;
     let filter = subjects.all();
@@ -262,7 +257,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     }
     first.abort();
     let _ = first.await;
-    let resumed_at = projector::rebuild::pending(&store, "chat")
+    let resumed_at = projector::rebuild::pending(store, "chat")
         .await?
         .unwrap_or(0);
     assert!(
@@ -278,7 +273,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     let done = rebuild(
         Chat,
         log.clone(),
-        &store,
+        store,
         filter.clone(),
         false,
         &mut progress,
@@ -291,7 +286,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
         "the rerun resumed from the interrupted checkpoint"
     );
     let schema = schema_of("chat");
-    let (mut conn, live_schema) = comparer(&store).await?;
+    let (mut conn, live_schema) = comparer(store).await?;
     for table in Chat.tables() {
         assert!(
             count(&pool, table).await? > 0 || *table == "message_reads" || *table == "reactions",
@@ -307,10 +302,10 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     drop(conn);
 
     // Swap while the live projector runs; the live tables are the rebuilt ones.
-    let swapped = rebuild(Chat, log.clone(), &store, filter, true, &mut |_, _| {}).await?;
+    let swapped = rebuild(Chat, log.clone(), store, filter, true, &mut |_, _| {}).await?;
     assert!(swapped.swapped);
     assert_eq!(checkpoint(&pool, "chat").await?, last);
-    assert!(projector::rebuild::pending(&store, "chat").await?.is_none());
+    assert!(projector::rebuild::pending(store, "chat").await?.is_none());
     assert_eq!(
         count(&pool, "messages").await?,
         (MESSAGES_PER_COMMIT * COMMITS) as i64

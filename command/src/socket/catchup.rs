@@ -161,7 +161,10 @@ pub async fn replay<L: EventLog>(
         .await
         .is_err()
     {
-        tracing::warn!(position, "catch-up: the broadcaster is behind; handing over anyway");
+        tracing::warn!(
+            position,
+            "catch-up: the broadcaster is behind; handing over anyway"
+        );
     }
     let catchups = socket.extensions.get::<CatchUps>().unwrap_or_default();
     let mut map = catchups.lock();
