@@ -17,15 +17,15 @@ pub async fn until(pool: &AnyPool, min_position: Option<u64>) -> Result<(), ApiE
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
-        let (caught_up,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM projection_checkpoints WHERE projection IN ($1, $2) AND last_position >= $3",
-        )
-        .bind(PROJECTIONS[0])
-        .bind(PROJECTIONS[1])
-        .bind(min)
-        .fetch_one(pool)
-        .await
-        .map_err(ApiError::unavailable)?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM projection_checkpoints WHERE last_position >= $1 AND projection IN ({})",
+            readstore::placeholders(2, PROJECTIONS.len())
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(min);
+        for name in PROJECTIONS {
+            query = query.bind(name);
+        }
+        let (caught_up,): (i64,) = query.fetch_one(pool).await.map_err(ApiError::unavailable)?;
         if caught_up == PROJECTIONS.len() as i64 {
             return Ok(());
         }
