@@ -1,5 +1,6 @@
-//! Against a real NATS JetStream: optimistic concurrency, deduplication, two writers racing on
-//! one conversation, and aggregates loaded back from the log.
+//! Optimistic concurrency, deduplication, two writers racing on one conversation, and
+//! aggregates loaded back from the log: on a real NATS JetStream, and (all but the first, which
+//! pins a JetStream quirk) on the embedded log too.
 
 use command::domain::{ConversationCommand, UserCommand};
 use command::executor::Executor;
@@ -11,12 +12,20 @@ use events::{
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use testkit::Setup;
+
+testkit::on_both_backends!(
+    two_writers_racing_lose_nothing_and_duplicate_nothing,
+    every_commit_chains_to_the_hash_of_the_previous_one,
+    follow_delivers_commits_in_log_order_from_a_position,
+    a_command_whose_first_append_landed_is_not_appended_twice,
+);
 
 fn u(s: &str) -> UserId {
     UserId::parse(s).expect("valid")
 }
 
-async fn setup(executor: &Executor<eventlog::JetStreamLog>) -> anyhow::Result<ConversationId> {
+async fn setup<L: EventLog>(executor: &Executor<L>) -> anyhow::Result<ConversationId> {
     for name in ["ann", "bob"] {
         executor
             .user(
@@ -91,10 +100,10 @@ async fn a_stale_expected_version_is_a_conflict_and_a_repeated_command_id_is_ded
     Ok(())
 }
 
-#[tokio::test]
-async fn two_writers_racing_lose_nothing_and_duplicate_nothing() -> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let subjects = log.subjects().clone();
+async fn two_writers_racing_lose_nothing_and_duplicate_nothing<L: EventLog>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects) = (on.log.clone(), on.subjects.clone());
     let node_a = Arc::new(Executor::new(log.clone(), subjects.clone()));
     let node_b = Arc::new(Executor::new(log.clone(), subjects.clone()));
     let conv = setup(&node_a).await?;
@@ -164,10 +173,11 @@ async fn two_writers_racing_lose_nothing_and_duplicate_nothing() -> anyhow::Resu
     Ok(())
 }
 
-#[tokio::test]
-async fn every_commit_chains_to_the_hash_of_the_previous_one() -> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let executor = Executor::new(log.clone(), log.subjects().clone());
+async fn every_commit_chains_to_the_hash_of_the_previous_one<L: EventLog>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects) = (on.log.clone(), on.subjects.clone());
+    let executor = Executor::new(log.clone(), subjects.clone());
     let conv = setup(&executor).await?;
     for i in 0..3 {
         executor
@@ -179,9 +189,7 @@ async fn every_commit_chains_to_the_hash_of_the_previous_one() -> anyhow::Result
             )
             .await?;
     }
-    let stored = log
-        .read_subject(&log.subjects().conversation(&conv), 0)
-        .await?;
+    let stored = log.read_subject(&subjects.conversation(&conv), 0).await?;
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].commit.prev_hash, [0; 32]);
     for pair in stored.windows(2) {
@@ -190,17 +198,18 @@ async fn every_commit_chains_to_the_hash_of_the_previous_one() -> anyhow::Result
     Ok(())
 }
 
-#[tokio::test]
-async fn follow_delivers_commits_in_log_order_from_a_position() -> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let executor = Executor::new(log.clone(), log.subjects().clone());
+async fn follow_delivers_commits_in_log_order_from_a_position<L: EventLog>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects) = (on.log.clone(), on.subjects.clone());
+    let executor = Executor::new(log.clone(), subjects.clone());
     let conv = setup(&executor).await?;
     executor
         .conversation(&conv, send("ann", "x"), &metadata("ann", None), |_| ())
         .await?;
     let last = log.last_position().await?;
     let all: Vec<_> = log
-        .follow(&log.subjects().all(), From::Position(1))
+        .follow(&subjects.all(), From::Position(1))
         .await?
         .take(usize::try_from(last)?)
         .collect()
@@ -213,10 +222,10 @@ async fn follow_delivers_commits_in_log_order_from_a_position() -> anyhow::Resul
     Ok(())
 }
 
-#[tokio::test]
-async fn a_command_whose_first_append_landed_is_not_appended_twice() -> anyhow::Result<()> {
-    let log = testkit::log().await?;
-    let subjects = log.subjects().clone();
+async fn a_command_whose_first_append_landed_is_not_appended_twice<L: EventLog>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects) = (on.log.clone(), on.subjects.clone());
     let executor = Executor::new(log.clone(), subjects.clone());
     let conv = setup(&executor).await?;
     let subject = subjects.conversation(&conv);
@@ -244,7 +253,7 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice() -> anyhow::
     assert_eq!(landed_count, 1);
     // And the node's cached state counts the message once.
     let cached = executor.read_conversation(&conv, |c| c.last_seq).await?;
-    let fresh = Executor::new(log.clone(), log.subjects().clone());
+    let fresh = Executor::new(log.clone(), subjects.clone());
     assert_eq!(
         cached,
         fresh.read_conversation(&conv, |c| c.last_seq).await?
