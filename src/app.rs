@@ -182,6 +182,13 @@ async fn start_with<L: eventlog::EventLog>(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Small frames (acks, events) must leave at once: without TCP_NODELAY, Nagle's algorithm
+    // holds them until the client's delayed ACK, some 40 ms later.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Node {
         addr,

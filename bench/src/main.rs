@@ -1,0 +1,175 @@
+//! `bench`: the load generator of issue 6. `scripts/bench.sh` runs the whole comparison (this
+//! backend, the Node.js references) and then `bench report`.
+//!
+//! - `bench scenario NAME --url … --secret …`: one scenario against one running server, JSON
+//!   result to `--out`.
+//! - `bench replay --nats … --database …`: seed a log and time a rebuild of the projection.
+//! - `bench report --dir …`: the results table (Markdown) and a latency-against-load chart (SVG).
+
+mod load;
+mod replay;
+mod report;
+mod scenario;
+mod sio;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    about = "Load generator and report for the chat backend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    Ack,
+    Throughput,
+    Fanout,
+    Connections,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One scenario against a running server.
+    Scenario {
+        scenario: Scenario,
+        /// Name of the server in the report (`chat`, `node`, `node-pg`).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        url: String,
+        /// HS256 secret the server verifies tokens with.
+        #[arg(long)]
+        secret: String,
+        /// The server's pid, for RSS readings.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The server has read models (`/readyz` projection lags).
+        #[arg(long)]
+        projections: bool,
+        #[arg(long)]
+        out: PathBuf,
+        /// Messages per second (ack, fanout) or the first step (throughput).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// Members of the fanout room, or sockets of the connections scenario.
+        #[arg(long)]
+        size: Option<usize>,
+        /// Throughput: step increment and ceiling.
+        #[arg(long, default_value_t = 2000.0)]
+        increment: f64,
+        #[arg(long, default_value_t = 40000.0)]
+        max: f64,
+    },
+    /// Seeds a log of `events` events and times a rebuild of the `chat` projection.
+    Replay {
+        #[arg(long)]
+        nats: String,
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes the results table and chart from the JSON files in `dir`.
+    Report {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Thousands of sockets need thousands of descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, raised) {
+        eprintln!("cannot raise the descriptor limit: {e}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    raise_fd_limit();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Scenario {
+            scenario,
+            name,
+            url,
+            secret,
+            pid,
+            projections,
+            out,
+            rate,
+            secs,
+            size,
+            increment,
+            max,
+        } => {
+            let target = load::Target {
+                name: name.clone(),
+                url,
+                keys: Arc::new(api::JwtKeys::new(secret.as_bytes())),
+                pid,
+                projections,
+            };
+            let run = format!("b{}", ulid::Ulid::new().to_string().to_lowercase());
+            let value = match scenario {
+                Scenario::Ack => serde_json::to_value(
+                    scenario::ack(&target, &run, rate.unwrap_or(2000.0), secs).await?,
+                )?,
+                Scenario::Throughput => serde_json::to_value(
+                    scenario::throughput(
+                        &target,
+                        &run,
+                        rate.unwrap_or(2000.0),
+                        increment,
+                        secs,
+                        max,
+                    )
+                    .await?,
+                )?,
+                Scenario::Fanout => serde_json::to_value(
+                    scenario::fanout(
+                        &target,
+                        &run,
+                        size.unwrap_or(1000),
+                        rate.unwrap_or(50.0),
+                        secs,
+                    )
+                    .await?,
+                )?,
+                Scenario::Connections => serde_json::to_value(
+                    scenario::connections(&target, &run, size.unwrap_or(20_000)).await?,
+                )?,
+            };
+            eprintln!("{name}: {value}");
+            std::fs::write(&out, serde_json::to_vec_pretty(&value)?)?;
+        }
+        Command::Replay {
+            nats,
+            database,
+            events,
+            out,
+        } => {
+            let r = replay::run(&nats, &database, events).await?;
+            eprintln!("replay: {}", serde_json::to_string(&r)?);
+            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+        }
+        Command::Report { dir } => report::write(&dir)?,
+    }
+    Ok(())
+}

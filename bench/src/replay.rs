@@ -1,0 +1,183 @@
+//! Scenario 5, replay: a log of `events` events in a fresh JetStream stream, then the `chat`
+//! projection rebuilt from it into a fresh Postgres database, timed (the code that
+//! `chat projections rebuild` runs, in process).
+
+use eventlog::{EventLog, JetStreamLog};
+use events::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Replay {
+    pub events: u64,
+    pub commits: u64,
+    pub seed_s: f64,
+    pub rebuild_s: f64,
+    pub events_per_s: f64,
+}
+
+const PER_COMMIT: u64 = 100;
+const CONVERSATIONS: u64 = 10;
+
+/// Appends commits of `events` to one aggregate, chaining versions and hashes.
+struct Chain {
+    subject: String,
+    id: String,
+    version: u64,
+    last: u64,
+    hash: CommitHash,
+}
+
+impl Chain {
+    async fn commit<E: EventKind>(
+        &mut self,
+        log: &JetStreamLog,
+        events: &[E],
+    ) -> anyhow::Result<()> {
+        let meta = command::service::metadata("bench", None);
+        let commit = Commit::new(&self.id, self.version, self.hash, &meta, events);
+        self.last = log.append(&self.subject, &commit, self.last).await?;
+        self.version = commit.next_version();
+        self.hash = commit.hash();
+        Ok(())
+    }
+}
+
+/// Seeds `total` events: two users, ten conversations, messages with a read and a reaction
+/// per commit, then rebuilds `chat` and reports events per second.
+pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Result<Replay> {
+    let run = format!("bench{}", ulid::Ulid::new().to_string().to_lowercase());
+    let subjects = Subjects {
+        stream: run.to_uppercase(),
+        prefix: run.clone(),
+    };
+    let client = async_nats::connect(nats_url).await?;
+    let log = JetStreamLog::open(client, subjects.clone(), 1).await?;
+    let began = Instant::now();
+    let users = [UserId::parse("ann")?, UserId::parse("bob")?];
+    let mut count = 0u64;
+    let mut commits = 0u64;
+    for u in &users {
+        let mut chain = Chain {
+            subject: subjects.user(u),
+            id: u.to_string(),
+            version: 0,
+            last: 0,
+            hash: [0; 32],
+        };
+        chain
+            .commit(
+                &log,
+                &[UserEvent::Registered(UserRegisteredV1 {
+                    name: u.to_string(),
+                    avatar_url: None,
+                })],
+            )
+            .await?;
+        count += 1;
+        commits += 1;
+    }
+    let mut chains = Vec::new();
+    for _ in 0..CONVERSATIONS {
+        let conv = ConversationId::generate();
+        let mut chain = Chain {
+            subject: subjects.conversation(&conv),
+            id: conv.to_string(),
+            version: 0,
+            last: 0,
+            hash: [0; 32],
+        };
+        let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
+            conversation_id: conv.clone(),
+            title: Some("replay".into()),
+            created_by: users[0].clone(),
+        })];
+        for (i, u) in users.iter().enumerate() {
+            head.push(ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
+                user_id: u.clone(),
+                role: if i == 0 {
+                    ParticipantRole::Admin
+                } else {
+                    ParticipantRole::Member
+                },
+            }));
+        }
+        chain.commit(&log, &head).await?;
+        count += head.len() as u64;
+        commits += 1;
+        chains.push((chain, 0u64));
+    }
+    let mut next = 0usize;
+    while count < total {
+        let at = next % chains.len();
+        let (chain, seq) = &mut chains[at];
+        next += 1;
+        let mut batch = Vec::with_capacity(PER_COMMIT as usize + 2);
+        let mut refs = Vec::new();
+        for _ in 0..PER_COMMIT.saturating_sub(2) {
+            *seq += 1;
+            let sender = users[(*seq % 2) as usize].clone();
+            let id = MessageId::generate();
+            refs.push(MessageRefV1 {
+                message_id: id.clone(),
+                sender_id: sender.clone(),
+            });
+            batch.push(ConversationEvent::MessageSent(MessageSentV1 {
+                message_id: id,
+                sender_id: sender,
+                content: Content::parse(&format!("replayed message {seq}"))?,
+                temp_id: None,
+                seq: *seq,
+                sent_at: i64::try_from(*seq)?,
+            }));
+        }
+        batch.push(ConversationEvent::MessagesRead(MessagesReadV1 {
+            reader: users[1].clone(),
+            messages: refs
+                .iter()
+                .filter(|r| r.sender_id != users[1])
+                .take(10)
+                .cloned()
+                .collect(),
+            read_at: 1,
+        }));
+        batch.push(ConversationEvent::ReactionAdded(ReactionAddedV1 {
+            reaction_id: ReactionId::generate(),
+            message_id: refs[0].message_id.clone(),
+            user_id: users[1].clone(),
+            emoji: Emoji::parse("👍")?,
+            created_at: 2,
+        }));
+        count += batch.len() as u64;
+        commits += 1;
+        chain.commit(&log, &batch).await?;
+    }
+    let seed_s = began.elapsed().as_secs_f64();
+
+    let (base, _) = database_url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("database URL without a name"))?;
+    let store = readstore::ReadStore::open(&format!("{base}/{run}")).await?;
+    let began = Instant::now();
+    let rebuilt = projector::rebuild::rebuild(
+        projector::chat::Chat,
+        log.clone(),
+        &store,
+        subjects.all(),
+        true,
+        &mut |_, _| {},
+    )
+    .await?;
+    let rebuild_s = began.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        rebuilt.checkpoint == log.last_position().await?,
+        "rebuild did not reach the end"
+    );
+    Ok(Replay {
+        events: count,
+        commits,
+        seed_s,
+        rebuild_s,
+        events_per_s: count as f64 / rebuild_s,
+    })
+}

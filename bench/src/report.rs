@@ -1,0 +1,280 @@
+//! `bench report`: the comparison table (`results.md`) and the chart of p99 send→ack latency
+//! against offered load (`throughput.svg`) from the JSON results of one run. The SVG is
+//! written by hand: a few polylines do not need a plotting library.
+
+use crate::replay::Replay;
+use crate::scenario::{Connections, Step, Throughput};
+use serde::de::DeserializeOwned;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const TARGETS: [&str; 3] = ["chat", "node", "node-pg"];
+
+fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Option<T> {
+    let bytes = std::fs::read(dir.join(format!("{name}.json"))).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One figure for each target.
+struct Row {
+    figure: &'static str,
+    /// Higher is better (rates) or lower is better (latencies, bytes).
+    higher_better: bool,
+    values: [Option<f64>; 3],
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// How many times better `chat` is than `reference` (>1: better).
+fn ratio(row: &Row, reference: usize) -> String {
+    match (row.values[0], row.values[reference]) {
+        (Some(c), Some(r)) if c > 0.0 && r > 0.0 => {
+            let x = if row.higher_better { c / r } else { r / c };
+            format!("{x:.2}×")
+        }
+        _ => "–".into(),
+    }
+}
+
+pub fn write(dir: &Path) -> anyhow::Result<()> {
+    let per = |scenario: &str| -> [Option<Step>; 3] {
+        TARGETS.map(|t| read::<Step>(dir, &format!("{t}-{scenario}")))
+    };
+    let ack = per("ack");
+    let fanout = per("fanout");
+    let tput: [Option<Throughput>; 3] = TARGETS.map(|t| read(dir, &format!("{t}-throughput")));
+    let conns: [Option<Connections>; 3] = TARGETS.map(|t| read(dir, &format!("{t}-connections")));
+    let replay: Option<Replay> = read(dir, "chat-replay");
+    let pick = |f: &dyn Fn(usize) -> Option<f64>| [f(0), f(1), f(2)];
+
+    let mut rows = vec![
+        Row {
+            figure: "ack: p99 send→ack (ms)",
+            higher_better: false,
+            values: pick(&|i| ack[i].as_ref().map(|s| s.ack.p99)),
+            target: "≤ 25",
+            met: None,
+        },
+        Row {
+            figure: "ack: p99 send→delivery (ms)",
+            higher_better: false,
+            values: pick(&|i| ack[i].as_ref().map(|s| s.delivery.p99)),
+            target: "≤ 50",
+            met: None,
+        },
+        Row {
+            figure: "ack: p50 send→ack (ms)",
+            higher_better: false,
+            values: pick(&|i| ack[i].as_ref().map(|s| s.ack.p50)),
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "throughput: highest rate held (msg/s)",
+            higher_better: true,
+            values: pick(&|i| tput[i].as_ref().map(|t| t.held_per_s)),
+            target: "≥ 10,000 and ≥ 3× node-pg",
+            met: None,
+        },
+        Row {
+            figure: "fanout: deliveries/s",
+            higher_better: true,
+            values: pick(&|i| fanout[i].as_ref().map(|s| s.deliveries_per_s)),
+            target: "≥ 50,000",
+            met: None,
+        },
+        Row {
+            figure: "fanout: p99 delivery (ms)",
+            higher_better: false,
+            values: pick(&|i| fanout[i].as_ref().map(|s| s.delivery.p99)),
+            target: "≤ 100",
+            met: None,
+        },
+        Row {
+            figure: "connections: server RSS per idle socket (KB)",
+            higher_better: false,
+            values: pick(&|i| conns[i].as_ref().map(|c| c.bytes_per_socket / 1024.0)),
+            target: "≤ 16 and < ½ node",
+            met: None,
+        },
+        Row {
+            figure: "connections: p99 connect (ms)",
+            higher_better: false,
+            values: pick(&|i| conns[i].as_ref().map(|c| c.connect.p99)),
+            target: "",
+            met: None,
+        },
+        Row {
+            figure: "replay: events/s into Postgres",
+            higher_better: true,
+            values: [replay.as_ref().map(|r| r.events_per_s), None, None],
+            target: "≥ 50,000",
+            met: None,
+        },
+    ];
+    let v = |r: &Row, i: usize| r.values[i];
+    for r in &mut rows {
+        r.met = match r.figure {
+            "ack: p99 send→ack (ms)" => v(r, 0).map(|c| c <= 25.0),
+            "ack: p99 send→delivery (ms)" => v(r, 0).map(|c| c <= 50.0),
+            "throughput: highest rate held (msg/s)" => {
+                v(r, 0).map(|c| c >= 10_000.0 && v(r, 2).is_none_or(|p| c >= 3.0 * p))
+            }
+            "fanout: deliveries/s" => v(r, 0).map(|c| c >= 50_000.0),
+            "fanout: p99 delivery (ms)" => v(r, 0).map(|c| c <= 100.0),
+            "connections: server RSS per idle socket (KB)" => {
+                v(r, 0).map(|c| c <= 16.0 && v(r, 1).is_none_or(|n| c < n / 2.0))
+            }
+            "replay: events/s into Postgres" => v(r, 0).map(|c| c >= 50_000.0),
+            _ => None,
+        };
+    }
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| figure | chat | node | node-pg | chat vs node | chat vs node-pg | target | met |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|---|");
+    for r in &rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {met} |",
+            r.figure,
+            fmt(r.values[0]),
+            fmt(r.values[1]),
+            fmt(r.values[2]),
+            ratio(r, 1),
+            ratio(r, 2),
+            r.target
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nRatios: how many times better `chat` is (rates: chat ÷ reference; latencies and memory: reference ÷ chat)."
+    );
+    if let Some(c) = &conns[0] {
+        let _ = writeln!(
+            md,
+            "Connections: {} sockets held (server RSS {} MB → {} MB).",
+            c.sockets,
+            c.rss_before / 1_048_576,
+            c.rss_after / 1_048_576
+        );
+    }
+    if let Some(r) = &replay {
+        let _ = writeln!(
+            md,
+            "Replay: {} events in {} commits, rebuilt in {:.1} s.",
+            r.events, r.commits, r.rebuild_s
+        );
+    }
+    std::fs::write(dir.join("results.md"), &md)?;
+    std::fs::write(dir.join("throughput.svg"), chart(&tput))?;
+    print!("{md}");
+    Ok(())
+}
+
+/// p99 send→ack against offered load, one line per server.
+fn chart(tput: &[Option<Throughput>; 3]) -> String {
+    let (w, h, left, bottom) = (720.0, 420.0, 70.0, 50.0);
+    let points: Vec<Vec<(f64, f64)>> = tput
+        .iter()
+        .map(|t| {
+            t.as_ref().map_or_else(Vec::new, |t| {
+                t.steps
+                    .iter()
+                    .map(|s| (s.offered_per_s, s.ack.p99))
+                    .collect()
+            })
+        })
+        .collect();
+    let max_x = points.iter().flatten().map(|p| p.0).fold(1000.0, f64::max);
+    let max_y = 200.0_f64;
+    let x = |v: f64| left + (v / max_x) * (w - left - 20.0);
+    let y = |v: f64| h - bottom - (v.min(max_y) / max_y) * (h - bottom - 20.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    for k in 0..=4 {
+        let v = max_y * k as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{v:.0} ms</text>"##,
+            w - 20.0,
+            y(v),
+            y(v),
+            left - 6.0,
+            y(v) + 4.0
+        );
+        let xv = max_x * k as f64 / 4.0;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{xv:.0}</text>"#,
+            x(xv),
+            h - bottom + 18.0
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#c00" stroke-dasharray="4"/>"##,
+        w - 20.0,
+        y(50.0),
+        y(50.0)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">offered messages/s</text><text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">p99 send→ack</text>"#,
+        (w + left) / 2.0,
+        h - 12.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for (i, (pts, color)) in points
+        .iter()
+        .zip(["#1f77b4", "#2ca02c", "#ff7f0e"])
+        .enumerate()
+    {
+        if pts.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for (a, b) in pts {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                x(*a),
+                y(*b)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" fill="{color}">{}</text>"#,
+            left + 10.0,
+            20.0 + 16.0 * i as f64,
+            TARGETS[i]
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole benchmark comparison of issue 6, on this machine, in one run: starts NATS and
+# Postgres (as the tests do), `chat serve` on them, and the two Node.js socket.io references
+# (bench/node-ref: broadcast only, and INSERT into Postgres before the ack); runs every scenario
+# of `bench` against each, then the replay scenario; writes JSON results, results.md and
+# throughput.svg into bench/results (or $BENCH_OUT). Loopback only; stops what it started.
+#
+#   scripts/bench.sh            # the full run (about 15 minutes)
+#   BENCH_QUICK=1 scripts/bench.sh   # a smoke run: short steps, fewer sockets, a small replay
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+mkdir -p "$OUT"
+export CHAT_RUN_DIR="$ROOT/.bench-run/$$"
+# shellcheck source=services.sh
+source scripts/services.sh
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_services
+  rm -rf "$CHAT_RUN_DIR"
+}
+trap cleanup EXIT
+unset CHAT_TEST_NATS_URL CHAT_TEST_DATABASE_URL
+start_services
+PG_BASE="${CHAT_TEST_DATABASE_URL%/postgres}"
+
+if [ -n "${BENCH_QUICK:-}" ]; then
+  SECS=3; STEP_SECS=3; MAX_RATE=6000; CONNECTIONS=2000; REPLAY_EVENTS=50000; FANOUT_SECS=3
+else
+  SECS=30; STEP_SECS=10; MAX_RATE=40000; CONNECTIONS=${BENCH_CONNECTIONS:-19000}; REPLAY_EVENTS=1000000; FANOUT_SECS=20
+fi
+
+cargo build --release --bin chat
+cargo build --release -p bench
+(cd bench/node-ref && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
+SECRET="bench-secret-$$"
+
+# Starts a server in the background; sets URL and PID from the line it prints when listening.
+start_server() {
+  local log="$CHAT_RUN_DIR/$1.log"; shift
+  "$@" >"$log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 1 300); do
+    URL=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/listening on //') || true
+    [ -n "$URL" ] && return 0
+    sleep 0.1
+  done
+  echo "server did not start: $(cat "$log")" >&2
+  exit 1
+}
+
+{
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "kernel: $(uname -sr); nats-server $("$NATS_BIN" --version 2>/dev/null | head -1); $("$PG_BIN/postgres" --version); node $(node --version)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $(git rev-parse --short HEAD)"
+} >"$OUT/machine.txt"
+
+run_target() {
+  local name=$1 pid=$2 url=$3; shift 3
+  local common=(--name "$name" --url "$url" --secret "$SECRET" --pid "$pid" "$@")
+  echo "== $name: ack" >&2
+  target/release/bench scenario ack "${common[@]}" --rate 2000 --secs "$SECS" --out "$OUT/$name-ack.json"
+  echo "== $name: throughput" >&2
+  target/release/bench scenario throughput "${common[@]}" --rate 2000 --increment 2000 --max "$MAX_RATE" --secs "$STEP_SECS" --out "$OUT/$name-throughput.json"
+  echo "== $name: fanout" >&2
+  target/release/bench scenario fanout "${common[@]}" --size 1000 --rate 50 --secs "$FANOUT_SECS" --out "$OUT/$name-fanout.json"
+  echo "== $name: connections" >&2
+  target/release/bench scenario connections "${common[@]}" --size "$CONNECTIONS" --out "$OUT/$name-connections.json"
+}
+
+# Each server runs alone: started before its scenarios, stopped after them.
+start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench" \
+  CHAT_JWT_SECRET="$SECRET" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
+  CHAT_STREAM=BENCH CHAT_SUBJECT_PREFIX=bench RUST_LOG=warn target/release/chat serve
+run_target chat "$PID" "$URL" --projections
+kill "$PID"
+
+start_server node env PORT=0 JWT_SECRET="$SECRET" node bench/node-ref/server.js
+run_target node "$PID" "$URL"
+kill "$PID"
+
+start_server node-pg env PORT=0 JWT_SECRET="$SECRET" DATABASE_URL="$PG_BASE/postgres" node bench/node-ref/server.js
+run_target node-pg "$PID" "$URL"
+kill "$PID"
+
+echo "== replay: $REPLAY_EVENTS events" >&2
+target/release/bench replay --nats "$CHAT_TEST_NATS_URL" --database "$PG_BASE/postgres" --events "$REPLAY_EVENTS" --out "$OUT/chat-replay.json"
+
+target/release/bench report --dir "$OUT"
