@@ -25,8 +25,16 @@ let conv;
 /** What the embedded server answered, for the copy test. */
 const answers = {};
 
-const messages = async (url, who = ann) =>
-  (await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200`, token(who))).body;
+/** Every message of the conversation, paged by `after`. */
+const messages = async (url, who = ann) => {
+  const all = [];
+  for (let after = 0; ;) {
+    const page = (await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200&after=${after}`, token(who))).body;
+    all.push(...page.messages);
+    if (!page.hasMore) return { messages: all, hasMore: false };
+    after = page.messages[page.messages.length - 1].seq;
+  }
+};
 
 test('kill -9 during a burst of sends: every acknowledged message survives once, seq continues', async () => {
   let A = await serve(dep);

@@ -13,6 +13,8 @@ pub const NAME: &str = "chat";
 pub struct Chat;
 
 impl crate::Projection for Chat {
+    type Pending = Pending;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -20,9 +22,18 @@ impl crate::Projection for Chat {
     fn apply<'a>(
         &'a self,
         tx: &'a mut AnyConnection,
+        pending: &'a mut Pending,
         stored: &'a StoredCommit,
     ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(tx, stored))
+        Box::pin(apply(tx, pending, stored))
+    }
+
+    fn flush<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        pending: &'a mut Pending,
+    ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move { Ok(pending.flush(tx).await?) })
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -49,8 +60,84 @@ fn pos(p: u64) -> i64 {
     i64::try_from(p).unwrap_or(i64::MAX)
 }
 
+/// A message row held back for a multi-row insert.
+#[derive(Debug)]
+struct MessageRow {
+    id: String,
+    conversation: String,
+    seq: i64,
+    sender: String,
+    content: String,
+    temp_id: Option<String>,
+    sent_at: i64,
+    offset: i64,
+    position: i64,
+}
+
+/// The writes of the hot path (messages sent, delivered, read), held back within a
+/// transaction and sent as multi-row statements; every other event flushes them first, so
+/// the order of effects is the log's.
+#[derive(Debug, Default)]
+pub struct Pending {
+    messages: Vec<MessageRow>,
+    /// Each conversation's latest message: (sent at, seq).
+    latest: std::collections::HashMap<String, (i64, i64)>,
+    deliveries: Vec<(String, String, i64)>,
+    reads: Vec<(String, String, i64)>,
+}
+
+/// Rows per multi-row statement: 9 parameters each, well under either engine's limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+impl Pending {
+    pub async fn flush(&mut self, tx: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        for chunk in self.messages.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO messages
+                   (id, conversation_id, seq, sender_id, content, temp_id, created_ms, log_offset, position)
+                 VALUES {}",
+                readstore::values(1, chunk.len(), 9)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                query = query
+                    .bind(m.id.as_str())
+                    .bind(m.conversation.as_str())
+                    .bind(m.seq)
+                    .bind(m.sender.as_str())
+                    .bind(m.content.as_str())
+                    .bind(m.temp_id.as_deref())
+                    .bind(m.sent_at)
+                    .bind(m.offset)
+                    .bind(m.position);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        self.messages.clear();
+        for (conversation, (sent_at, seq)) in self.latest.drain() {
+            sqlx::query(
+                "UPDATE conversations SET last_message_ms = $2, last_seq = $3 WHERE id = $1",
+            )
+            .bind(conversation)
+            .bind(sent_at)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_pairs(tx, PairTable::Deliveries, &self.deliveries).await?;
+        self.deliveries.clear();
+        insert_pairs(tx, PairTable::Reads, &self.reads).await?;
+        self.reads.clear();
+        Ok(())
+    }
+}
+
 /// Applies one commit inside the caller's transaction.
-pub async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
+pub async fn apply(
+    tx: &mut AnyConnection,
+    pending: &mut Pending,
+    stored: &StoredCommit,
+) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     let at = c.occurred_at;
     let decode_err =
@@ -58,12 +145,22 @@ pub async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), 
     match c.aggregate_type.as_str() {
         t if t == UserEvent::AGGREGATE => {
             for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
+                pending.flush(tx).await?;
                 apply_user(tx, &c.aggregate_id, at, &r.event).await?;
             }
         }
         t if t == ConversationEvent::AGGREGATE => {
             let conv = &c.aggregate_id;
             for r in c.decode_events::<ConversationEvent>().map_err(decode_err)? {
+                let buffered = matches!(
+                    r.event,
+                    ConversationEvent::MessageSent(_)
+                        | ConversationEvent::MessagesDelivered(_)
+                        | ConversationEvent::MessagesRead(_)
+                );
+                if !buffered {
+                    pending.flush(tx).await?;
+                }
                 match &r.event {
                     ConversationEvent::Created(e) => {
                         sqlx::query(
@@ -123,12 +220,20 @@ pub async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), 
                         .await?;
                     }
                     ConversationEvent::MessagesDelivered(e) => {
-                        let pairs = pairs(&e.messages, &e.recipients);
-                        insert_pairs(tx, PairTable::Deliveries, &pairs, e.delivered_at).await?;
+                        add_pairs(
+                            &mut pending.deliveries,
+                            &e.messages,
+                            &e.recipients,
+                            e.delivered_at,
+                        );
                     }
                     ConversationEvent::MessagesRead(e) => {
-                        let pairs = pairs(&e.messages, std::slice::from_ref(&e.reader));
-                        insert_pairs(tx, PairTable::Reads, &pairs, e.read_at).await?;
+                        add_pairs(
+                            &mut pending.reads,
+                            &e.messages,
+                            std::slice::from_ref(&e.reader),
+                            e.read_at,
+                        );
                     }
                     ConversationEvent::ReactionAdded(e) => {
                         sqlx::query(
@@ -151,30 +256,18 @@ pub async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), 
                             .await?;
                     }
                     ConversationEvent::MessageSent(m) => {
-                        sqlx::query(
-                            "INSERT INTO messages
-                               (id, conversation_id, seq, sender_id, content, temp_id, created_ms, log_offset, position)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(m.message_id.as_str())
-                        .bind(conv)
-                        .bind(pos(m.seq))
-                        .bind(m.sender_id.as_str())
-                        .bind(m.content.as_str())
-                        .bind(m.temp_id.as_ref().map(|t| t.as_str()))
-                        .bind(m.sent_at)
-                        .bind(pos(r.number))
-                        .bind(pos(stored.position))
-                        .execute(&mut *tx)
-                        .await?;
-                        sqlx::query(
-                            "UPDATE conversations SET last_message_ms = $2, last_seq = $3 WHERE id = $1",
-                        )
-                        .bind(conv)
-                        .bind(m.sent_at)
-                        .bind(pos(m.seq))
-                        .execute(&mut *tx)
-                        .await?;
+                        pending.messages.push(MessageRow {
+                            id: m.message_id.to_string(),
+                            conversation: conv.clone(),
+                            seq: pos(m.seq),
+                            sender: m.sender_id.to_string(),
+                            content: m.content.as_str().to_owned(),
+                            temp_id: m.temp_id.as_ref().map(|t| t.as_str().to_owned()),
+                            sent_at: m.sent_at,
+                            offset: pos(r.number),
+                            position: pos(stored.position),
+                        });
+                        pending.latest.insert(conv.clone(), (m.sent_at, pos(m.seq)));
                     }
                 }
             }
@@ -193,47 +286,42 @@ enum PairTable {
     Reads,
 }
 
-/// Pairs per statement: three parameters each, well under either engine's limit.
-const PAIRS_PER_STATEMENT: usize = 300;
-
-/// Inserts every (message, user) pair at `at`, once.
+/// Inserts every (message, user, at) row once.
 async fn insert_pairs(
     tx: &mut AnyConnection,
     table: PairTable,
-    pairs: &[(&str, &str)],
-    at: i64,
+    rows: &[(String, String, i64)],
 ) -> Result<(), sqlx::Error> {
     let (table, column) = match table {
         PairTable::Deliveries => ("message_deliveries", "delivered_ms"),
         PairTable::Reads => ("message_reads", "read_ms"),
     };
-    for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
-        // Each row is ($1 = at, $n = message, $n+1 = user).
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i))
-            .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO {table} ({column}, message_id, user_id) VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(", ")
+            "INSERT INTO {table} (message_id, user_id, {column}) VALUES {} ON CONFLICT DO NOTHING",
+            readstore::values(1, chunk.len(), 3)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
-        for (message, user) in chunk {
-            query = query.bind(*message).bind(*user);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (message, user, at) in chunk {
+            query = query.bind(message.as_str()).bind(user.as_str()).bind(*at);
         }
         query.execute(&mut *tx).await?;
     }
     Ok(())
 }
 
-/// Every (message, user) pair.
-fn pairs<'a>(
-    messages: &'a [events::MessageRefV1],
-    users: &'a [events::UserId],
-) -> Vec<(&'a str, &'a str)> {
-    messages
-        .iter()
-        .flat_map(|m| users.iter().map(|u| (m.message_id.as_str(), u.as_str())))
-        .collect()
+/// Every (message, user) pair, at `at`.
+fn add_pairs(
+    out: &mut Vec<(String, String, i64)>,
+    messages: &[events::MessageRefV1],
+    users: &[events::UserId],
+    at: i64,
+) {
+    for m in messages {
+        for u in users {
+            out.push((m.message_id.to_string(), u.to_string(), at));
+        }
+    }
 }
 
 async fn apply_user(

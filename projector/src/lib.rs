@@ -26,17 +26,29 @@ pub enum ProjectionError {
 }
 
 /// One read model built from the log. Adding a projection: implement this (see `unread.rs`,
-/// about 100 lines), add its tables as a migration, and start it in `chat serve` and in
+/// about 150 lines), add its tables as a migration, and start it in `chat serve` and in
 /// `chat projections` (the `ALL` list below).
 pub trait Projection: Send + Sync + 'static {
+    /// Writes a projection holds back within one transaction to send them as multi-row
+    /// statements (`()` for none). Whatever is pending must be flushed before any write whose
+    /// effect depends on it.
+    type Pending: Default + Send;
     /// Stable name: the key of its checkpoint and its lock.
     fn name(&self) -> &'static str;
     /// Applies one commit inside the runner's transaction. Commits arrive once each, in log
-    /// order; the runner writes the checkpoint in the same transaction.
+    /// order; the runner then calls [`Projection::flush`] and writes the checkpoint in the same
+    /// transaction.
     fn apply<'a>(
         &'a self,
         tx: &'a mut AnyConnection,
+        pending: &'a mut Self::Pending,
         stored: &'a StoredCommit,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// Writes what `apply` held back.
+    fn flush<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        pending: &'a mut Self::Pending,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// The tables it owns, for a rebuild's swap.
     fn tables(&self) -> &'static [&'static str];

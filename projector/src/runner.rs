@@ -217,10 +217,11 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .await?;
         let done = read_checkpoint(&mut tx, name).await?.max(done);
         let mut last = done;
+        let mut pending = P::Pending::default();
         for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
             let _e = span.enter();
-            self.projection.apply(&mut tx, stored).await?;
+            self.projection.apply(&mut tx, &mut pending, stored).await?;
             last = stored.position;
             self.applied += 1;
             if let Some(fault) = &self.config.fault
@@ -234,6 +235,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
                 return Err(RunError::Injected);
             }
         }
+        self.projection.flush(&mut tx, &mut pending).await?;
         if last > done {
             write_checkpoint(&mut tx, name, last).await?;
         }

@@ -10,6 +10,7 @@ use eventlog::StoredCommit;
 use events::{ConversationEvent, EventKind};
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
+use std::collections::HashMap;
 
 pub const NAME: &str = "unread";
 
@@ -17,6 +18,8 @@ pub const NAME: &str = "unread";
 pub struct Unread;
 
 impl crate::Projection for Unread {
+    type Pending = Pending;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -24,9 +27,18 @@ impl crate::Projection for Unread {
     fn apply<'a>(
         &'a self,
         tx: &'a mut AnyConnection,
+        pending: &'a mut Pending,
         stored: &'a StoredCommit,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(tx, stored))
+        Box::pin(apply(tx, pending, stored))
+    }
+
+    fn flush<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        pending: &'a mut Pending,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move { Ok(pending.flush(tx).await?) })
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -46,7 +58,60 @@ impl crate::Projection for Unread {
     }
 }
 
-async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), ProjectionError> {
+/// Messages sent, held back within a transaction: their metadata rows, each conversation's
+/// latest seq, and how many messages each (conversation, sender) added to the others' counts.
+/// Every other event flushes them first.
+#[derive(Debug, Default)]
+pub struct Pending {
+    meta: Vec<(String, String, String, i64)>,
+    last_seq: HashMap<String, i64>,
+    sent: HashMap<(String, String), i64>,
+}
+
+impl Pending {
+    pub async fn flush(&mut self, tx: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        for chunk in self.meta.chunks(500) {
+            let sql = format!(
+                "INSERT INTO unread_message_meta (message_id, conversation_id, sender_id, seq) VALUES {}",
+                readstore::values(1, chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (message, conv, sender, seq) in chunk {
+                query = query
+                    .bind(message.as_str())
+                    .bind(conv.as_str())
+                    .bind(sender.as_str())
+                    .bind(*seq);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        self.meta.clear();
+        for (conv, seq) in self.last_seq.drain() {
+            sqlx::query("UPDATE unread_conversations SET last_seq = $2 WHERE id = $1")
+                .bind(conv)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for ((conv, sender), n) in self.sent.drain() {
+            sqlx::query(
+                "UPDATE unread_counts SET unread = unread + $3 WHERE conversation_id = $1 AND user_id <> $2",
+            )
+            .bind(conv)
+            .bind(sender)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply(
+    tx: &mut AnyConnection,
+    pending: &mut Pending,
+    stored: &StoredCommit,
+) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     if c.aggregate_type != ConversationEvent::AGGREGATE {
         return Ok(());
@@ -56,6 +121,9 @@ async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), Proj
         .decode_events::<ConversationEvent>()
         .map_err(|e| ProjectionError::Decode(stored.position, e.to_string()))?;
     for r in events {
+        if !matches!(r.event, ConversationEvent::MessageSent(_)) {
+            pending.flush(tx).await?;
+        }
         match &r.event {
             ConversationEvent::Created(_) => {
                 sqlx::query("INSERT INTO unread_conversations (id, last_seq) VALUES ($1, 0)")
@@ -85,25 +153,17 @@ async fn apply(tx: &mut AnyConnection, stored: &StoredCommit) -> Result<(), Proj
             }
             ConversationEvent::MessageSent(m) => {
                 let seq = i64::try_from(m.seq).unwrap_or(i64::MAX);
-                sqlx::query("UPDATE unread_conversations SET last_seq = $2 WHERE id = $1")
-                    .bind(conv)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO unread_message_meta (message_id, conversation_id, sender_id, seq) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(m.message_id.as_str())
-                .bind(conv)
-                .bind(m.sender_id.as_str())
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE unread_counts SET unread = unread + 1 WHERE conversation_id = $1 AND user_id <> $2")
-                    .bind(conv)
-                    .bind(m.sender_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                pending.meta.push((
+                    m.message_id.to_string(),
+                    conv.to_owned(),
+                    m.sender_id.to_string(),
+                    seq,
+                ));
+                pending.last_seq.insert(conv.to_owned(), seq);
+                *pending
+                    .sent
+                    .entry((conv.to_owned(), m.sender_id.to_string()))
+                    .or_default() += 1;
             }
             ConversationEvent::MessagesRead(e) => {
                 let ids: Vec<&str> = e.messages.iter().map(|m| m.message_id.as_str()).collect();
