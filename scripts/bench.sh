@@ -58,33 +58,40 @@ start_server() {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $(git rev-parse --short HEAD)"
 } >"$OUT/machine.txt"
 
-run_target() {
-  local name=$1 pid=$2 url=$3; shift 3
-  local common=(--name "$name" --url "$url" --secret "$SECRET" --pid "$pid" "$@")
+# The scenarios under load, then the connections scenario on a freshly started server (its
+# memory reading must not include what the load left behind).
+scenarios() {
+  local name=$1 common=(--name "$1" --url "$URL" --secret "$SECRET" --pid "$PID" "${@:2}")
   echo "== $name: ack" >&2
   target/release/bench scenario ack "${common[@]}" --rate 2000 --secs "$SECS" --out "$OUT/$name-ack.json"
   echo "== $name: throughput" >&2
   target/release/bench scenario throughput "${common[@]}" --rate 2000 --increment 2000 --max "$MAX_RATE" --secs "$STEP_SECS" --out "$OUT/$name-throughput.json"
   echo "== $name: fanout" >&2
   target/release/bench scenario fanout "${common[@]}" --size 1000 --rate 50 --secs "$FANOUT_SECS" --out "$OUT/$name-fanout.json"
+}
+connections() {
+  local name=$1 common=(--name "$1" --url "$URL" --secret "$SECRET" --pid "$PID" "${@:2}")
   echo "== $name: connections" >&2
   target/release/bench scenario connections "${common[@]}" --size "$CONNECTIONS" --out "$OUT/$name-connections.json"
 }
 
+start_chat() {
+  start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench$1" \
+    CHAT_JWT_SECRET="$SECRET" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
+    CHAT_STREAM="BENCH$1" CHAT_SUBJECT_PREFIX="bench$1" RUST_LOG=warn target/release/chat serve
+}
+start_node() { start_server node env PORT=0 JWT_SECRET="$SECRET" node bench/node-ref/server.js; }
+start_node_pg() {
+  start_server node-pg env PORT=0 JWT_SECRET="$SECRET" DATABASE_URL="$PG_BASE/postgres" node bench/node-ref/server.js
+}
+
 # Each server runs alone: started before its scenarios, stopped after them.
-start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench" \
-  CHAT_JWT_SECRET="$SECRET" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
-  CHAT_STREAM=BENCH CHAT_SUBJECT_PREFIX=bench RUST_LOG=warn target/release/chat serve
-run_target chat "$PID" "$URL" --projections
-kill "$PID"
-
-start_server node env PORT=0 JWT_SECRET="$SECRET" node bench/node-ref/server.js
-run_target node "$PID" "$URL"
-kill "$PID"
-
-start_server node-pg env PORT=0 JWT_SECRET="$SECRET" DATABASE_URL="$PG_BASE/postgres" node bench/node-ref/server.js
-run_target node-pg "$PID" "$URL"
-kill "$PID"
+start_chat 1; scenarios chat --projections; kill "$PID"
+start_chat 2; connections chat --projections; kill "$PID"
+start_node; scenarios node; kill "$PID"
+start_node; connections node; kill "$PID"
+start_node_pg; scenarios node-pg; kill "$PID"
+start_node_pg; connections node-pg; kill "$PID"
 
 echo "== replay: $REPLAY_EVENTS events" >&2
 target/release/bench replay --nats "$CHAT_TEST_NATS_URL" --database "$PG_BASE/postgres" --events "$REPLAY_EVENTS" --out "$OUT/chat-replay.json"
