@@ -51,7 +51,7 @@ pub(super) async fn run<L: EventLog>(
     token: Option<String>,
     mut inbox: mpsc::Receiver<Inbound>,
 ) {
-    let session = match authenticate(&state, token.as_deref()).await {
+    let session = match Box::pin(authenticate(&state, token.as_deref())).await {
         Ok(s) => s,
         Err(e) => return cut_off(&socket, e),
     };
@@ -81,7 +81,9 @@ pub(super) async fn run<L: EventLog>(
         tokio::select! {
             next = inbox.recv() => match next {
                 Some(inbound) => {
-                    if !handle(&state, &socket, &session, &mut limits, inbound).await {
+                    // Boxed: the handler's future lives only while an event is handled, not in
+                    // this long-lived task (whose size every idle socket pays).
+                    if !Box::pin(handle(&state, &socket, &session, &mut limits, inbound)).await {
                         tracing::warn!(user = %user_id, socket = %socket.id, "disconnecting a socket far over its rate limit");
                         let _ = socket.clone().disconnect();
                         break;
