@@ -65,7 +65,7 @@ scenarios() {
   echo "== $name: ack" >&2
   target/release/bench scenario ack "${common[@]}" --rate 2000 --secs "$SECS" --out "$OUT/$name-ack.json"
   echo "== $name: throughput" >&2
-  target/release/bench scenario throughput "${common[@]}" --rate 2000 --increment 2000 --max "$MAX_RATE" --secs "$STEP_SECS" --out "$OUT/$name-throughput.json"
+  target/release/bench scenario throughput "${common[@]}" --rate 1000 --increment 1000 --max "$MAX_RATE" --secs "$STEP_SECS" --out "$OUT/$name-throughput.json"
   echo "== $name: fanout" >&2
   target/release/bench scenario fanout "${common[@]}" --size 1000 --rate 50 --secs "$FANOUT_SECS" --out "$OUT/$name-fanout.json"
 }

@@ -231,12 +231,14 @@ fn on_event(stats: Arc<Stats>, me: usize) -> sio::OnEvent {
         let (Some(sent), Some(sender)) = (parts.next(), parts.next()) else {
             return;
         };
+        // Every `message:new` frame is a delivery (the sender's echo too); latency is measured at
+        // the other members.
+        stats.deliveries.fetch_add(1, Ordering::Relaxed);
         if sender.parse::<usize>().ok() == Some(me) {
             return;
         }
         if let Ok(sent) = sent.parse::<u64>() {
             record(&stats.delivery, now_ns().saturating_sub(sent));
-            stats.deliveries.fetch_add(1, Ordering::Relaxed);
         }
     })
 }

@@ -53,6 +53,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
     let config = ProjectorConfig {
         batch_size: 2000,
         fault: None,
+        ..ProjectorConfig::default()
     };
     let mut projector = Projector::new(
         projection.clone(),

@@ -13,6 +13,10 @@ pub struct ProjectorConfig {
     pub batch_size: usize,
     /// Fault injection for tests: fail the transaction once, in the middle of a batch.
     pub fault: Option<Fault>,
+    /// Under load (the last batch found more than one commit waiting), how long a batch waits
+    /// for more commits before it is written: fewer, larger transactions. Idle, a commit is
+    /// written as soon as it arrives.
+    pub linger: Duration,
 }
 
 /// Fail the projection transaction once, after `after` commits were applied in total (across
@@ -29,6 +33,7 @@ impl Default for ProjectorConfig {
         Self {
             batch_size: 500,
             fault: None,
+            linger: Duration::from_millis(10),
         }
     }
 }
@@ -192,17 +197,27 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .log
             .follow(&self.filter, From::Position(done + 1))
             .await?;
+        let mut busy = false;
         loop {
             let Some(first) = commits.next().await else {
                 return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
             };
             let mut batch = vec![first?];
+            let linger_until = tokio::time::Instant::now() + self.config.linger;
             while batch.len() < self.config.batch_size {
                 match futures::FutureExt::now_or_never(commits.next()) {
                     Some(Some(next)) => batch.push(next?),
-                    _ => break,
+                    Some(None) => break,
+                    None if busy => {
+                        match tokio::time::timeout_at(linger_until, commits.next()).await {
+                            Ok(Some(next)) => batch.push(next?),
+                            _ => break,
+                        }
+                    }
+                    None => break,
                 }
             }
+            busy = batch.len() > 1;
             done = self.apply_batch(&batch, done).await?;
         }
     }

@@ -65,7 +65,7 @@ impl crate::Projection for Unread {
 pub struct Pending {
     meta: Vec<(String, String, String, i64)>,
     last_seq: HashMap<String, i64>,
-    sent: HashMap<(String, String), i64>,
+    sent: HashMap<String, HashMap<String, i64>>,
 }
 
 impl Pending {
@@ -93,15 +93,23 @@ impl Pending {
                 .execute(&mut *tx)
                 .await?;
         }
-        for ((conv, sender), n) in self.sent.drain() {
-            sqlx::query(
-                "UPDATE unread_counts SET unread = unread + $3 WHERE conversation_id = $1 AND user_id <> $2",
-            )
-            .bind(conv)
-            .bind(sender)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+        // One statement per conversation: everyone gains the conversation's new messages, less
+        // their own.
+        for (conv, senders) in self.sent.drain() {
+            let total: i64 = senders.values().sum();
+            let cases: Vec<String> = (0..senders.len())
+                .map(|i| format!("WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
+                .collect();
+            let sql = format!(
+                "UPDATE unread_counts SET unread = unread + $2 - (CASE user_id {} ELSE 0 END)
+                 WHERE conversation_id = $1",
+                cases.join(" ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(conv).bind(total);
+            for (sender, n) in senders {
+                query = query.bind(sender).bind(n);
+            }
+            query.execute(&mut *tx).await?;
         }
         Ok(())
     }
@@ -121,7 +129,16 @@ async fn apply(
         .decode_events::<ConversationEvent>()
         .map_err(|e| ProjectionError::Decode(stored.position, e.to_string()))?;
     for r in events {
-        if !matches!(r.event, ConversationEvent::MessageSent(_)) {
+        // Events this projection reads or writes, other than a message sent, must see the
+        // held-back writes; the rest (deliveries, edits, reactions) do not concern it.
+        if matches!(
+            r.event,
+            ConversationEvent::Created(_)
+                | ConversationEvent::ParticipantAdded(_)
+                | ConversationEvent::ParticipantRemoved(_)
+                | ConversationEvent::MessagesRead(_)
+                | ConversationEvent::MessageDeleted(_)
+        ) {
             pending.flush(tx).await?;
         }
         match &r.event {
@@ -162,7 +179,9 @@ async fn apply(
                 pending.last_seq.insert(conv.to_owned(), seq);
                 *pending
                     .sent
-                    .entry((conv.to_owned(), m.sender_id.to_string()))
+                    .entry(conv.to_owned())
+                    .or_default()
+                    .entry(m.sender_id.to_string())
                     .or_default() += 1;
             }
             ConversationEvent::MessagesRead(e) => {

@@ -115,6 +115,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
     let config = ProjectorConfig {
         batch_size: 64,
         fault: Some(fault.clone()),
+        ..ProjectorConfig::default()
     };
     let task = tokio::spawn(
         Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config).run(),
@@ -160,6 +161,7 @@ async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Res
     let config = ProjectorConfig {
         batch_size: 16,
         fault: None,
+        ..ProjectorConfig::default()
     };
     let a = tokio::spawn(
         Projector::new(

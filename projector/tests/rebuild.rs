@@ -224,6 +224,7 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     let config = ProjectorConfig {
         batch_size: 500,
         fault: None,
+        ..ProjectorConfig::default()
     };
     let live = tokio::spawn(
         Projector::new(Chat, log.clone(), store.clone(), filter.clone(), config).run(),
