@@ -380,11 +380,30 @@ async fn backoff(attempt: usize) {
     .await;
 }
 
-async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {
+async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit)
+where
+    A: Send + 'static,
+{
     let Some(slot) = cache.existing(id) else {
         return;
     };
-    let mut guard = slot.lock().await;
+    // A command on this aggregate holds the slot while it appends (most often, it is this very
+    // commit): the broadcaster does not wait for it, whose every event would then queue behind
+    // that append. The observation is applied as soon as the slot is free; one that lands out
+    // of order only drops the cached state (reloaded from the log when next needed).
+    match slot.clone().try_lock_owned() {
+        Ok(mut guard) => observe_locked(&mut guard, stored),
+        Err(_) => {
+            let stored = stored.clone();
+            tokio::spawn(async move {
+                let mut guard = slot.lock_owned().await;
+                observe_locked(&mut guard, &stored);
+            });
+        }
+    }
+}
+
+fn observe_locked<A: Decide>(guard: &mut Option<Loaded<A>>, stored: &StoredCommit) {
     let Some(loaded) = guard.as_mut() else {
         return;
     };
