@@ -380,10 +380,7 @@ async fn backoff(attempt: usize) {
     .await;
 }
 
-async fn observe_in<A: Decide>(cache: &Cache<A>, id: &str, stored: &StoredCommit)
-where
-    A: Send + 'static,
-{
+async fn observe_in<A: Decide + Send + 'static>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {
     let Some(slot) = cache.existing(id) else {
         return;
     };
