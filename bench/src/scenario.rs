@@ -64,22 +64,33 @@ fn all_members(rooms: &[load::Room]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// 1. ack: 20 conversations of 10 members, `rate` messages/s for `secs`.
-pub async fn ack(target: &Target, run: &str, rate: f64, secs: u64) -> anyhow::Result<Step> {
+/// The ack and throughput setup: 20 conversations of [`ROOM`] members, every member a sender,
+/// and a short warm-up at `warm_up` messages/s (connections, caches, the JIT on the Node side),
+/// not measured.
+async fn senders_in_rooms(
+    target: &Target,
+    run: &str,
+    warm_up: f64,
+) -> anyhow::Result<(Arc<Stats>, Arc<Vec<load::Room>>, Vec<(usize, usize)>)> {
     let stats = Arc::new(Stats::default());
-    let (rooms, _) = load::rooms(target, run, 20, 10, &stats, 64).await?;
+    let (rooms, _) = load::rooms(target, run, 20, ROOM, &stats, 64).await?;
     let rooms = Arc::new(rooms);
     let senders = all_members(&rooms);
-    // A short warm-up (connections, caches, JIT on the Node side), not measured.
     step(
         target,
         &rooms,
         &senders,
-        rate / 4.0,
+        warm_up,
         Duration::from_secs(2),
         &stats,
     )
     .await?;
+    Ok((stats, rooms, senders))
+}
+
+/// 1. ack: 20 conversations of 10 members, `rate` messages/s for `secs`.
+pub async fn ack(target: &Target, run: &str, rate: f64, secs: u64) -> anyhow::Result<Step> {
+    let (stats, rooms, senders) = senders_in_rooms(target, run, rate / 4.0).await?;
     step(
         target,
         &rooms,
@@ -110,19 +121,7 @@ pub async fn throughput(
     secs: u64,
     max: f64,
 ) -> anyhow::Result<Throughput> {
-    let stats = Arc::new(Stats::default());
-    let (rooms, _) = load::rooms(target, run, 20, 10, &stats, 64).await?;
-    let rooms = Arc::new(rooms);
-    let senders = all_members(&rooms);
-    step(
-        target,
-        &rooms,
-        &senders,
-        first / 4.0,
-        Duration::from_secs(2),
-        &stats,
-    )
-    .await?;
+    let (stats, rooms, senders) = senders_in_rooms(target, run, first / 4.0).await?;
     let mut out = Throughput::default();
     let mut rate = first;
     while rate <= max {
