@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the product: starts NATS JetStream and a Postgres (as the tests do) under ./data/run,
-# then `chat serve` on http://127.0.0.1:3000. Until embedded storage lands, this is the
-# one-command way to run it. Ctrl-C stops everything.
+# Runs the production pairing locally: starts NATS JetStream and a Postgres (as the tests do)
+# under ./data/run, then `chat serve` on them on http://127.0.0.1:3000. (With nothing
+# configured, `cargo run --release -- serve` runs on embedded storage instead.) Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHAT_RUN_DIR="$(pwd)/data/run.$$"

@@ -40,11 +40,17 @@ enum PresenceMsg {
         profile: Value,
         online: bool,
         at: i64,
+        /// The sending node's change counter after this change (see [`State::seq`]).
+        #[serde(default)]
+        seq: u64,
     },
     State {
         node: String,
         rooms: Rooms,
         profiles: HashMap<String, Value>,
+        /// The sending node's change counter when this snapshot was taken.
+        #[serde(default)]
+        seq: u64,
     },
     Sync {
         node: String,
@@ -68,6 +74,17 @@ struct RoomSignal {
 struct Remote {
     heard: Instant,
     rooms: Rooms,
+    /// The latest change counter applied from that node.
+    seq: u64,
+}
+
+impl Remote {
+    /// Whether a message with change counter `seq` is older than what was applied (messages
+    /// are published after the lock that ordered them is released, so a snapshot or a delta
+    /// can arrive after a later delta; 0 is a sender without counters: always applied).
+    fn is_stale(&self, seq: u64) -> bool {
+        seq != 0 && seq < self.seq
+    }
 }
 
 #[derive(Default)]
@@ -83,6 +100,9 @@ struct State {
     /// (socket id, conversation) → generation of the running typing timer.
     typing: HashMap<(String, String), u64>,
     generation: u64,
+    /// Counts this node's presence changes; sent with each delta and snapshot so that other
+    /// nodes apply them in order.
+    seq: u64,
 }
 
 impl State {
@@ -259,6 +279,7 @@ impl Live {
         PresenceMsg::State {
             node: self.node.clone(),
             rooms,
+            seq: st.seq,
             profiles,
         }
     }
@@ -285,8 +306,15 @@ impl Live {
                 node,
                 rooms,
                 profiles,
+                seq,
             } if node != self.node => {
                 let mut st = self.lock();
+                if let Some(r) = st.remote.get_mut(&node)
+                    && r.is_stale(seq)
+                {
+                    r.heard = Instant::now();
+                    return;
+                }
                 st.profiles.extend(profiles);
                 let mut pairs = pairs_of(&rooms);
                 if let Some(old) = st.remote.get(&node) {
@@ -298,6 +326,7 @@ impl Live {
                         Remote {
                             heard: Instant::now(),
                             rooms,
+                            seq,
                         },
                     );
                 });
@@ -310,8 +339,15 @@ impl Live {
                 profile,
                 online,
                 at,
+                seq,
             } if node != self.node => {
                 let mut st = self.lock();
+                if let Some(r) = st.remote.get_mut(&node)
+                    && (r.is_stale(seq) || (seq != 0 && seq == r.seq))
+                {
+                    r.heard = Instant::now();
+                    return;
+                }
                 st.profiles.insert(user.clone(), profile);
                 if !online {
                     note_departure(&mut st, &conv, &user, at);
@@ -320,8 +356,10 @@ impl Live {
                     let r = st.remote.entry(node).or_insert_with(|| Remote {
                         heard: Instant::now(),
                         rooms: Rooms::new(),
+                        seq: 0,
                     });
                     r.heard = Instant::now();
+                    r.seq = r.seq.max(seq);
                     let users = r.rooms.entry(conv.clone()).or_default();
                     if online {
                         users.insert(user);
@@ -461,16 +499,18 @@ impl Live {
 
     /// A socket of `user` (with its `{id, name, avatarUrl}` profile) entered the room.
     pub async fn entered(&self, conv: &ConversationId, user: &UserId, profile: Value) {
-        let changes = {
+        let (changes, seq) = {
             let mut st = self.lock();
             st.profiles.insert(user.to_string(), profile.clone());
-            st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
+            st.seq += 1;
+            let changes = st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
                 *st.local
                     .entry(conv.to_string())
                     .or_default()
                     .entry(user.to_string())
                     .or_insert(0) += 1;
-            })
+            });
+            (changes, st.seq)
         };
         let at = events::now_millis();
         self.publish_presence(&PresenceMsg::Delta {
@@ -480,6 +520,7 @@ impl Live {
             profile,
             online: true,
             at,
+            seq,
         })
         .await;
         self.announce(changes, at).await;
@@ -488,9 +529,10 @@ impl Live {
     /// A socket of `user` left the room at `at`. Returns whether it was the user's last socket
     /// there on this node.
     pub async fn left(&self, conv: &ConversationId, user: &UserId, at: events::Millis) -> bool {
-        let (last_here, changes, profile) = {
+        let (last_here, changes, profile, seq) = {
             let mut st = self.lock();
             note_departure(&mut st, conv.as_str(), user.as_str(), at);
+            st.seq += 1;
             let mut last_here = false;
             let changes = st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
                 if let Some(users) = st.local.get_mut(conv.as_str()) {
@@ -510,6 +552,7 @@ impl Live {
                 last_here,
                 changes,
                 st.profiles.get(user.as_str()).cloned().unwrap_or_default(),
+                st.seq,
             )
         };
         if last_here {
@@ -520,6 +563,7 @@ impl Live {
                 profile,
                 online: false,
                 at,
+                seq,
             })
             .await;
         }

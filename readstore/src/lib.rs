@@ -66,7 +66,7 @@ const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
 
 /// A pool on the read models, and what the backend needs beside it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ReadStore {
     pool: AnyPool,
     backend: Backend,
@@ -75,9 +75,25 @@ pub struct ReadStore {
     local_locks: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+impl std::fmt::Debug for ReadStore {
+    // Not the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The URL of the embedded store at `path`.
 pub fn sqlite_url(path: &std::path::Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
+    // sqlx percent-decodes the file name: escape what would end or alter it.
+    let name = path
+        .display()
+        .to_string()
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{name}?mode=rwc")
 }
 
 impl ReadStore {
@@ -226,6 +242,10 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
+    let path = path
+        .replace("%3F", "?")
+        .replace("%23", "#")
+        .replace("%25", "%");
     (!path.is_empty() && path != ":memory:").then(|| path.into())
 }
 
@@ -294,5 +314,18 @@ mod tests {
             sqlite_path("sqlite://./data/read.db?mode=rwc"),
             Some("./data/read.db".into())
         );
+        let odd = std::path::Path::new("/tmp/a b?c#d%e/read.db");
+        assert_eq!(sqlite_path(&sqlite_url(odd)), Some(odd.into()));
+    }
+
+    #[tokio::test]
+    async fn a_data_dir_with_odd_characters_holds_the_store() -> Result<(), sqlx::Error> {
+        let dir = std::env::temp_dir().join(format!("chat rs?#%{}", std::process::id()));
+        let path = dir.join("read.db");
+        let store = ReadStore::open(&sqlite_url(&path)).await?;
+        store.close().await;
+        assert!(path.exists(), "{} created", path.display());
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 }
