@@ -88,6 +88,8 @@ test('kill -9 during a burst of sends: every acknowledged message survives once,
     return c.unreadCount === list.length + 1 - 2;
   }, 10000, `bob's unreadCount to be ${list.length - 1} (was ${bobs.unreadCount})`);
 
+  // What the embedded store answers once it shows the last message.
+  await waitUntil(async () => (await messages(A.url)).messages.some((m) => m.id === next.messageId), 10000, 'the last message projected');
   answers.messages = await messages(A.url);
   answers.bob = (await api(A.url, 'GET', '/api/conversations', token(bob))).body;
   answers.url = A.url;
