@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EMBEDDED, authed, emitAck, waitFor, api } from './helpers.mjs';
+import { EMBEDDED, authed, emitAck, waitFor, waitUntil, api } from './helpers.mjs';
 
 const sh = promisify(execFile);
 const sockets = [];
@@ -68,7 +68,10 @@ test('quick start: the printed commands register a user and mint a token that so
   await new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); });
   lines = await serve(cwd);
   const url2 = lines[0].match(/chat listening on (http:\/\/\S+)/)[1];
-  const list = (await api(url2, 'GET', `/api/messages?conversationId=${conv}`, alice)).body.messages;
+  // The restarted projector may still be catching up with the last message.
+  const listed = async () => (await api(url2, 'GET', `/api/messages?conversationId=${conv}`, alice)).body.messages;
+  await waitUntil(async () => (await listed()).length === 2, 10000, 'both messages after the restart');
+  const list = await listed();
   assert.deepEqual(list.map((m) => [m.seq, m.content, m.sender.name]), [[1, 'Hello, Bob', 'Alice'], [2, 'Hi, Alice', 'Bob']]);
   const a2 = await authed(url2, alice); sockets.push(a2);
   await emitAck(a2, 'conversation:join', { conversationId: conv });
