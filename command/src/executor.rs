@@ -305,7 +305,17 @@ impl<L: EventLog> Executor<L> {
     ) -> Result<Outcome<A::Event>, ExecError> {
         let loaded = self.ensure_loaded(guard, subject).await?;
         for attempt in 0..MAX_ATTEMPTS {
-            let events = loaded.state.decide(command)?;
+            let events = match loaded.state.decide(command) {
+                Ok(events) => events,
+                // The cached state may be behind commits another node appended (a message
+                // sent there a moment ago): a refusal is only final against the log's latest.
+                Err(refused) => {
+                    if self.catch_up(loaded, subject).await?.is_empty() {
+                        return Err(refused.into());
+                    }
+                    loaded.state.decide(command)?
+                }
+            };
             if events.is_empty() {
                 return Ok(Outcome {
                     events: vec![],

@@ -19,6 +19,7 @@ testkit::on_both_backends!(
     every_commit_chains_to_the_hash_of_the_previous_one,
     follow_delivers_commits_in_log_order_from_a_position,
     a_command_whose_first_append_landed_is_not_appended_twice,
+    a_refusal_is_checked_against_the_latest_state,
 );
 
 fn u(s: &str) -> UserId {
@@ -259,5 +260,56 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice<L: EventLog>(
         fresh.read_conversation(&conv, |c| c.last_seq).await?
     );
     assert_eq!(outcome.events.len(), 1);
+    Ok(())
+}
+
+/// A node whose cached state is behind another node's commit does not refuse a command that
+/// the latest state allows: a refusal is checked against the log first.
+async fn a_refusal_is_checked_against_the_latest_state<L: EventLog>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects) = (on.log.clone(), on.subjects.clone());
+    let node_a = Executor::new(log.clone(), subjects.clone());
+    let node_b = Executor::new(log.clone(), subjects.clone());
+    let conv = setup(&node_a).await?;
+    node_b.read_conversation(&conv, |_| ()).await?;
+    // ann sends on node A; node B has not observed it.
+    let message = MessageId::generate();
+    let sent = ConversationCommand::SendMessage {
+        sender: u("ann"),
+        message_id: message.clone(),
+        content: Content::parse("react to me")?,
+        temp_id: None,
+        now: events::now_millis(),
+        present: vec![],
+    };
+    node_a
+        .conversation(&conv, sent, &metadata("ann", None), |_| ())
+        .await?;
+    let react = ConversationCommand::AddReaction {
+        by: u("bob"),
+        message_id: message,
+        reaction_id: events::ReactionId::generate(),
+        emoji: events::Emoji::parse("👍")?,
+        now: events::now_millis(),
+    };
+    let (outcome, _) = node_b
+        .conversation(&conv, react, &metadata("bob", None), |_| ())
+        .await?;
+    assert_eq!(outcome.events.len(), 1, "the reaction was added");
+    // A refusal that stands against the latest state is still a refusal.
+    let unknown = ConversationCommand::AddReaction {
+        by: u("bob"),
+        message_id: MessageId::generate(),
+        reaction_id: events::ReactionId::generate(),
+        emoji: events::Emoji::parse("👍")?,
+        now: events::now_millis(),
+    };
+    assert!(matches!(
+        node_b
+            .conversation(&conv, unknown, &metadata("bob", None), |_| ())
+            .await,
+        Err(command::executor::ExecError::Domain(_))
+    ));
     Ok(())
 }
