@@ -61,9 +61,3 @@ pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpo
 
 /// Names of every projection.
 pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];
-
-/// Opens the read-model store at `url` (creating the database when it does not exist) and
-/// applies the migrations.
-pub async fn migrate(url: &str) -> Result<readstore::ReadStore, sqlx::Error> {
-    readstore::ReadStore::open(url).await
-}
