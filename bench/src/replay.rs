@@ -2,6 +2,7 @@
 //! projection rebuilt from it into a fresh Postgres database, timed (the code that
 //! `chat projections rebuild` runs, in process).
 
+use eventlog::chain::Chain;
 use eventlog::{EventLog, JetStreamLog};
 use events::*;
 use serde::{Deserialize, Serialize};
@@ -19,30 +20,6 @@ pub struct Replay {
 const PER_COMMIT: u64 = 100;
 const CONVERSATIONS: u64 = 10;
 
-/// Appends commits of `events` to one aggregate, chaining versions and hashes.
-struct Chain {
-    subject: String,
-    id: String,
-    version: u64,
-    last: u64,
-    hash: CommitHash,
-}
-
-impl Chain {
-    async fn commit<E: EventKind>(
-        &mut self,
-        log: &JetStreamLog,
-        events: &[E],
-    ) -> anyhow::Result<()> {
-        let meta = command::service::metadata("bench", None);
-        let commit = Commit::new(&self.id, self.version, self.hash, &meta, events);
-        self.last = log.append(&self.subject, &commit, self.last).await?;
-        self.version = commit.next_version();
-        self.hash = commit.hash();
-        Ok(())
-    }
-}
-
 /// Seeds `total` events: two users, ten conversations, messages with a read and a reaction
 /// per commit, then rebuilds `chat` and reports events per second.
 pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Result<Replay> {
@@ -58,16 +35,10 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     let mut count = 0u64;
     let mut commits = 0u64;
     for u in &users {
-        let mut chain = Chain {
-            subject: subjects.user(u),
-            id: u.to_string(),
-            version: 0,
-            last: 0,
-            hash: [0; 32],
-        };
+        let mut chain = Chain::new(&log, subjects.user(u), u.as_str());
         chain
             .commit(
-                &log,
+                &command::service::metadata("bench", None),
                 &[UserEvent::Registered(UserRegisteredV1 {
                     name: u.to_string(),
                     avatar_url: None,
@@ -80,13 +51,7 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     let mut chains = Vec::new();
     for _ in 0..CONVERSATIONS {
         let conv = ConversationId::generate();
-        let mut chain = Chain {
-            subject: subjects.conversation(&conv),
-            id: conv.to_string(),
-            version: 0,
-            last: 0,
-            hash: [0; 32],
-        };
+        let mut chain = Chain::new(&log, subjects.conversation(&conv), conv.as_str());
         let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
             conversation_id: conv.clone(),
             title: Some("replay".into()),
@@ -102,7 +67,9 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
                 },
             }));
         }
-        chain.commit(&log, &head).await?;
+        chain
+            .commit(&command::service::metadata("bench", None), &head)
+            .await?;
         count += head.len() as u64;
         commits += 1;
         chains.push((chain, 0u64));
@@ -150,7 +117,9 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
         }));
         count += batch.len() as u64;
         commits += 1;
-        chain.commit(&log, &batch).await?;
+        chain
+            .commit(&command::service::metadata("bench", None), &batch)
+            .await?;
     }
     let seed_s = began.elapsed().as_secs_f64();
 

@@ -5,6 +5,7 @@
 //! Positions are the log's global sequence numbers (JetStream stream sequence): 1, 2, 3…
 //! One stored message is one [`Commit`]. Must not know about aggregates' rules.
 
+pub mod chain;
 pub mod copy;
 mod embedded;
 mod jetstream;

@@ -2,9 +2,9 @@
 //! rows as the live one; an interrupted rebuild resumes; the swap puts the rebuilt tables in
 //! place while the live projector runs.
 
-use command::domain::{Conversation, Decide, User};
 use command::service::metadata;
 use eventlog::EventLog;
+use eventlog::chain::Chain;
 use events::*;
 use projector::chat::Chat;
 use projector::rebuild::{rebuild, schema_of};
@@ -23,46 +23,8 @@ testkit::on_both_backends!(
 const MESSAGES_PER_COMMIT: u64 = 100;
 const COMMITS: u64 = 1_000;
 
-/// Appends a commit of `events` to an aggregate, tracking version and hash like the executor.
-struct Writer<'a, L, A: Decide> {
-    log: &'a L,
-    subject: String,
-    id: String,
-    state: A,
-    version: u64,
-    last: u64,
-    hash: CommitHash,
-}
-
-impl<'a, L: EventLog, A: Decide> Writer<'a, L, A> {
-    fn new(log: &'a L, subject: String, id: &str) -> Self {
-        Self {
-            log,
-            subject,
-            id: id.to_owned(),
-            state: A::default(),
-            version: 0,
-            last: 0,
-            hash: [0; 32],
-        }
-    }
-
-    async fn commit(&mut self, events: &[A::Event]) -> anyhow::Result<()> {
-        let commit = Commit::new(
-            &self.id,
-            self.version,
-            self.hash,
-            &metadata("seed", None),
-            events,
-        );
-        self.last = self.log.append(&self.subject, &commit, self.last).await?;
-        self.version = commit.next_version();
-        self.hash = commit.hash();
-        for e in events {
-            self.state.evolve(e);
-        }
-        Ok(())
-    }
+fn seed_meta() -> Metadata {
+    metadata("seed", None)
 }
 
 /// A log of 100,000+ events: users, one conversation, messages, edits, deletes, reads,
@@ -73,15 +35,18 @@ async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> 
         .map(|u| UserId::parse(u))
         .collect::<Result<_, _>>()?;
     for u in &users {
-        let mut w = Writer::<L, User>::new(log, subjects.user(u), u.as_str());
-        w.commit(&[UserEvent::Registered(UserRegisteredV1 {
-            name: u.to_string(),
-            avatar_url: None,
-        })])
+        let mut w = Chain::new(log, subjects.user(u), u.as_str());
+        w.commit(
+            &seed_meta(),
+            &[UserEvent::Registered(UserRegisteredV1 {
+                name: u.to_string(),
+                avatar_url: None,
+            })],
+        )
         .await?;
     }
     let conv = ConversationId::generate();
-    let mut w = Writer::<L, Conversation>::new(log, subjects.conversation(&conv), conv.as_str());
+    let mut w = Chain::new(log, subjects.conversation(&conv), conv.as_str());
     let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
         conversation_id: conv.clone(),
         title: Some("big".into()),
@@ -98,7 +63,7 @@ async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> 
             role,
         }));
     }
-    w.commit(&head).await?;
+    w.commit(&seed_meta(), &head).await?;
     let mut seq = 0;
     for c in 0..COMMITS {
         let mut events = Vec::new();
@@ -154,13 +119,16 @@ async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> 
                 deleted_at: 5,
             }));
         }
-        w.commit(&events).await?;
+        w.commit(&seed_meta(), &events).await?;
     }
-    w.commit(&[ConversationEvent::ParticipantRemoved(
-        ParticipantRemovedV1 {
-            user_id: users[2].clone(),
-        },
-    )])
+    w.commit(
+        &seed_meta(),
+        &[ConversationEvent::ParticipantRemoved(
+            ParticipantRemovedV1 {
+                user_id: users[2].clone(),
+            },
+        )],
+    )
     .await?;
     Ok(w.version + 3)
 }
