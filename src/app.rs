@@ -122,6 +122,9 @@ async fn start_with<L: eventlog::EventLog>(
             .ws_max_message_size(1_000_000)
             .ws_max_frame_size(1_000_000)
             .max_buffer_size(1024)
+            // Allocated per socket for its whole life. Frames are small (an event is well under
+            // 1 KB; `content` is at most 10,000 characters, a few reads); 4 KB by default.
+            .ws_read_buffer_size(1024)
             .build_layer();
         let (live, live_tasks) = command::live::Live::start(bus, &config.subjects(), io.clone())
             .await
@@ -168,7 +171,9 @@ async fn start_with<L: eventlog::EventLog>(
     // The Socket.IO layer goes on last: it answers `/socket.io/` before routing, for every
     // route merged above.
     if let Some(layer) = socket_layer {
-        app = app.layer(layer);
+        app = app
+            .layer(layer)
+            .layer(middleware::map_request(detach_from_read_buffer));
     }
     let app = app
         .layer(cors(&config.allowed_origins))
@@ -229,6 +234,33 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// Browsers do not apply CORS to WebSocket upgrades, and CORS alone does not stop a request
 /// from being processed: a request that names a foreign `Origin` is refused outright.
 /// Requests without `Origin` (servers, CLI, Node clients) pass.
+/// Copies a Socket.IO request's URI and header values into allocations of their own.
+///
+/// hyper parses them as slices of the connection's read buffer (8–16 KB), and engine.io keeps
+/// the request's parts for the socket's whole life (`socket.req_parts()`): without the copy,
+/// every idle socket pins the buffer its handshake was read into. Measured with heaptrack and
+/// the benchmark's `connections` scenario (ADR 10); a few hundred bytes copied once per
+/// connection.
+async fn detach_from_read_buffer(mut req: Request) -> Request {
+    if !req.uri().path().starts_with("/socket.io") {
+        return req;
+    }
+    for value in req.headers_mut().values_mut() {
+        // `from_bytes` copies; a value hyper accepted is always accepted again.
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    if let Ok(uri) = req.uri().to_string().parse::<axum::http::Uri>() {
+        // axum's router keeps its own clone of the URI in the extensions.
+        if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>() {
+            original.0 = uri.clone();
+        }
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
 async fn refuse_foreign_origin(
     axum::extract::State(allowed): axum::extract::State<Arc<Vec<String>>>,
     req: Request,
@@ -244,4 +276,40 @@ async fn refuse_foreign_origin(
         }
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::OriginalUri;
+
+    /// The copy keeps every value and no longer points into the buffer the request was read
+    /// into (here: one `Bytes` standing for hyper's read buffer).
+    #[tokio::test]
+    async fn socket_io_request_parts_stop_sharing_the_read_buffer() {
+        let buffer = axum::body::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket|http://a.test");
+        let bar = buffer.iter().position(|b| *b == b'|').expect("separator");
+        let uri = axum::http::Uri::from_maybe_shared(buffer.slice(..bar)).expect("uri");
+        let origin = HeaderValue::from_maybe_shared(buffer.slice(bar + 1..)).expect("header");
+        let mut req = Request::builder()
+            .uri(uri.clone())
+            .header(header::ORIGIN, origin)
+            .body(Body::empty())
+            .expect("request");
+        req.extensions_mut().insert(OriginalUri(uri));
+        let range = buffer.as_ptr_range();
+        let inside = |p: *const u8| range.contains(&p);
+
+        let req = detach_from_read_buffer(req).await;
+
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        let origin = &req.headers()[header::ORIGIN];
+        assert_eq!(origin, "http://a.test");
+        assert!(!inside(origin.as_bytes().as_ptr()));
+        assert!(!inside(req.uri().path().as_ptr()));
+        let original = req.extensions().get::<OriginalUri>().expect("original uri");
+        assert_eq!(original.0, "/socket.io/?EIO=4&transport=websocket");
+        assert!(!inside(original.0.path().as_ptr()));
+    }
 }
