@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { io } from 'socket.io-client';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 
 export const SECRET = 'e2e-secret-' + randomBytes(4).toString('hex');
@@ -167,4 +168,90 @@ export async function authed(base, tok, opts) {
   const s = connect(base, tok, opts);
   await waitFor(s, 'auth:success');
   return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services of a test's own, for the fault tests: they stop and start them. NATS_BIN and PG_BIN
+// come from scripts/services.sh (scripts/test.sh sources it).
+
+/** A free loopback port. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on `port`. */
+export function portOpen(port, timeout = 30000) {
+  return waitUntil(() => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  }), timeout, `port ${port} to open`);
+}
+
+/** Runs a command to completion; rejects with its output when it fails. */
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${code}: ${out}`))));
+  });
+}
+
+/**
+ * A NATS JetStream server of its own: `stop()` kills it (SIGKILL), `start()` brings it back on
+ * the same port with the same store.
+ */
+export async function privateNats() {
+  const bin = process.env.NATS_BIN;
+  if (!bin) throw new Error('run through scripts/test.sh (NATS_BIN)');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'chat-nats-'));
+  let child;
+  const nats = {
+    url: `nats://127.0.0.1:${port}`,
+    async start() {
+      child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+      await portOpen(port);
+    },
+    stop() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+      return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
+    },
+  };
+  await nats.start();
+  return nats;
+}
+
+/**
+ * A PostgreSQL cluster of its own (as the `postgres` user when run as root, like
+ * scripts/services.sh): `stop()` is an immediate shutdown, `start()` brings it back.
+ */
+export async function privatePostgres() {
+  const bin = process.env.PG_BIN;
+  if (!bin) throw new Error('run through scripts/test.sh (PG_BIN)');
+  const root = process.getuid?.() === 0;
+  const as = (cmd, args) => (root ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
+  const dir = mkdtempSync(join(tmpdir(), 'chat-pg-'));
+  if (root) await run('chown', ['-R', 'postgres', dir]);
+  const user = root ? 'postgres' : userInfo().username;
+  await as(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', user, '--auth=trust', '-E', 'UTF8']);
+  const port = await freePort();
+  const pg = {
+    url: `postgres://${user}@127.0.0.1:${port}/chat`,
+    start: () => as(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-l', join(dir, 'log'), '-w', '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']),
+    stop: () => as(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', 'stop']).catch(() => {}),
+  };
+  await pg.start();
+  return pg;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 #[derive(Clone)]
 pub struct JetStreamLog {
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
     subjects: Subjects,
@@ -37,7 +38,7 @@ impl JetStreamLog {
         subjects: Subjects,
         replicas: usize,
     ) -> Result<Self, LogError> {
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(5));
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -54,10 +55,21 @@ impl JetStreamLog {
             .await
             .map_err(unavailable)?;
         Ok(Self {
+            client,
             js,
             stream,
             subjects,
         })
+    }
+
+    /// Refuses at once while the client is not connected (it reconnects by itself): a request
+    /// sent now would only wait for the 5 s timeout, and a command must fail fast with
+    /// `UNAVAILABLE` during an outage rather than hang its socket.
+    fn connected(&self) -> Result<(), LogError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(LogError::Unavailable(format!("NATS connection {state}"))),
+        }
     }
 
     pub fn subjects(&self) -> &Subjects {
@@ -171,6 +183,7 @@ impl EventLog for JetStreamLog {
         commit: &Commit,
         expected_last: u64,
     ) -> Result<u64, LogError> {
+        self.connected()?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", commit.command_id.as_str());
         headers.insert(
@@ -201,6 +214,7 @@ impl EventLog for JetStreamLog {
         use async_nats::jetstream::stream::DirectGetErrorKind as K;
         // Catching up a few commits (the usual case after a conflict) costs one direct get
         // each; a longer history switches to an ordered consumer, which streams it.
+        self.connected()?;
         let mut out = Vec::new();
         let mut next = after + 1;
         for _ in 0..DIRECT_READS {
@@ -240,6 +254,7 @@ impl EventLog for JetStreamLog {
     }
 
     async fn last_position(&self) -> Result<u64, LogError> {
+        self.connected()?;
         let mut stream = self.stream.clone();
         let info = stream.info().await.map_err(unavailable)?;
         Ok(info.state.last_sequence)

@@ -1,0 +1,181 @@
+// Faults under load (issue 7), on NATS + Postgres: each test runs its own NATS and/or Postgres
+// (helpers `privateNats`, `privatePostgres`) so it can stop and restart them, drives a steady
+// sender with the stock socket.io-client, and checks what the contract promises: nothing
+// acknowledged is lost or duplicated, a retry with the same `tempId` is answered with the first
+// message, and the service comes back by itself. Each test stops by itself; loopback only.
+import { test, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  EMBEDDED, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, waitFor, unique,
+  NO_LIMITS, privateNats, privatePostgres,
+} from './helpers.mjs';
+
+const cleanups = [];
+after(async () => {
+  for (const f of cleanups.reverse()) await f();
+});
+const track = (s) => (cleanups.push(async () => s.disconnect()), s);
+const serve = async (dep, env = {}) => {
+  const s = await startServer(dep, { ...NO_LIMITS, ...env });
+  cleanups.push(() => s.stop());
+  return s;
+};
+
+/** Two users and a conversation of theirs, both joined from sockets on `url`. */
+async function room(url) {
+  const ann = unique('ann'), bob = unique('bob');
+  for (const [id, name] of [[ann, 'Ann'], [bob, 'Bob']]) {
+    assert.equal((await api(url, 'PUT', `/api/users/${id}`, adminToken(), { name })).status, 200);
+  }
+  const conv = (await api(url, 'POST', '/api/conversations', token(ann), { participantIds: [bob] })).body.id;
+  const a = track(await authed(url, token(ann)));
+  const b = track(await authed(url, token(bob)));
+  for (const s of [a, b]) assert.equal((await emitAck(s, 'conversation:join', { conversationId: conv })).success, true);
+  return { ann, bob, conv, a, b };
+}
+
+/**
+ * Sends one message every `every` ms, each with a `tempId` of its own, waiting for each ack
+ * (up to 20 s), until `stop()`. Every attempt is recorded: {tempId, ok, code, ms, at}.
+ */
+function steadySender(socket, conv, prefix, every = 50) {
+  const sent = [];
+  let stopped = false;
+  const done = (async () => {
+    for (let i = 0; !stopped; i++) {
+      const tempId = `${prefix}-${i}`;
+      const at = Date.now();
+      let r;
+      try {
+        r = await emitAck(socket, 'message:send', { conversationId: conv, content: `${prefix} ${i}`, tempId }, 20000);
+      } catch {
+        r = { success: false, error: { code: 'NO_ACK' } };
+      }
+      sent.push({ tempId, at, ms: Date.now() - at, ok: r.success === true, messageId: r.messageId, seq: r.seq, code: r.error?.code });
+      await sleep(every);
+    }
+  })();
+  return { sent, stop: async () => { stopped = true; await done; } };
+}
+
+/** Every message of the conversation from the read model, paged by `after`. */
+async function history(url, conv, who) {
+  const all = [];
+  for (let after = 0; ;) {
+    const r = await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200&after=${after}`, token(who));
+    if (r.status !== 200) throw new Error(`GET /api/messages: ${r.status} ${JSON.stringify(r.body)}`);
+    all.push(...r.body.messages);
+    if (!r.body.hasMore) return all;
+    after = r.body.messages[r.body.messages.length - 1].seq;
+  }
+}
+
+/**
+ * Retries every attempt that got no success with its own `tempId` (as a client does after a
+ * fault), then checks the conversation holds each `tempId` exactly once, with the acknowledged
+ * id and `seq`, and `seq` gap-free from 1.
+ */
+async function everyTempIdOnce(url, socket, conv, who, sent) {
+  for (const s of sent.filter((x) => !x.ok)) {
+    const r = await emitAck(socket, 'message:send', { conversationId: conv, content: 'retry', tempId: s.tempId }, 20000);
+    assert.equal(r.success, true, `retry of ${s.tempId}: ${JSON.stringify(r)}`);
+    s.retriedAs = r.messageId;
+  }
+  let list;
+  await waitUntil(async () => {
+    list = await history(url, conv, who).catch(() => []);
+    return sent.every((s) => list.some((m) => m.id === (s.messageId ?? s.retriedAs)));
+  }, 30000, 'the read model to hold every message');
+  for (const s of sent) {
+    const found = list.filter((m) => m.tempId === s.tempId);
+    assert.equal(found.length, 1, `${s.tempId} exactly once (got ${found.length})`);
+    if (s.ok) {
+      assert.equal(found[0].id, s.messageId, `${s.tempId}: the acknowledged message`);
+      assert.equal(found[0].seq, s.seq, `${s.tempId}: the acknowledged seq`);
+    } else {
+      assert.equal(found[0].id, s.retriedAs, `${s.tempId}: the retry answered with the message`);
+    }
+  }
+  assert.deepEqual(list.map((m) => m.seq), list.map((_, i) => i + 1), 'seq gap-free from 1');
+  return list;
+}
+
+describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the embedded mode has neither' }, () => {
+  test('NATS stopped for 10 s: sends fail fast with UNAVAILABLE, everything resumes by itself, nothing acknowledged is lost', async () => {
+    const nats = await privateNats();
+    cleanups.push(() => nats.stop());
+    const A = await serve({ ...deployment(), CHAT_NATS_URL: nats.url });
+    const { ann, conv, a, b } = await room(A.url);
+    const load = steadySender(a, conv, unique('n'));
+    await waitUntil(() => load.sent.filter((s) => s.ok).length >= 20, 20000, 'acknowledged sends before the fault');
+
+    await nats.stop();
+    const down = Date.now();
+    await waitUntil(() => load.sent.some((s) => s.at > down && s.code === 'UNAVAILABLE'), 20000, 'a send refused with UNAVAILABLE');
+    // The outage lasts 10 s (the fault's length, not a wait for a condition).
+    await sleep(Math.max(0, 10000 - (Date.now() - down)));
+    await nats.start();
+    const up = Date.now();
+    await waitUntil(() => load.sent.filter((s) => s.at > up && s.ok).length >= 20, 60000, 'acknowledged sends after NATS came back');
+    await load.stop();
+
+    const during = load.sent.filter((s) => s.at > down && s.at < up);
+    assert.ok(during.length >= 5, `sends were attempted during the outage (${during.length})`);
+    for (const s of during) {
+      assert.ok(s.ok || s.code === 'UNAVAILABLE', `${s.tempId}: acknowledged or UNAVAILABLE, got ${s.code}`);
+      assert.ok(s.ms <= 6000, `${s.tempId}: answered in ${s.ms} ms (no hang)`);
+    }
+    // Only what was in flight when NATS died waits for the publish timeout; once the client
+    // knows the connection is gone, a send is refused at once.
+    const slow = during.filter((s) => s.ms > 1000);
+    assert.ok(slow.length <= 1, `refused at once while NATS is down: ${JSON.stringify(slow)}`);
+    const list = await everyTempIdOnce(A.url, a, conv, ann, load.sent);
+
+    // The broadcaster resumed: bob saw every message acknowledged after the restart, once.
+    const last = load.sent.filter((s) => s.ok).at(-1);
+    await waitFor(b, 'message:new', (m) => m.id === last.messageId, 20000);
+    const seen = b.received.filter((e) => e.event === 'message:new').map((e) => e.payload.id);
+    assert.equal(new Set(seen).size, seen.length, 'no message delivered twice');
+    for (const s of load.sent.filter((x) => x.ok && x.at > up)) assert.ok(seen.includes(s.messageId), `${s.tempId} delivered live`);
+    const r = await api(A.url, 'GET', '/readyz');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(list.length >= 40);
+  });
+
+  test('Postgres stopped: sends keep working, reads answer 503 UNAVAILABLE, the projections catch up exactly once', async () => {
+    const pg = await privatePostgres();
+    cleanups.push(() => pg.stop());
+    const A = await serve({ ...deployment(), CHAT_DATABASE_URL: pg.url });
+    const { ann, bob, conv, a, b } = await room(A.url);
+    const load = steadySender(a, conv, unique('p'));
+    await waitUntil(() => load.sent.filter((s) => s.ok).length >= 20, 20000, 'acknowledged sends before the fault');
+
+    await pg.stop();
+    const down = Date.now();
+    let read;
+    await waitUntil(async () => {
+      read = await api(A.url, 'GET', `/api/messages?conversationId=${conv}&limit=10`, token(ann));
+      return read.status === 503;
+    }, 20000, 'reads to answer 503');
+    assert.equal(read.body.error.code, 'UNAVAILABLE');
+    const okDuring = () => load.sent.filter((s) => s.at > down + 1000 && s.ok).length;
+    await waitUntil(() => okDuring() >= 20, 30000, 'acknowledged sends while Postgres is down');
+    const last = load.sent.filter((s) => s.ok).at(-1);
+    await waitFor(b, 'message:new', (m) => m.id === last.messageId, 10000);
+    await pg.start();
+    const up = Date.now();
+    await waitUntil(() => load.sent.filter((s) => s.at > up && s.ok).length >= 5, 30000, 'sends after Postgres came back');
+    await load.stop();
+
+    for (const s of load.sent) assert.equal(s.ok, true, `${s.tempId}: ${s.code}`);
+    const list = await everyTempIdOnce(A.url, a, conv, ann, load.sent);
+    // The unread projection caught up exactly once too: everything ann sent is unread for bob.
+    let unread;
+    await waitUntil(async () => {
+      const c = (await api(A.url, 'GET', '/api/conversations', token(bob))).body.conversations?.find((x) => x.id === conv);
+      unread = c?.unreadCount;
+      return unread === list.length;
+    }, 20000, `bob's unreadCount to be ${list.length} (is ${unread})`);
+  });
+});
