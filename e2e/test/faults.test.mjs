@@ -178,4 +178,72 @@ describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the
       return unread === list.length;
     }, 20000, `bob's unreadCount to be ${list.length} (is ${unread})`);
   });
+
+  test('kill -9 one of two nodes under load: its clients move to the other, rejoin with sinceOffset and end with the same history', async () => {
+    const dep = deployment();
+    const A = await serve(dep);
+    const B = await serve(dep);
+    const { ann, bob, conv, a, b } = await room(A.url);
+    const carol = unique('carol');
+    assert.equal((await api(B.url, 'PUT', `/api/users/${carol}`, adminToken(), { name: 'Carol' })).status, 200);
+    const added = await api(B.url, 'POST', `/api/conversations/${conv}/participants`, token(ann), { userId: carol });
+    assert.ok(added.status < 300, JSON.stringify(added.body));
+    const c = track(await authed(B.url, token(carol)));
+    assert.equal((await emitAck(c, 'conversation:join', { conversationId: conv })).success, true);
+
+    const prefix = unique('k');
+    const load = steadySender(a, conv, prefix, 20);
+    await waitUntil(() => load.sent.filter((s) => s.ok).length >= 30, 20000, 'acknowledged sends before the kill');
+    await A.stop(); // SIGKILL
+    await load.stop();
+    const news = (s) => s.received.filter((e) => e.event === 'message:new').map((e) => e.payload);
+    const seenBeforeKill = news(b);
+    const since = seenBeforeKill.at(-1).offset;
+
+    // The clients of the dead node come back on the other one (as behind a load balancer).
+    const a2 = track(await authed(B.url, token(ann)));
+    assert.equal((await emitAck(a2, 'conversation:join', { conversationId: conv })).success, true);
+    const b2 = track(await authed(B.url, token(bob)));
+    assert.equal((await emitAck(b2, 'conversation:join', { conversationId: conv, sinceOffset: since })).success, true);
+    const more = steadySender(a2, conv, prefix + 'b', 20);
+    await waitUntil(() => more.sent.filter((s) => s.ok).length >= 20, 20000, 'acknowledged sends on the surviving node');
+    await more.stop();
+    const list = await everyTempIdOnce(B.url, a2, conv, ann, [...load.sent, ...more.sent]);
+
+    // Bob's history (before the kill, then the replay and live on the other node) is carol's.
+    const lastId = list.at(-1).id;
+    await waitFor(c, 'message:new', (m) => m.id === lastId, 20000);
+    await waitFor(b2, 'message:new', (m) => m.id === lastId, 20000);
+    const carols = news(c).map((m) => m.id);
+    const bobs = [...seenBeforeKill, ...news(b2)].map((m) => m.id);
+    assert.deepEqual(bobs, carols, 'same messages, same order, none missing, none twice');
+    assert.deepEqual(carols, list.map((m) => m.id), 'and the same as the read model');
+  });
+
+  test('two nodes writing one conversation at once: seq stays unique and gap-free, each sender in its order', async () => {
+    const dep = deployment();
+    const A = await serve(dep);
+    const B = await serve(dep);
+    const { ann, conv, a } = await room(A.url);
+    const { bob } = await room(A.url);
+    const added = await api(A.url, 'POST', `/api/conversations/${conv}/participants`, token(ann), { userId: bob });
+    assert.ok(added.status < 300, JSON.stringify(added.body));
+    const b = track(await authed(B.url, token(bob)));
+    assert.equal((await emitAck(b, 'conversation:join', { conversationId: conv })).success, true);
+
+    // Both fire without waiting, on different nodes, at the same moment.
+    const burst = (socket, who) => Array.from({ length: 200 }, (_, i) =>
+      emitAck(socket, 'message:send', { conversationId: conv, content: `${who} ${i}`, tempId: `${who}-${i}` }, 60000));
+    const [fromA, fromB] = await Promise.all([Promise.all(burst(a, 'a')), Promise.all(burst(b, 'b'))]);
+    for (const r of [...fromA, ...fromB]) assert.equal(r.success, true, JSON.stringify(r));
+    const seqs = [...fromA, ...fromB].map((r) => r.seq).sort((x, y) => x - y);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'unique and gap-free from 1');
+    for (const mine of [fromA, fromB]) {
+      const order = mine.map((r) => r.seq);
+      assert.deepEqual(order, [...order].sort((x, y) => x - y), 'in the order each socket emitted');
+    }
+    let list = [];
+    await waitUntil(async () => (list = await history(B.url, conv, bob)).length >= seqs.length, 20000, 'the read model to hold all 400');
+    assert.deepEqual(list.map((m) => m.seq), seqs);
+  });
 });
