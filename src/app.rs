@@ -14,6 +14,7 @@ use command::executor::Executor;
 use command::live::Bus;
 use eventlog::JetStreamLog;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,11 +29,46 @@ pub struct Node {
     pub addr: std::net::SocketAddr,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancelled by [`Node::shutdown`]: the listener stops accepting, projectors stop after
+    /// their batch.
+    stop: CancellationToken,
+    /// Tasks that end by themselves once `stop` is cancelled (the projectors).
+    stoppable: Vec<tokio::task::JoinHandle<()>>,
+    /// The socket edge, when this node has the command role.
+    sockets: Option<(Arc<command::socket::drain::Drain>, socketioxide::SocketIo)>,
+}
+
+impl Node {
+    /// Graceful shutdown (SIGTERM): stop accepting connections; refuse new socket events with
+    /// `UNAVAILABLE` and let those in hand finish (appended, acknowledged); close every socket's
+    /// transport, so clients reconnect (elsewhere, behind a load balancer); let each projector
+    /// commit the batch it is writing; then stop. Each step waits at most `grace`.
+    pub async fn shutdown(mut self, grace: std::time::Duration) {
+        use tokio::time::timeout;
+        self.stop.cancel();
+        if let Some((drain, io)) = self.sockets.take() {
+            drain.start();
+            if timeout(grace, drain.idle()).await.is_err() {
+                tracing::warn!("shutdown: socket events still in hand after the grace period");
+            }
+            if timeout(grace, io.close()).await.is_err() {
+                tracing::warn!("shutdown: sockets still open after the grace period");
+            }
+        }
+        for task in std::mem::take(&mut self.stoppable) {
+            if timeout(grace, task).await.is_err() {
+                tracing::warn!("shutdown: a projector did not finish its batch in time");
+            }
+        }
+        if timeout(grace, &mut self.server).await.is_err() {
+            tracing::warn!("shutdown: HTTP requests still running after the grace period");
+        }
+    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.stoppable) {
             t.abort();
         }
         self.server.abort();
@@ -83,6 +119,9 @@ async fn start_with<L: eventlog::EventLog>(
         .context("cannot prepare the read-model store")?;
     let pool = store.pool().clone();
     let mut tasks = Vec::new();
+    let stop = CancellationToken::new();
+    let mut stoppable = Vec::new();
+    let mut sockets = None;
     let mut app = Router::new();
     let mut metrics = Arc::new(command::metrics::Metrics::default());
     let mut socket_layer = None;
@@ -104,8 +143,8 @@ async fn start_with<L: eventlog::EventLog>(
             filter,
             defaults(),
         );
-        tasks.push(tokio::spawn(chat.run()));
-        tasks.push(tokio::spawn(unread.run()));
+        stoppable.push(tokio::spawn(chat.run_until(stop.clone())));
+        stoppable.push(tokio::spawn(unread.run_until(stop.clone())));
     }
     if has(Role::Query) {
         app = app.merge(query::router(query::QueryState {
@@ -141,6 +180,7 @@ async fn start_with<L: eventlog::EventLog>(
             limits,
         ));
         command::socket::register(&io, state.clone());
+        sockets = Some((state.drain.clone(), io.clone()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(command::broadcaster::run(
             state.clone(),
@@ -194,11 +234,21 @@ async fn start_with<L: eventlog::EventLog>(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    };
     Ok(Node {
         addr,
         server,
         tasks,
+        stop,
+        stoppable,
+        sockets,
     })
 }
 

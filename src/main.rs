@@ -201,7 +201,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %node.addr, roles = ?role, "serving");
             tokio::select! {
                 r = &mut node.server => { r??; }
-                () = shutdown_signal() => tracing::info!("shutting down"),
+                () = shutdown_signal() => {
+                    tracing::info!("shutting down");
+                    node.shutdown(std::time::Duration::from_secs(10)).await;
+                    tracing::info!("stopped");
+                }
             }
         }
         Command::Token { user, admin, ttl } => {

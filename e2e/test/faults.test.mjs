@@ -246,4 +246,47 @@ describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the
     await waitUntil(async () => (list = await history(B.url, conv, bob)).length >= seqs.length, 20000, 'the read model to hold all 400');
     assert.deepEqual(list.map((m) => m.seq), seqs);
   });
+
+  test('SIGTERM: stops accepting, finishes the sends in hand, closes the sockets so clients reconnect elsewhere, exits 0', async () => {
+    const dep = deployment();
+    const A = await serve(dep);
+    const B = await serve(dep);
+    const { ann, conv, a } = await room(A.url);
+    const prefix = unique('t');
+    // 200: within the socket's inbox (256 events waiting).
+    const answers = new Array(200).fill(undefined);
+    const pending = answers.map((_, i) =>
+      emitAck(a, 'message:send', { conversationId: conv, content: `${prefix} ${i}`, tempId: `${prefix}-${i}` }, 30000)
+        .then((r) => { answers[i] = r; }, () => { answers[i] = null; }));
+    await waitUntil(() => answers.filter((r) => r?.success).length >= 20, 20000, 'acknowledgements before SIGTERM');
+    const exited = new Promise((resolve) => A.child.once('exit', (code, signal) => resolve({ code, signal })));
+    const t0 = Date.now();
+    A.child.kill('SIGTERM');
+    const { code, signal } = await exited;
+    assert.equal(code, 0, `exit code (signal ${signal})`);
+    assert.ok(Date.now() - t0 < 15000, `stopped in ${Date.now() - t0} ms`);
+    await Promise.all(pending);
+    await waitUntil(() => a.disconnectReason, 10000, 'the socket to be closed');
+    assert.equal(a.disconnectReason, 'transport close', 'the transport was closed: socket.io-client reconnects by itself');
+    await assert.rejects(fetch(A.url + '/healthz'), 'nothing listens any more');
+
+    // Every send was acknowledged, refused with UNAVAILABLE, or never answered (still queued
+    // when the socket closed); nothing was appended without its acknowledgement.
+    for (const r of answers) assert.ok(r === null || r.success || r.error?.code === 'UNAVAILABLE', JSON.stringify(r));
+    assert.ok(answers.some((r) => r?.error?.code === 'UNAVAILABLE'), 'sends still queued were refused: reconnect and retry');
+    const acked = answers.filter((r) => r?.success);
+    assert.ok(acked.length < answers.length, 'the shutdown came in the middle of the burst');
+    let list = [];
+    await waitUntil(async () => {
+      list = await history(B.url, conv, ann);
+      return acked.every((r) => list.some((m) => m.id === r.messageId));
+    }, 20000, 'every acknowledged message in the read model');
+    assert.deepEqual(list.map((m) => m.id).sort(), acked.map((r) => r.messageId).sort(), 'the log holds exactly the acknowledged sends');
+
+    // The client carries on on the other node, retrying what was not acknowledged.
+    const a2 = track(await authed(B.url, token(ann)));
+    assert.equal((await emitAck(a2, 'conversation:join', { conversationId: conv })).success, true);
+    const sent = answers.map((r, i) => ({ tempId: `${prefix}-${i}`, ok: !!r?.success, messageId: r?.messageId, seq: r?.seq }));
+    await everyTempIdOnce(B.url, a2, conv, ann, sent);
+  });
 });

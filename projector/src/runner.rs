@@ -6,6 +6,7 @@ use futures::StreamExt;
 use readstore::ReadStore;
 use sqlx::{AnyConnection, AnyPool};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -133,19 +134,32 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
 
     /// Runs until the task is dropped. Waits for the projection's lock, then projects; on any
     /// error, waits briefly and starts again from the checkpoint.
-    pub async fn run(mut self) {
-        loop {
-            if let Err(e) = self.run_once().await {
+    pub async fn run(self) {
+        self.run_until(CancellationToken::new()).await;
+    }
+
+    /// Like [`run`](Self::run), and returns once `stop` is cancelled: a batch being written
+    /// is finished (rows and checkpoint committed), then the projection's lock is released
+    /// (graceful shutdown).
+    pub async fn run_until(mut self, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            if let Err(e) = self.run_once(&stop).await {
                 tracing::warn!(error = %e, "projector: restarting from checkpoint");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
             }
         }
     }
 
-    async fn run_once(&mut self) -> Result<(), RunError> {
+    async fn run_once(&mut self, stop: &CancellationToken) -> Result<(), RunError> {
         let key = lock_key(&format!("{}/{}", self.scope, self.projection.name()));
-        let lock = self.store.lock_session(key).await?;
-        let result = self.project().await;
+        let lock = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            lock = self.store.lock_session(key) => lock?,
+        };
+        let result = self.project(stop).await;
         lock.release().await;
         result
     }
@@ -191,7 +205,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         Ok(done)
     }
 
-    async fn project(&mut self) -> Result<(), RunError> {
+    async fn project(&mut self, stop: &CancellationToken) -> Result<(), RunError> {
         let mut done = checkpoint(self.store.pool(), self.projection.name()).await?;
         let mut commits = self
             .log
@@ -199,7 +213,13 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .await?;
         let mut busy = false;
         loop {
-            let Some(first) = commits.next().await else {
+            // Between batches only: a batch, once started, is written to the end.
+            let next = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ok(()),
+                next = commits.next() => next,
+            };
+            let Some(first) = next else {
                 return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
             };
             let mut batch = vec![first?];

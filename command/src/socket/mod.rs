@@ -10,6 +10,7 @@
 //! Handlers are thin: rules live in `domain`, cross-aggregate lookups in `service`.
 
 pub mod catchup;
+pub mod drain;
 pub(crate) mod handlers;
 
 use crate::service::Service;
@@ -39,6 +40,8 @@ pub struct SocketState<L> {
         std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
     /// The log position this node's broadcaster has emitted up to (catch-up waits for it).
     pub broadcast: tokio::sync::watch::Sender<u64>,
+    /// Graceful shutdown: refuse new events, wait for those in hand.
+    pub drain: Arc<drain::Drain>,
 }
 
 impl<L: EventLog> SocketState<L> {
@@ -56,6 +59,7 @@ impl<L: EventLog> SocketState<L> {
             limits,
             send_buckets: Default::default(),
             broadcast: tokio::sync::watch::Sender::new(0),
+            drain: Arc::default(),
         }
     }
 
