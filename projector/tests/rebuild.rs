@@ -17,7 +17,7 @@ use std::time::Duration;
 use testkit::Setup;
 
 testkit::on_both_backends!(
-    rebuild_from_100k_events_equals_the_live_projection_and_survives_an_interruption
+    rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and_survives_an_interruption
 );
 
 const MESSAGES_PER_COMMIT: u64 = 100;
@@ -176,7 +176,7 @@ async fn count(pool: &sqlx::AnyPool, table: &str) -> anyhow::Result<i64> {
     Ok(n)
 }
 
-async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_interruption<
+async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and_survives_an_interruption<
     L: EventLog,
 >(
     setup: Setup<L>,
@@ -188,23 +188,44 @@ async fn rebuild_from_100k_events_equals_the_live_projection_and_survives_an_int
     let last = log.last_position().await?;
     let filter = subjects.all();
 
-    // The live projection.
+    // The live projection, killed (its task aborted in the middle of the batch it is writing,
+    // as `kill -9` would) each time it got further, then started again: what it ends with is
+    // compared row for row with a fresh rebuild below.
     let config = ProjectorConfig {
-        batch_size: 500,
+        batch_size: 50,
         fault: None,
         ..ProjectorConfig::default()
     };
-    let live = tokio::spawn(
-        Projector::new(Chat, log.clone(), store.clone(), filter.clone(), config).run(),
-    );
+    let start = || {
+        tokio::spawn(
+            Projector::new(Chat, log.clone(), store.clone(), filter.clone(), config.clone())
+                .run(),
+        )
+    };
+    let mut live = start();
+    let (mut kills, mut killed_at) = (0, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    while checkpoint(&pool, "chat").await? < last {
+    loop {
+        let done = checkpoint(&pool, "chat").await?;
+        if done >= last {
+            break;
+        }
+        if kills < 8 && done > killed_at {
+            // Into the next batch (a batch of 50 commits of 100 messages takes longer).
+            tokio::time::sleep(Duration::from_millis(5 + 7 * kills)).await;
+            live.abort();
+            let _ = live.await;
+            kills += 1;
+            killed_at = checkpoint(&pool, "chat").await?;
+            live = start();
+        }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "live projection did not catch up"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(kills, 8, "killed repeatedly before it caught up");
     assert_eq!(
         count(&pool, "messages").await?,
         (MESSAGES_PER_COMMIT * COMMITS) as i64
