@@ -1,5 +1,6 @@
 //! JWT authentication as the contract fixes it: HS256 only (`none` and every other algorithm
-//! refused), `userId` claim with `sub` as fallback, `exp` checked when present with no leeway,
+//! refused), `userId` claim with `sub` as fallback, `exp` and `nbf` checked when present with no
+//! leeway (a token not yet valid is `INVALID_TOKEN`),
 //! `role: "admin"` for the admin routes.
 
 use crate::error::{ApiError, ErrorCode};
@@ -98,6 +99,8 @@ impl JwtKeys {
         validation.required_spec_claims.clear();
         validation.leeway = 0;
         validation.validate_exp = true;
+        // A token carrying `nbf` is refused before that time (no leeway either).
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -201,6 +204,26 @@ mod tests {
         // alg: none with a userId claim
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VySWQiOiJhbGljZSJ9.";
         assert_eq!(keys().verify(none), Err(AuthError::InvalidToken));
+        // Altered claims under the original signature: bob's token made into alice's.
+        let bob = keys().sign(&UserId::parse("bob").expect("valid"), false, None);
+        let (head, rest) = bob.split_once('.').expect("jwt");
+        let (_, sig) = rest.split_once('.').expect("jwt");
+        let altered = format!("{head}.eyJ1c2VySWQiOiJhbGljZSJ9.{sig}");
+        assert_eq!(keys().verify(&altered), Err(AuthError::InvalidToken));
+        // Not valid before a minute from now.
+        #[derive(serde::Serialize)]
+        struct Early {
+            #[serde(rename = "userId")]
+            user_id: &'static str,
+            nbf: i64,
+        }
+        let early = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Early { user_id: "alice", nbf: now_secs() + 60 },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("sign");
+        assert_eq!(keys().verify(&early), Err(AuthError::InvalidToken));
     }
 
     #[test]

@@ -54,6 +54,13 @@ describe('authentication', () => {
   test('garbage token: INVALID_TOKEN', () => refused('not-a-jwt', 'INVALID_TOKEN'));
   test('wrong key: INVALID_TOKEN', () => refused(jwt({ userId: alice }, { secret: 'other' }), 'INVALID_TOKEN'));
   test('alg none: INVALID_TOKEN', () => refused(jwt({ userId: alice }, { alg: 'none' }), 'INVALID_TOKEN'));
+  test('altered claims under the original signature: INVALID_TOKEN', () => {
+    const [head, , sig] = token(bob).split('.');
+    const claims = Buffer.from(JSON.stringify({ userId: alice, exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url');
+    return refused(`${head}.${claims}.${sig}`, 'INVALID_TOKEN');
+  });
+  test('not valid yet (nbf in the future): INVALID_TOKEN', () =>
+    refused(token(alice, { nbf: Math.floor(Date.now() / 1000) + 600 }), 'INVALID_TOKEN'));
   test('expired: EXPIRED_TOKEN', () => refused(token(alice, { exp: Math.floor(Date.now() / 1000) - 5 }), 'EXPIRED_TOKEN'));
   test('unknown user: UNAUTHORIZED', () => refused(token(unique('ghost')), 'UNAUTHORIZED'));
   test('a token that expires while connected ends the connection with EXPIRED_TOKEN', async () => {
