@@ -1,13 +1,13 @@
 //! The per-socket task: authentication, then one client event at a time, in arrival order:
 //! rate limits → parse → service (rules in `domain`) → ack, or the error reply.
 
+use super::request::Request;
 use super::{Inbound, SocketState, authenticate};
 use crate::domain::User;
 use crate::rate::{AbuseWindow, TokenBucket};
 use api::{ApiError, ErrorCode, Identity};
 use eventlog::EventLog;
-use events::{ConversationId, MessageId, UserId, iso8601, now_millis};
-use serde::Deserialize;
+use events::{ConversationId, UserId, iso8601, now_millis};
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use std::sync::Arc;
@@ -111,19 +111,6 @@ pub(super) fn reply_error(socket: &SocketRef, inbound: Inbound, error: &ApiError
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(data: &Result<Value, String>) -> Result<T, ApiError> {
-    let value = data
-        .as_ref()
-        .map_err(|e| ApiError::invalid_input(format!("Malformed payload: {e}")))?;
-    serde_json::from_value(value.clone())
-        .map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
-}
-
-fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result<T, ApiError> {
-    s.parse()
-        .map_err(|e: events::IdError| ApiError::invalid_input(e.to_string()))
-}
-
 fn context_of(data: &Result<Value, String>) -> Value {
     let mut ctx = json!({});
     if let Ok(v) = data {
@@ -134,71 +121,6 @@ fn context_of(data: &Result<Value, String>) -> Value {
         }
     }
     ctx
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RoomPayload {
-    conversation_id: String,
-}
-
-/// The conversation of a `{conversationId}` payload.
-fn room_payload(data: &Result<Value, String>) -> Result<ConversationId, ApiError> {
-    let p: RoomPayload = parse(data)?;
-    id(&p.conversation_id)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JoinPayload {
-    conversation_id: String,
-    since_offset: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendPayload {
-    conversation_id: String,
-    content: String,
-    temp_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdatePayload {
-    message_id: String,
-    conversation_id: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MessagePayload {
-    message_id: String,
-    conversation_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReadPayload {
-    conversation_id: String,
-    message_ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReactionAddPayload {
-    message_id: String,
-    conversation_id: String,
-    emoji: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReactionRemovePayload {
-    reaction_id: String,
-    message_id: String,
-    conversation_id: String,
 }
 
 /// Handles one event; false when the socket must be disconnected for abuse.
@@ -277,77 +199,52 @@ async fn dispatch<L: EventLog>(
     inbound: &Inbound,
 ) -> Result<Value, ApiError> {
     let me = &session.identity.user_id;
-    let data = &inbound.data;
     let service = &state.service;
-    match inbound.event.as_str() {
-        "conversation:join" => join(state, socket, session, data).await,
-        "conversation:leave" => {
-            let conv = room_payload(data)?;
+    match Request::parse(&inbound.event, &inbound.data)? {
+        Request::Join { conv, since_offset } => join(state, socket, session, conv, since_offset).await,
+        Request::Leave(conv) => {
             leave_room(state, socket, me, &conv).await;
             let _ = socket.emit("conversation:left", &json!({"conversationId": conv}));
             Ok(json!({"success": true, "conversationId": conv}))
         }
-        "message:send" => {
-            let p: SendPayload = parse(data)?;
-            let conv: ConversationId = id(&p.conversation_id)?;
+        Request::Send {
+            conv,
+            content,
+            temp_id,
+        } => {
             let present = state.live.online_users(&conv);
             let sent = service
-                .send_message(
-                    me,
-                    p.conversation_id.as_str(),
-                    &p.content,
-                    p.temp_id.as_deref(),
-                    present,
-                )
+                .send_message(me, conv.as_str(), &content, temp_id.as_deref(), present)
                 .await?;
             Ok(json!({"success": true, "messageId": sent.message_id, "seq": sent.seq}))
         }
-        "message:update" => {
-            let p: UpdatePayload = parse(data)?;
-            let (conv, msg): (ConversationId, MessageId) =
-                (id(&p.conversation_id)?, id(&p.message_id)?);
-            Ok(success(
-                service.edit_message(me, &conv, &msg, &p.content).await?,
-            ))
+        Request::Update { conv, msg, content } => Ok(success(
+            service.edit_message(me, &conv, &msg, &content).await?,
+        )),
+        Request::Delete { conv, msg } => Ok(success(service.delete_message(me, &conv, &msg).await?)),
+        Request::Read { conv, message_ids } => {
+            Ok(success(service.mark_read(me, &conv, &message_ids).await?))
         }
-        "message:delete" => {
-            let p: MessagePayload = parse(data)?;
-            let (conv, msg): (ConversationId, MessageId) =
-                (id(&p.conversation_id)?, id(&p.message_id)?);
-            Ok(success(service.delete_message(me, &conv, &msg).await?))
-        }
-        "message:read" => {
-            let p: ReadPayload = parse(data)?;
-            let conv: ConversationId = id(&p.conversation_id)?;
-            Ok(success(service.mark_read(me, &conv, &p.message_ids).await?))
-        }
-        "reaction:add" => {
-            let p: ReactionAddPayload = parse(data)?;
-            let (conv, msg): (ConversationId, MessageId) =
-                (id(&p.conversation_id)?, id(&p.message_id)?);
-            Ok(success(
-                service.add_reaction(me, &conv, &msg, &p.emoji).await?,
-            ))
-        }
-        "reaction:remove" => {
-            let p: ReactionRemovePayload = parse(data)?;
-            let (conv, msg): (ConversationId, MessageId) =
-                (id(&p.conversation_id)?, id(&p.message_id)?);
-            Ok(success(
-                service
-                    .remove_reaction(me, &conv, &msg, &p.reaction_id)
-                    .await?,
-            ))
-        }
-        "typing:start" | "typing:stop" => {
-            let conv = room_payload(data)?;
+        Request::ReactionAdd { conv, msg, emoji } => Ok(success(
+            service.add_reaction(me, &conv, &msg, &emoji).await?,
+        )),
+        Request::ReactionRemove {
+            conv,
+            msg,
+            reaction_id,
+        } => Ok(success(
+            service
+                .remove_reaction(me, &conv, &msg, &reaction_id)
+                .await?,
+        )),
+        Request::Typing { conv, start } => {
             if !in_room(socket, &conv) {
                 return Err(ApiError::new(
                     ErrorCode::NotParticipant,
                     "Join the conversation before typing",
                 ));
             }
-            if inbound.event == "typing:start" {
+            if start {
                 state
                     .live
                     .typing_started(&socket.id.to_string(), &conv, me, &session.user.name)
@@ -360,8 +257,7 @@ async fn dispatch<L: EventLog>(
             }
             Ok(json!({"success": true}))
         }
-        "presence:request" => {
-            let conv = room_payload(data)?;
+        Request::Presence(conv) => {
             require_member(state, &conv, me).await?;
             let mut online = Vec::new();
             for u in state.live.online_users(&conv) {
@@ -374,7 +270,6 @@ async fn dispatch<L: EventLog>(
             ack["success"] = true.into();
             Ok(ack)
         }
-        other => Err(ApiError::invalid_input(format!("Unknown event {other}"))),
     }
 }
 
@@ -419,13 +314,12 @@ async fn join<L: EventLog>(
     state: &SocketState<L>,
     socket: &SocketRef,
     session: &Session,
-    data: &Result<Value, String>,
+    conv: ConversationId,
+    since_offset: Option<u64>,
 ) -> Result<Value, ApiError> {
-    let p: JoinPayload = parse(data)?;
-    let conv: ConversationId = id(&p.conversation_id)?;
     let user = &session.identity.user_id;
     require_member(state, &conv, user).await?;
-    if p.since_offset.is_some() {
+    if since_offset.is_some() {
         super::catchup::begin(socket, &conv);
     }
     let room = conversation_room(&conv);
@@ -440,7 +334,7 @@ async fn join<L: EventLog>(
         "conversation:joined",
         &json!({"conversationId": conv, "participantCount": count}),
     );
-    if let Some(since) = p.since_offset {
+    if let Some(since) = since_offset {
         let broadcast = state.broadcast.subscribe();
         super::catchup::replay(&state.service.executor, broadcast, socket, &conv, since).await?;
     }

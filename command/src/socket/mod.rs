@@ -11,6 +11,7 @@
 
 pub mod catchup;
 pub mod drain;
+pub mod request;
 pub(crate) mod handlers;
 
 use crate::service::Service;

@@ -1,0 +1,240 @@
+//! What a socket event asks for, parsed and checked for shape before anything runs: ids are
+//! well-formed, fields present and typed. Rules that need state (membership, authorship, the
+//! content's limits) are decided in `domain`. Pure, so it is fuzzed (`fuzz/`).
+
+use api::ApiError;
+use events::{ConversationId, MessageId};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One socket event's request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Join {
+        conv: ConversationId,
+        since_offset: Option<u64>,
+    },
+    Leave(ConversationId),
+    Send {
+        conv: ConversationId,
+        content: String,
+        temp_id: Option<String>,
+    },
+    Update {
+        conv: ConversationId,
+        msg: MessageId,
+        content: String,
+    },
+    Delete {
+        conv: ConversationId,
+        msg: MessageId,
+    },
+    Read {
+        conv: ConversationId,
+        message_ids: Vec<String>,
+    },
+    ReactionAdd {
+        conv: ConversationId,
+        msg: MessageId,
+        emoji: String,
+    },
+    ReactionRemove {
+        conv: ConversationId,
+        msg: MessageId,
+        reaction_id: String,
+    },
+    Typing {
+        conv: ConversationId,
+        start: bool,
+    },
+    Presence(ConversationId),
+}
+
+/// The events a client may send (after authentication).
+pub const EVENTS: &[&str] = &[
+    "conversation:join",
+    "conversation:leave",
+    "message:send",
+    "message:update",
+    "message:delete",
+    "message:read",
+    "reaction:add",
+    "reaction:remove",
+    "typing:start",
+    "typing:stop",
+    "presence:request",
+];
+
+impl Request {
+    /// `data` is the event's first argument, or why socketioxide could not read one.
+    /// Refusals are `INVALID_INPUT`, unknown events included.
+    pub fn parse(event: &str, data: &Result<Value, String>) -> Result<Self, ApiError> {
+        Ok(match event {
+            "conversation:join" => {
+                let p: JoinPayload = parse(data)?;
+                Self::Join {
+                    conv: id(&p.conversation_id)?,
+                    since_offset: p.since_offset,
+                }
+            }
+            "conversation:leave" => Self::Leave(room(data)?),
+            "message:send" => {
+                let p: SendPayload = parse(data)?;
+                Self::Send {
+                    conv: id(&p.conversation_id)?,
+                    content: p.content,
+                    temp_id: p.temp_id,
+                }
+            }
+            "message:update" => {
+                let p: UpdatePayload = parse(data)?;
+                Self::Update {
+                    conv: id(&p.conversation_id)?,
+                    msg: id(&p.message_id)?,
+                    content: p.content,
+                }
+            }
+            "message:delete" => {
+                let p: MessagePayload = parse(data)?;
+                Self::Delete {
+                    conv: id(&p.conversation_id)?,
+                    msg: id(&p.message_id)?,
+                }
+            }
+            "message:read" => {
+                let p: ReadPayload = parse(data)?;
+                Self::Read {
+                    conv: id(&p.conversation_id)?,
+                    message_ids: p.message_ids,
+                }
+            }
+            "reaction:add" => {
+                let p: ReactionAddPayload = parse(data)?;
+                Self::ReactionAdd {
+                    conv: id(&p.conversation_id)?,
+                    msg: id(&p.message_id)?,
+                    emoji: p.emoji,
+                }
+            }
+            "reaction:remove" => {
+                let p: ReactionRemovePayload = parse(data)?;
+                Self::ReactionRemove {
+                    conv: id(&p.conversation_id)?,
+                    msg: id(&p.message_id)?,
+                    reaction_id: p.reaction_id,
+                }
+            }
+            "typing:start" | "typing:stop" => Self::Typing {
+                conv: room(data)?,
+                start: event == "typing:start",
+            },
+            "presence:request" => Self::Presence(room(data)?),
+            other => return Err(ApiError::invalid_input(format!("Unknown event {other}"))),
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(data: &Result<Value, String>) -> Result<T, ApiError> {
+    let value = data
+        .as_ref()
+        .map_err(|e| ApiError::invalid_input(format!("Malformed payload: {e}")))?;
+    T::deserialize(value).map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
+}
+
+fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|e: events::IdError| ApiError::invalid_input(e.to_string()))
+}
+
+/// The conversation of a `{conversationId}` payload.
+fn room(data: &Result<Value, String>) -> Result<ConversationId, ApiError> {
+    let p: RoomPayload = parse(data)?;
+    id(&p.conversation_id)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomPayload {
+    conversation_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinPayload {
+    conversation_id: String,
+    since_offset: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendPayload {
+    conversation_id: String,
+    content: String,
+    temp_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatePayload {
+    message_id: String,
+    conversation_id: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePayload {
+    message_id: String,
+    conversation_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadPayload {
+    conversation_id: String,
+    message_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionAddPayload {
+    message_id: String,
+    conversation_id: String,
+    emoji: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionRemovePayload {
+    reaction_id: String,
+    message_id: String,
+    conversation_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn every_event_parses_its_payload_and_refuses_a_bad_one() {
+        let conv = ConversationId::generate();
+        let msg = MessageId::generate();
+        let ok = json!({"conversationId": conv, "messageId": msg, "content": "hi", "emoji": "👍",
+            "reactionId": "r", "messageIds": [msg], "sinceOffset": 3, "tempId": "t"});
+        for event in EVENTS {
+            assert!(Request::parse(event, &Ok(ok.clone())).is_ok(), "{event}");
+            for bad in [Ok(json!({})), Ok(json!({"conversationId": "bad id"})), Ok(json!("x")), Err("no payload".into())] {
+                let e = Request::parse(event, &bad).expect_err(event);
+                assert_eq!(e.code, ErrorCode::InvalidInput, "{event} {bad:?}");
+            }
+        }
+        assert_eq!(
+            Request::parse("conversation:join", &Ok(ok.clone())).ok(),
+            Some(Request::Join { conv: conv.clone(), since_offset: Some(3) })
+        );
+        let e = Request::parse("nope", &Ok(ok)).expect_err("unknown");
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+    }
+}
