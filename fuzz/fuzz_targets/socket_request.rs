@@ -1,0 +1,35 @@
+//! Every socket event's payload, from arbitrary bytes: shape parsing (`Request::parse`) and the
+//! text rules the domain applies to what it accepted (content, emoji, tempId). Nothing may
+//! panic; a refusal is always `INVALID_INPUT`.
+#![no_main]
+
+use command::socket::request::{EVENTS, Request};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    // Mostly a known event; sometimes the bytes' own text as the event name.
+    let own = String::from_utf8_lossy(rest).into_owned();
+    let event = EVENTS.get(usize::from(pick) % (EVENTS.len() + 1)).copied().unwrap_or(&own);
+    let payload = serde_json::from_slice::<serde_json::Value>(rest).map_err(|e| e.to_string());
+    match Request::parse(event, &payload) {
+        Ok(request) => match request {
+            Request::Send { content, temp_id, .. } => {
+                let _ = events::Content::parse(&content);
+                if let Some(t) = temp_id {
+                    let _ = events::TempId::parse(&t);
+                }
+            }
+            Request::Update { content, .. } => {
+                let _ = events::Content::parse(&content);
+            }
+            Request::ReactionAdd { emoji, .. } => {
+                let _ = events::Emoji::parse(&emoji);
+            }
+            _ => {}
+        },
+        Err(e) => assert_eq!(e.code, api::ErrorCode::InvalidInput, "{event}: {e:?}"),
+    }
+});
