@@ -157,9 +157,9 @@ async fn start_with<L: eventlog::EventLog>(
         metrics = executor.metrics().clone();
         let service = Arc::new(Service::new(executor.clone()));
         let (layer, io) = socketioxide::SocketIo::builder()
-            .max_payload(1_000_000)
-            .ws_max_message_size(1_000_000)
-            .ws_max_frame_size(1_000_000)
+            .max_payload(MAX_BODY as u64)
+            .ws_max_message_size(MAX_BODY)
+            .ws_max_frame_size(MAX_BODY)
             .max_buffer_size(1024)
             // Allocated per socket for its whole life. Frames are small (an event is well under
             // 1 KB; `content` is at most 10,000 characters, a few reads); 4 KB by default.
@@ -221,7 +221,8 @@ async fn start_with<L: eventlog::EventLog>(
             Arc::new(config.allowed_origins.clone()),
             refuse_foreign_origin,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1_000_000));
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(middleware::map_response(body_too_large_as_json));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -309,6 +310,25 @@ async fn detach_from_read_buffer(mut req: Request) -> Request {
         *req.uri_mut() = uri;
     }
     req
+}
+
+/// Largest request body (REST and long-polling), as the Socket.IO `maxPayload`.
+const MAX_BODY: usize = 1_000_000;
+
+/// The body limit answers 413 in plain text; every error here is JSON with a code.
+async fn body_too_large_as_json(res: Response) -> Response {
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if res.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return res;
+    }
+    let body = serde_json::json!({"error": {
+        "message": format!("Request body too large (at most {MAX_BODY} bytes)"),
+        "code": "INVALID_INPUT",
+    }});
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
 async fn refuse_foreign_origin(
