@@ -75,10 +75,13 @@ impl Drop for Node {
     }
 }
 
+/// Connects to NATS; `CHAT_NATS_URL` may list a cluster's servers, comma-separated (the client
+/// also learns the others from the cluster and fails over between them).
 pub async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<&str> = config.nats_url()?.split(',').map(str::trim).collect();
     async_nats::ConnectOptions::new()
         .name("chat")
-        .connect(config.nats_url()?)
+        .connect(servers)
         .await
         .context("cannot connect to NATS")
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   EMBEDDED, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, waitFor, unique,
-  NO_LIMITS, privateNats, privatePostgres,
+  NO_LIMITS, privateNats, privateNatsCluster, privatePostgres,
 } from './helpers.mjs';
 
 const cleanups = [];
@@ -83,10 +83,16 @@ async function everyTempIdOnce(url, socket, conv, who, sent) {
     s.retriedAs = r.messageId;
   }
   let list;
-  await waitUntil(async () => {
-    list = await history(url, conv, who).catch(() => []);
-    return sent.every((s) => list.some((m) => m.id === (s.messageId ?? s.retriedAs)));
-  }, 30000, 'the read model to hold every message');
+  const missing = () => sent.filter((s) => !list.some((m) => m.id === (s.messageId ?? s.retriedAs)));
+  try {
+    await waitUntil(async () => {
+      list = await history(url, conv, who).catch(() => []);
+      return missing().length === 0;
+    }, 60000, 'the read model to hold every message');
+  } catch (e) {
+    const ready = await api(url, 'GET', '/readyz');
+    throw new Error(`${e.message}: ${missing().length} of ${sent.length} missing (first ${JSON.stringify(missing()[0])}), ${list.length} listed; /readyz ${ready.status} ${JSON.stringify(ready.body)}`);
+  }
   for (const s of sent) {
     const found = list.filter((m) => m.tempId === s.tempId);
     assert.equal(found.length, 1, `${s.tempId} exactly once (got ${found.length})`);
@@ -288,5 +294,33 @@ describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the
     assert.equal((await emitAck(a2, 'conversation:join', { conversationId: conv })).success, true);
     const sent = answers.map((r, i) => ({ tempId: `${prefix}-${i}`, ok: !!r?.success, messageId: r?.messageId, seq: r?.seq }));
     await everyTempIdOnce(B.url, a2, conv, ann, sent);
+  });
+
+  test('a three-node NATS cluster loses a node under load: the stream (three replicas) keeps every acknowledged message', async () => {
+    const cluster = await privateNatsCluster(3);
+    cleanups.push(() => cluster.stop());
+    // The cluster elects its JetStream leader; the node retries its first connection until then.
+    let A;
+    await waitUntil(async () => {
+      A = await startServer({ ...deployment(), CHAT_NATS_URL: cluster.url }, { ...NO_LIMITS, CHAT_STREAM_REPLICAS: '3' }).catch(() => undefined);
+      return A !== undefined;
+    }, 60000, 'chat serve on the cluster');
+    cleanups.push(() => A.stop());
+    const { ann, conv, a, b } = await room(A.url);
+    const load = steadySender(a, conv, unique('c'), 20);
+    await waitUntil(() => load.sent.filter((s) => s.ok).length >= 30, 30000, 'acknowledged sends before the fault');
+
+    await cluster.nodes[0].stop();
+    const down = Date.now();
+    await waitUntil(() => load.sent.filter((s) => s.at > down + 2000 && s.ok).length >= 30, 60000, 'acknowledged sends with a node down');
+    await cluster.nodes[0].start();
+    const up = Date.now();
+    await waitUntil(() => load.sent.filter((s) => s.at > up && s.ok).length >= 20, 60000, 'acknowledged sends after it came back');
+    await load.stop();
+
+    for (const s of load.sent) assert.ok(s.ok || s.code === 'UNAVAILABLE', `${s.tempId}: ${s.code}`);
+    await everyTempIdOnce(A.url, a, conv, ann, load.sent);
+    const last = load.sent.filter((s) => s.ok).at(-1);
+    await waitFor(b, 'message:new', (m) => m.id === last.messageId, 20000);
   });
 });

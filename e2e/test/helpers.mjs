@@ -255,3 +255,34 @@ export async function privatePostgres() {
   await pg.start();
   return pg;
 }
+
+/**
+ * A NATS JetStream cluster of its own (`size` servers on loopback, routes between them):
+ * `url` lists every server, comma-separated; `nodes[i].stop()` kills one (SIGKILL),
+ * `nodes[i].start()` brings it back with its store.
+ */
+export async function privateNatsCluster(size = 3) {
+  const bin = process.env.NATS_BIN;
+  if (!bin) throw new Error('run through scripts/test.sh (NATS_BIN)');
+  const ports = [];
+  for (let i = 0; i < size; i++) ports.push({ client: await freePort(), cluster: await freePort() });
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.cluster}`).join(',');
+  const nodes = ports.map((p, i) => {
+    const dir = mkdtempSync(join(tmpdir(), `chat-nats${i}-`));
+    let child;
+    return {
+      url: `nats://127.0.0.1:${p.client}`,
+      async start() {
+        child = spawn(bin, ['-a', '127.0.0.1', '-p', String(p.client), '-js', '-sd', dir, '--name', `n${i}`,
+          '--cluster_name', 'chat-test', '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes], { stdio: 'ignore' });
+        await portOpen(p.client);
+      },
+      stop() {
+        if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+        return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
+      },
+    };
+  });
+  await Promise.all(nodes.map((n) => n.start()));
+  return { url: nodes.map((n) => n.url).join(','), nodes, stop: () => Promise.all(nodes.map((n) => n.stop())) };
+}
