@@ -1,46 +1,48 @@
-//! Graceful shutdown of the socket edge: once draining, an event not yet being handled is
-//! refused with `UNAVAILABLE` (the client retries elsewhere, with the same `tempId`), and the
-//! node waits until the events being handled have finished (appended and acknowledged) before
-//! it closes the sockets.
+//! Graceful shutdown of the socket edge. Every client event is counted from the moment it is
+//! queued until it has been answered. Once draining, an event not yet being handled is
+//! answered `UNAVAILABLE` (the client retries elsewhere, with the same `tempId`) and the one
+//! being handled finishes (appended, acknowledged); the node closes the sockets only when
+//! every queued event has its answer, so no client is left guessing about an event the node
+//! had received.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 #[derive(Debug)]
 pub struct Drain {
     draining: AtomicBool,
-    busy: watch::Sender<usize>,
+    pending: watch::Sender<usize>,
 }
 
 impl Default for Drain {
     fn default() -> Self {
         Self {
             draining: AtomicBool::new(false),
-            busy: watch::Sender::new(0),
+            pending: watch::Sender::new(0),
         }
     }
 }
 
-/// Held while one event is handled.
+/// One event between its arrival and its answer; dropping it marks it answered.
 #[must_use]
-pub struct Busy<'a>(&'a Drain);
+#[derive(Debug)]
+pub struct Pending(Arc<Drain>);
 
-impl Drop for Busy<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
-        self.0.busy.send_modify(|n| *n -= 1);
+        self.0.pending.send_modify(|n| *n -= 1);
     }
 }
 
 impl Drain {
-    /// Marks an event as being handled, or `None` once draining. Counts first, then checks:
-    /// `idle` either sees this event counted or this check sees the drain started.
-    pub fn enter(&self) -> Option<Busy<'_>> {
-        self.busy.send_modify(|n| *n += 1);
-        let busy = Busy(self);
-        (!self.draining.load(Ordering::SeqCst)).then_some(busy)
+    /// Counts an event that just arrived.
+    pub fn track(self: &Arc<Self>) -> Pending {
+        self.pending.send_modify(|n| *n += 1);
+        Pending(self.clone())
     }
 
-    /// Refuses every event from now on.
+    /// From now on, events not yet being handled are refused.
     pub fn start(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -49,9 +51,9 @@ impl Drain {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Resolves when no event is being handled.
+    /// Resolves when every event that arrived has been answered.
     pub async fn idle(&self) {
-        let mut rx = self.busy.subscribe();
+        let mut rx = self.pending.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 }
@@ -62,21 +64,23 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn idle_waits_for_events_in_hand_and_refuses_new_ones() {
-        let drain = std::sync::Arc::new(Drain::default());
-        let busy = drain.enter().expect("not draining yet");
+    async fn idle_waits_until_every_queued_event_is_answered() {
+        let drain = Arc::new(Drain::default());
+        let handled = drain.track();
+        let queued = drain.track();
         drain.start();
-        assert!(drain.enter().is_none(), "a new event is refused once draining");
+        assert!(drain.is_draining());
         let waiter = tokio::spawn({
             let drain = drain.clone();
             async move { drain.idle().await }
         });
+        drop(handled);
         tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "idle while an event is in hand");
-        drop(busy);
+        assert!(!waiter.is_finished(), "a queued event has no answer yet");
+        drop(queued);
         tokio::time::timeout(Duration::from_secs(10), waiter)
             .await
-            .expect("idle once the event finished")
+            .expect("idle once every event was answered")
             .expect("task");
     }
 }

@@ -133,7 +133,7 @@ async fn handle<L: EventLog>(
 ) -> bool {
     let span = tracing::info_span!("socket_event", event = %inbound.event, socket = %socket.id, user = %session.identity.user_id);
     let _enter = span.enter();
-    let Some(_busy) = state.drain.enter() else {
+    if state.drain.is_draining() {
         let error = ApiError::new(
             ErrorCode::Unavailable,
             "Server shutting down; reconnect and retry",
@@ -141,7 +141,7 @@ async fn handle<L: EventLog>(
         let context = context_of(&inbound.data);
         reply_error(socket, inbound, &error, context);
         return true;
-    };
+    }
     let now = Instant::now();
     let is_send = inbound.event == "message:send";
     let abusive = limits.events_abuse.record(now) | (is_send && limits.sends_abuse.record(now));

@@ -85,11 +85,14 @@ pub(crate) struct Inbound {
     pub ack: AckSender,
     pub has_ack: bool,
     pub received: std::time::Instant,
+    /// Counted until answered (graceful shutdown waits for it).
+    pub _pending: drain::Pending,
 }
 
-/// The sending half of a socket's inbox, kept in the socket's extensions.
+/// The sending half of a socket's inbox, kept in the socket's extensions, and the node's drain
+/// that counts what is queued.
 #[derive(Clone)]
-struct Inbox(mpsc::Sender<Inbound>);
+struct Inbox(mpsc::Sender<Inbound>, Arc<drain::Drain>);
 
 /// Extractor that enqueues the event synchronously, during socketioxide's in-order dispatch.
 struct Enqueued;
@@ -107,16 +110,18 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Enqueued {
             .unwrap_or_default();
         let TryData(data) = TryData::<Value>::from_message_parts(s, v, ack_id)?;
         let ack = AckSender::from_message_parts(s, v, ack_id)?;
+        let Some(Inbox(tx, drain)) = s.extensions.get::<Inbox>() else {
+            return Ok(Enqueued);
+        };
         let inbound = Inbound {
             event,
             data: data.map_err(|e| e.to_string()),
             ack,
             has_ack: ack_id.is_some(),
             received: std::time::Instant::now(),
+            _pending: drain.track(),
         };
-        if let Some(Inbox(tx)) = s.extensions.get::<Inbox>()
-            && let Err(mpsc::error::TrySendError::Full(inbound)) = tx.try_send(inbound)
-        {
+        if let Err(mpsc::error::TrySendError::Full(inbound)) = tx.try_send(inbound) {
             let error = api::ApiError::new(api::ErrorCode::RateLimit, "Too many pending events");
             let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
             handlers::reply_error(&socket, inbound, &error, json!({}));
@@ -132,7 +137,7 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
         move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let state = state.clone();
             let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-            socket.extensions.insert(Inbox(tx));
+            socket.extensions.insert(Inbox(tx, state.drain.clone()));
             socket.on_fallback(async |_: Enqueued| {});
             let on_disconnect = state.clone();
             socket.on_disconnect(async move |socket: SocketRef| {
