@@ -16,6 +16,7 @@ use testkit::Setup;
 testkit::on_both_backends!(
     a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing,
     two_instances_project_once,
+    a_stopped_projector_returns_and_hands_over_to_a_standby,
 );
 
 const MESSAGES: usize = 300;
@@ -180,5 +181,47 @@ async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Res
     assert_projected_once(&pool, &conv).await?;
     a.abort();
     b.abort();
+    Ok(())
+}
+
+/// Graceful shutdown: `run_until` returns once stopped (it does not hang on its log stream),
+/// and releases the projection's lock, so a standby instance takes over at once.
+async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
+    setup: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
+    let pool = store.pool().clone();
+    let conv = fill(log, subjects).await?;
+    let config = ProjectorConfig {
+        batch_size: 16,
+        fault: None,
+        ..ProjectorConfig::default()
+    };
+    let new = || Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let active = tokio::spawn(new().run_until(stop.clone()));
+    wait_for_checkpoint(&pool, log.last_position().await?).await?;
+    let standby = tokio::spawn(new().run());
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), active)
+        .await
+        .map_err(|_| anyhow::anyhow!("the stopped projector did not return"))??;
+
+    // More history: only the standby can project it.
+    let executor = Executor::new(log.clone(), subjects.clone());
+    let ann = UserId::parse("ann")?;
+    let send = ConversationCommand::SendMessage {
+        sender: ann,
+        message_id: MessageId::generate(),
+        content: Content::parse("after the handover")?,
+        temp_id: None,
+        now: 5_000,
+        present: vec![],
+    };
+    executor
+        .conversation(&conv, send, &metadata("ann", None), |_| ())
+        .await?;
+    wait_for_checkpoint(&pool, log.last_position().await?).await?;
+    standby.abort();
     Ok(())
 }
