@@ -6,22 +6,16 @@
 //! had received.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::watch;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Notify;
 
-#[derive(Debug)]
+/// Counted on every client event: two atomic operations, no lock.
+#[derive(Debug, Default)]
 pub struct Drain {
     draining: AtomicBool,
-    pending: watch::Sender<usize>,
-}
-
-impl Default for Drain {
-    fn default() -> Self {
-        Self {
-            draining: AtomicBool::new(false),
-            pending: watch::Sender::new(0),
-        }
-    }
+    pending: AtomicUsize,
+    /// Woken when `pending` drops to zero.
+    answered: Notify,
 }
 
 /// One event between its arrival and its answer; dropping it marks it answered.
@@ -31,14 +25,16 @@ pub struct Pending(Arc<Drain>);
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.0.pending.send_modify(|n| *n -= 1);
+        if self.0.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.answered.notify_waiters();
+        }
     }
 }
 
 impl Drain {
     /// Counts an event that just arrived.
     pub fn track(self: &Arc<Self>) -> Pending {
-        self.pending.send_modify(|n| *n += 1);
+        self.pending.fetch_add(1, Ordering::SeqCst);
         Pending(self.clone())
     }
 
@@ -53,8 +49,16 @@ impl Drain {
 
     /// Resolves when every event that arrived has been answered.
     pub async fn idle(&self) {
-        let mut rx = self.pending.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
+        loop {
+            // Registered before the check, so a drop to zero in between is not missed.
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            answered.await;
+        }
     }
 }
 
