@@ -110,7 +110,7 @@ async function everyTempIdOnce(url, socket, conv, who, sent) {
 describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the embedded mode has neither' }, () => {
   test('NATS stopped for 10 s: sends fail fast with UNAVAILABLE, everything resumes by itself, nothing acknowledged is lost', async () => {
     const nats = await privateNats();
-    cleanups.push(() => nats.stop());
+    cleanups.push(() => nats.destroy());
     const A = await serve({ ...deployment(), CHAT_NATS_URL: nats.url });
     const { ann, conv, a, b } = await room(A.url);
     const load = steadySender(a, conv, unique('n'));
@@ -151,7 +151,7 @@ describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the
 
   test('Postgres stopped: sends keep working, reads answer 503 UNAVAILABLE, the projections catch up exactly once', async () => {
     const pg = await privatePostgres();
-    cleanups.push(() => pg.stop());
+    cleanups.push(() => pg.destroy());
     const A = await serve({ ...deployment(), CHAT_DATABASE_URL: pg.url });
     const { ann, bob, conv, a, b } = await room(A.url);
     const load = steadySender(a, conv, unique('p'));
@@ -298,7 +298,7 @@ describe('faults under load', { skip: EMBEDDED && 'NATS and Postgres faults: the
 
   test('a three-node NATS cluster loses a node under load: the stream (three replicas) keeps every acknowledged message', async () => {
     const cluster = await privateNatsCluster(3);
-    cleanups.push(() => cluster.stop());
+    cleanups.push(() => cluster.destroy());
     // The cluster elects its JetStream leader; the node retries its first connection until then.
     let A;
     await waitUntil(async () => {

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { io } from 'socket.io-client';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -227,6 +227,11 @@ export async function privateNats() {
       if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
       return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
     },
+    /** Stops it and removes its store. */
+    async destroy() {
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
   await nats.start();
   return nats;
@@ -251,6 +256,11 @@ export async function privatePostgres() {
     start: () => as(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-l', join(dir, 'log'), '-w', '-o',
       `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']),
     stop: () => as(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', 'stop']).catch(() => {}),
+    /** Stops it and removes its cluster. */
+    async destroy() {
+      await pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
   await pg.start();
   return pg;
@@ -281,8 +291,17 @@ export async function privateNatsCluster(size = 3) {
         if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
         return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
       },
+      dir,
     };
   });
   await Promise.all(nodes.map((n) => n.start()));
-  return { url: nodes.map((n) => n.url).join(','), nodes, stop: () => Promise.all(nodes.map((n) => n.stop())) };
+  return {
+    url: nodes.map((n) => n.url).join(','),
+    nodes,
+    /** Stops every node and removes their stores. */
+    async destroy() {
+      await Promise.all(nodes.map((n) => n.stop()));
+      for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
+    },
+  };
 }
