@@ -72,9 +72,7 @@ export function startServer(dep, extraEnv = {}) {
           url: m[1],
           child,
           // SIGKILL: no goodbye. Idempotent (an embedded "second node" is the first one).
-          stop: () => (stopped ??= child.exitCode !== null || child.signalCode !== null
-            ? Promise.resolve()
-            : new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); })),
+          stop: () => (stopped ??= killed(child)),
         });
       }
     });
@@ -207,34 +205,42 @@ function run(cmd, args) {
   });
 }
 
+/** Kills `child` (SIGKILL) unless it has already exited; resolves once it has. */
+function killed(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
+}
+
 /**
- * A NATS JetStream server of its own: `stop()` kills it (SIGKILL), `start()` brings it back on
- * the same port with the same store.
+ * One `nats-server` with JetStream on `port` and a store of its own, not started yet:
+ * `stop()` kills it, `start()` brings it back with the same store, `destroy()` stops it and
+ * removes the store.
  */
-export async function privateNats() {
+function natsServer(port, args = []) {
   const bin = process.env.NATS_BIN;
   if (!bin) throw new Error('run through scripts/test.sh (NATS_BIN)');
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'chat-nats-'));
   let child;
-  const nats = {
+  const server = {
     url: `nats://127.0.0.1:${port}`,
     async start() {
-      child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+      child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...args], { stdio: 'ignore' });
       await portOpen(port);
     },
-    stop() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-      return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
-    },
-    /** Stops it and removes its store. */
+    stop: () => killed(child),
     async destroy() {
-      await nats.stop();
+      await server.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await nats.start();
-  return nats;
+  return server;
+}
+
+/** A NATS JetStream server of its own, started (see `natsServer`). */
+export async function privateNats() {
+  const server = natsServer(await freePort());
+  await server.start();
+  return server;
 }
 
 /**
@@ -268,40 +274,18 @@ export async function privatePostgres() {
 
 /**
  * A NATS JetStream cluster of its own (`size` servers on loopback, routes between them):
- * `url` lists every server, comma-separated; `nodes[i].stop()` kills one (SIGKILL),
- * `nodes[i].start()` brings it back with its store.
+ * `url` lists every server, comma-separated; `nodes[i]` is one server (see `natsServer`).
  */
 export async function privateNatsCluster(size = 3) {
-  const bin = process.env.NATS_BIN;
-  if (!bin) throw new Error('run through scripts/test.sh (NATS_BIN)');
   const ports = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), cluster: await freePort() });
   const routes = ports.map((p) => `nats://127.0.0.1:${p.cluster}`).join(',');
-  const nodes = ports.map((p, i) => {
-    const dir = mkdtempSync(join(tmpdir(), `chat-nats${i}-`));
-    let child;
-    return {
-      url: `nats://127.0.0.1:${p.client}`,
-      async start() {
-        child = spawn(bin, ['-a', '127.0.0.1', '-p', String(p.client), '-js', '-sd', dir, '--name', `n${i}`,
-          '--cluster_name', 'chat-test', '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes], { stdio: 'ignore' });
-        await portOpen(p.client);
-      },
-      stop() {
-        if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-        return new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); });
-      },
-      dir,
-    };
-  });
+  const nodes = ports.map((p, i) => natsServer(p.client, ['--name', `n${i}`, '--cluster_name', 'chat-test',
+    '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes]));
   await Promise.all(nodes.map((n) => n.start()));
   return {
     url: nodes.map((n) => n.url).join(','),
     nodes,
-    /** Stops every node and removes their stores. */
-    async destroy() {
-      await Promise.all(nodes.map((n) => n.stop()));
-      for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
-    },
+    destroy: () => Promise.all(nodes.map((n) => n.destroy())),
   };
 }
