@@ -361,7 +361,8 @@ mod tests {
     /// into (here: one `Bytes` standing for hyper's read buffer).
     #[tokio::test]
     async fn socket_io_request_parts_stop_sharing_the_read_buffer() {
-        let buffer = axum::body::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket|http://a.test");
+        let buffer =
+            axum::body::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket|http://a.test");
         let bar = buffer.iter().position(|b| *b == b'|').expect("separator");
         let uri = axum::http::Uri::from_maybe_shared(buffer.slice(..bar)).expect("uri");
         let origin = HeaderValue::from_maybe_shared(buffer.slice(bar + 1..)).expect("header");

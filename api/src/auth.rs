@@ -219,7 +219,10 @@ mod tests {
         }
         let early = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Early { user_id: "alice", nbf: now_secs() + 60 },
+            &Early {
+                user_id: "alice",
+                nbf: now_secs() + 60,
+            },
             &EncodingKey::from_secret(b"secret"),
         )
         .expect("sign");

@@ -12,11 +12,16 @@ fuzz_target!(|data: &[u8]| {
     };
     // Mostly a known event; sometimes the bytes' own text as the event name.
     let own = String::from_utf8_lossy(rest).into_owned();
-    let event = EVENTS.get(usize::from(pick) % (EVENTS.len() + 1)).copied().unwrap_or(&own);
+    let event = EVENTS
+        .get(usize::from(pick) % (EVENTS.len() + 1))
+        .copied()
+        .unwrap_or(&own);
     let payload = serde_json::from_slice::<serde_json::Value>(rest).map_err(|e| e.to_string());
     match Request::parse(event, &payload) {
         Ok(request) => match request {
-            Request::Send { content, temp_id, .. } => {
+            Request::Send {
+                content, temp_id, ..
+            } => {
                 let _ = events::Content::parse(&content);
                 if let Some(t) = temp_id {
                     let _ = events::TempId::parse(&t);

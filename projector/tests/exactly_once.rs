@@ -197,7 +197,15 @@ async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
         fault: None,
         ..ProjectorConfig::default()
     };
-    let new = || Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config.clone());
+    let new = || {
+        Projector::new(
+            Chat,
+            log.clone(),
+            store.clone(),
+            subjects.all(),
+            config.clone(),
+        )
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let active = tokio::spawn(new().run_until(stop.clone()));
     wait_for_checkpoint(&pool, log.last_position().await?).await?;

@@ -198,8 +198,14 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     };
     let start = || {
         tokio::spawn(
-            Projector::new(Chat, log.clone(), store.clone(), filter.clone(), config.clone())
-                .run(),
+            Projector::new(
+                Chat,
+                log.clone(),
+                store.clone(),
+                filter.clone(),
+                config.clone(),
+            )
+            .run(),
         )
     };
     let mut live = start();

@@ -201,7 +201,9 @@ async fn dispatch<L: EventLog>(
     let me = &session.identity.user_id;
     let service = &state.service;
     match Request::parse(&inbound.event, &inbound.data)? {
-        Request::Join { conv, since_offset } => join(state, socket, session, conv, since_offset).await,
+        Request::Join { conv, since_offset } => {
+            join(state, socket, session, conv, since_offset).await
+        }
         Request::Leave(conv) => {
             leave_room(state, socket, me, &conv).await;
             let _ = socket.emit("conversation:left", &json!({"conversationId": conv}));
@@ -221,7 +223,9 @@ async fn dispatch<L: EventLog>(
         Request::Update { conv, msg, content } => Ok(success(
             service.edit_message(me, &conv, &msg, &content).await?,
         )),
-        Request::Delete { conv, msg } => Ok(success(service.delete_message(me, &conv, &msg).await?)),
+        Request::Delete { conv, msg } => {
+            Ok(success(service.delete_message(me, &conv, &msg).await?))
+        }
         Request::Read { conv, message_ids } => {
             Ok(success(service.mark_read(me, &conv, &message_ids).await?))
         }

@@ -11,8 +11,8 @@
 
 pub mod catchup;
 pub mod drain;
-pub mod request;
 pub(crate) mod handlers;
+pub mod request;
 
 use crate::service::Service;
 use api::{AuthError, JwtKeys};

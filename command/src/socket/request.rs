@@ -225,14 +225,22 @@ mod tests {
             "reactionId": "r", "messageIds": [msg], "sinceOffset": 3, "tempId": "t"});
         for event in EVENTS {
             assert!(Request::parse(event, &Ok(ok.clone())).is_ok(), "{event}");
-            for bad in [Ok(json!({})), Ok(json!({"conversationId": "bad id"})), Ok(json!("x")), Err("no payload".into())] {
+            for bad in [
+                Ok(json!({})),
+                Ok(json!({"conversationId": "bad id"})),
+                Ok(json!("x")),
+                Err("no payload".into()),
+            ] {
                 let e = Request::parse(event, &bad).expect_err(event);
                 assert_eq!(e.code, ErrorCode::InvalidInput, "{event} {bad:?}");
             }
         }
         assert_eq!(
             Request::parse("conversation:join", &Ok(ok.clone())).ok(),
-            Some(Request::Join { conv: conv.clone(), since_offset: Some(3) })
+            Some(Request::Join {
+                conv: conv.clone(),
+                since_offset: Some(3)
+            })
         );
         let e = Request::parse("nope", &Ok(ok)).expect_err("unknown");
         assert_eq!(e.code, ErrorCode::InvalidInput);
