@@ -48,19 +48,30 @@ async fn fill<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<Conve
         .conversation(&conv, create, &metadata("ann", None), |_| ())
         .await?;
     for i in 0..MESSAGES {
-        let send = ConversationCommand::SendMessage {
-            sender: ann.clone(),
-            message_id: MessageId::generate(),
-            content: Content::parse(&format!("m{i}"))?,
-            temp_id: None,
-            now: 1_000 + i as i64,
-            present: vec![],
-        };
-        executor
-            .conversation(&conv, send, &metadata("ann", None), |_| ())
-            .await?;
+        send(&executor, &conv, &format!("m{i}"), 1_000 + i as i64).await?;
     }
     Ok(conv)
+}
+
+/// Ann sends `content` to `conv`.
+async fn send<L: EventLog>(
+    executor: &Executor<L>,
+    conv: &ConversationId,
+    content: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let send = ConversationCommand::SendMessage {
+        sender: UserId::parse("ann")?,
+        message_id: MessageId::generate(),
+        content: Content::parse(content)?,
+        temp_id: None,
+        now,
+        present: vec![],
+    };
+    executor
+        .conversation(conv, send, &metadata("ann", None), |_| ())
+        .await?;
+    Ok(())
 }
 
 async fn wait_for_checkpoint(pool: &sqlx::AnyPool, target: u64) -> anyhow::Result<()> {
@@ -217,18 +228,7 @@ async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
 
     // More history: only the standby can project it.
     let executor = Executor::new(log.clone(), subjects.clone());
-    let ann = UserId::parse("ann")?;
-    let send = ConversationCommand::SendMessage {
-        sender: ann,
-        message_id: MessageId::generate(),
-        content: Content::parse("after the handover")?,
-        temp_id: None,
-        now: 5_000,
-        present: vec![],
-    };
-    executor
-        .conversation(&conv, send, &metadata("ann", None), |_| ())
-        .await?;
+    send(&executor, &conv, "after the handover", 5_000).await?;
     wait_for_checkpoint(&pool, log.last_position().await?).await?;
     standby.abort();
     Ok(())
