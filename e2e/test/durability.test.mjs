@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { EMBEDDED, SECRET, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, unique, NO_LIMITS } from './helpers.mjs';
+import { EMBEDDED, SECRET, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, unique, NO_LIMITS, history } from './helpers.mjs';
 
 const run = promisify(execFile);
 const sockets = [];
@@ -25,16 +25,8 @@ let conv;
 /** What the embedded server answered, for the copy test. */
 const answers = {};
 
-/** Every message of the conversation, paged by `after`. */
-const messages = async (url, who = ann) => {
-  const all = [];
-  for (let after = 0; ;) {
-    const page = (await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200&after=${after}`, token(who))).body;
-    all.push(...page.messages);
-    if (!page.hasMore) return { messages: all, hasMore: false };
-    after = page.messages[page.messages.length - 1].seq;
-  }
-};
+/** Every message of the conversation, as one page. */
+const messages = async (url, who = ann) => ({ messages: await history(url, conv, who), hasMore: false });
 
 test('kill -9 during a burst of sends: every acknowledged message survives once, seq continues', async () => {
   let A = await serve(dep);

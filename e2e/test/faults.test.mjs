@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   EMBEDDED, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, waitFor, unique,
-  NO_LIMITS, privateNats, privateNatsCluster, privatePostgres,
+  NO_LIMITS, privateNats, privateNatsCluster, privatePostgres, history,
 } from './helpers.mjs';
 
 const cleanups = [];
@@ -57,18 +57,6 @@ function steadySender(socket, conv, prefix, every = 50) {
     }
   })();
   return { sent, stop: async () => { stopped = true; await done; } };
-}
-
-/** Every message of the conversation from the read model, paged by `after`. */
-async function history(url, conv, who) {
-  const all = [];
-  for (let after = 0; ;) {
-    const r = await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200&after=${after}`, token(who));
-    if (r.status !== 200) throw new Error(`GET /api/messages: ${r.status} ${JSON.stringify(r.body)}`);
-    all.push(...r.body.messages);
-    if (!r.body.hasMore) return all;
-    after = r.body.messages[r.body.messages.length - 1].seq;
-  }
 }
 
 /**

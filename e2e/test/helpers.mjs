@@ -162,6 +162,18 @@ export function waitUntil(cond, timeout = 10000, what = 'condition') {
 export const emitAck = (socket, event, payload, timeout = 10000) =>
   socket.timeout(timeout).emitWithAck(event, payload);
 
+/** Every message of conversation `conv` as `who` reads it, paged by `after`. */
+export async function history(url, conv, who) {
+  const all = [];
+  for (let after = 0; ;) {
+    const r = await api(url, 'GET', `/api/messages?conversationId=${conv}&limit=200&after=${after}`, token(who));
+    if (r.status !== 200) throw new Error(`GET /api/messages: ${r.status} ${JSON.stringify(r.body)}`);
+    all.push(...r.body.messages);
+    if (!r.body.hasMore) return all;
+    after = r.body.messages[r.body.messages.length - 1].seq;
+  }
+}
+
 export async function authed(base, tok, opts) {
   const s = connect(base, tok, opts);
   await waitFor(s, 'auth:success');
