@@ -91,6 +91,11 @@ impl JetStreamLog {
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: filter.to_owned(),
                 deliver_policy,
+                // The client re-creates an ordered consumer after two missed idle heartbeats,
+                // which it sets to half the pull expiry: 15 s by default, so live delivery and
+                // the projections stalled for half a minute when the NATS node holding the
+                // consumer died (the cluster fault test). Pulls of 4 s make it ~4 s.
+                max_expires: Duration::from_secs(4),
                 ..Default::default()
             })
             .await
