@@ -35,7 +35,7 @@ pub struct Node {
     /// Tasks that end by themselves once `stop` is cancelled (the projectors).
     stoppable: Vec<tokio::task::JoinHandle<()>>,
     /// The socket edge, when this node has the command role.
-    sockets: Option<(Arc<command::socket::drain::Drain>, socketioxide::SocketIo)>,
+    sockets: Option<(Arc<command::drain::Drain>, socketioxide::SocketIo)>,
 }
 
 impl Node {
@@ -176,31 +176,35 @@ async fn start_with<L: eventlog::EventLog>(
             messages_per_min: config.rate_messages_per_min,
             events_per_min: config.rate_events_per_min,
         };
-        let state = Arc::new(command::socket::SocketState::new(
+        let state = Arc::new(command::node::NodeState::new(
             service,
             keys.clone(),
             live,
             limits,
         ));
-        command::socket::register(&io, state.clone());
+        command::edge::socket::register(&io, state.clone());
         sockets = Some((state.drain.clone(), io.clone()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tasks.push(tokio::spawn(command::broadcaster::run(
+        tasks.push(tokio::spawn(command::push::broadcaster::run(
             state.clone(),
             io,
             ready_tx,
         )));
         ready_rx.await.context("broadcaster did not start")?;
         app = app
-            .merge(command::rest::router(command::rest::RestState(
-                state,
-                locator(pool.clone()),
-            )))
-            .merge(command::audit::router(command::audit::AuditState {
-                log: log.clone(),
-                subjects: config.subjects(),
-                keys: keys.clone(),
-            }));
+            .merge(command::edge::rest::router(
+                command::edge::rest::RestState {
+                    node: state,
+                    locate: locator(pool.clone()),
+                },
+            ))
+            .merge(command::edge::audit::router(
+                command::edge::audit::AuditState {
+                    log: log.clone(),
+                    subjects: config.subjects(),
+                    keys: keys.clone(),
+                },
+            ));
         socket_layer = Some(layer);
     }
     let store_backend = store.backend().name();
@@ -257,7 +261,7 @@ async fn start_with<L: eventlog::EventLog>(
 }
 
 /// Finds a message's conversation in the read models (for the REST message routes).
-fn locator(pool: sqlx::AnyPool) -> command::rest::MessageLocator {
+fn locator(pool: sqlx::AnyPool) -> command::edge::rest::MessageLocator {
     Arc::new(move |id: events::MessageId, min_position: Option<u64>| {
         let pool = pool.clone();
         Box::pin(async move {

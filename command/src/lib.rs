@@ -1,21 +1,27 @@
-//! The write side: aggregates (`domain`), the event log (`store`), the command executor, and
-//! the edges that turn client input into commands (Socket.IO in `socket`, REST in `rest`),
-//! plus the broadcaster that follows the log and pushes room events to local sockets.
+//! The write side of a node, one folder per step of an event's way:
 //!
-//! Must not contain SQL or read models.
+//! - `edge/`: where client input arrives (Socket.IO in `socket`, REST writes in `rest`, the
+//!   audit read in `audit`): parse into typed requests, call the service, answer in wire shapes.
+//! - `service`: what a client may ask, shared by both edges; `domain/` decides (pure
+//!   aggregates); `executor` persists (load → decide → append to the log).
+//! - `push/`: the broadcaster following the log, catch-up, room names, and the mapping from a
+//!   log event to its wire message.
+//! - `live/`: presence and typing, which never enter the log.
+//! - `node`: the state one node's edges and push path share; `drain`, `rate`, `metrics`.
+//!
+//! Must not contain SQL or read models (the read side is `projector` and `query`).
 
 pub mod domain;
+pub mod drain;
+pub mod edge;
 pub mod executor;
 pub mod live;
 pub mod metrics;
-pub mod rate;
-
-pub use executor::{ExecError, Executor, Outcome};
+pub mod node;
 pub mod payload;
+pub mod push;
+pub mod rate;
 pub mod service;
 
+pub use executor::{ExecError, Executor, Outcome};
 pub use service::Service;
-pub mod audit;
-pub mod broadcaster;
-pub mod rest;
-pub mod socket;

@@ -3,7 +3,7 @@
 //! panic; a refusal is always `INVALID_INPUT`.
 #![no_main]
 
-use command::socket::request::{EVENTS, Request};
+use command::edge::socket::request::{EVENTS, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,5 +1,5 @@
-//! Graceful shutdown of the socket edge. Every client event is counted from the moment it is
-//! queued until it has been answered. Once draining, an event not yet being handled is
+//! Graceful shutdown of a node's socket edge (owned by the node, counted by the edge). Every
+//! client event is counted from the moment it is queued until it has been answered. Once draining, an event not yet being handled is
 //! answered `UNAVAILABLE` (the client retries elsewhere, with the same `tempId`) and the one
 //! being handled finishes (appended, acknowledged); the node closes the sockets only when
 //! every queued event has its answer, so no client is left guessing about an event the node

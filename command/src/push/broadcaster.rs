@@ -5,10 +5,12 @@
 //! current with what other nodes append), takes removed participants out of their rooms,
 //! and cuts off suspended users.
 
+use super::catchup::emit_room_event;
+use super::cut_off;
+use super::outbound::{emit_counted, room_event};
+use super::rooms::user_room;
 use crate::metrics::Metrics;
-use crate::socket::SocketState;
-use crate::socket::catchup::{emit_counted, emit_room_event, room_event};
-use crate::socket::handlers::{cut_off, leave_room, user_room};
+use crate::node::NodeState;
 use eventlog::{EventLog, From, StoredCommit};
 use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId, iso8601};
 use futures::StreamExt;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 /// Follows the log until the task is dropped; resumes after an error where it stopped.
 pub async fn run<L: EventLog>(
-    state: Arc<SocketState<L>>,
+    state: Arc<NodeState<L>>,
     io: SocketIo,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
@@ -68,7 +70,7 @@ async fn emit(io: &SocketIo, metrics: &Metrics, room: String, event: &str, paylo
     emit_counted(io.to(room), metrics, event, payload).await;
 }
 
-async fn deliver<L: EventLog>(state: &SocketState<L>, io: &SocketIo, stored: &StoredCommit) {
+async fn deliver<L: EventLog>(state: &NodeState<L>, io: &SocketIo, stored: &StoredCommit) {
     let commit = &stored.commit;
     if commit.aggregate_type == UserEvent::AGGREGATE {
         if let Ok(events) = commit.decode_events::<UserEvent>()
@@ -102,7 +104,7 @@ async fn deliver<L: EventLog>(state: &SocketState<L>, io: &SocketIo, stored: &St
 }
 
 async fn deliver_event<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     io: &SocketIo,
     conv: &ConversationId,
     r: &Recorded<ConversationEvent>,
@@ -158,7 +160,7 @@ async fn deliver_event<L: EventLog>(
         }
         ConversationEvent::ParticipantRemoved(p) => {
             for socket in io.within(user_room(&p.user_id)).sockets() {
-                leave_room(state, &socket, &p.user_id, conv).await;
+                state.leave_room(&socket, &p.user_id, conv).await;
             }
         }
         _ => {}

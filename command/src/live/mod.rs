@@ -12,7 +12,7 @@
 //! - `…room.<conversationId>`: a room signal (typing). Every node, the sender included, emits
 //!   it to its own sockets of that room, except the sockets of the user it is about.
 
-use crate::socket::handlers::{conversation_room, user_room};
+use crate::push::rooms::{conversation_room, user_room};
 use events::{ConversationId, Subjects, UserId};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};

@@ -10,11 +10,11 @@
 //! replayed) and the socket leaves `catchup-<id>`, all under the buffer's lock, so an event is
 //! either buffered or emitted live, never both, never neither.
 
+use super::outbound::{emit_counted, room_event};
+use super::rooms::{catchup_room, conversation_room};
 use crate::executor::Executor;
-use crate::payload;
-use crate::socket::handlers::conversation_room;
 use eventlog::EventLog;
-use events::{ConversationEvent, ConversationId, Recorded};
+use events::{ConversationEvent, ConversationId};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
@@ -33,47 +33,6 @@ impl CatchUps {
     fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-pub fn catchup_room(conv: &ConversationId) -> String {
-    format!("catchup-{conv}")
-}
-
-/// The Socket.IO event and payload of a room event (`None` for events that are not).
-pub async fn room_event<L: EventLog>(
-    executor: &Executor<L>,
-    conv: &ConversationId,
-    r: &Recorded<ConversationEvent>,
-) -> Option<(&'static str, Value)> {
-    Some(match &r.event {
-        ConversationEvent::MessageSent(m) => {
-            let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
-            (
-                "message:new",
-                payload::message_new(conv, m, r.number, sender.as_ref()),
-            )
-        }
-        ConversationEvent::MessageEdited(e) => (
-            "message:updated",
-            payload::message_updated(conv, e, r.number),
-        ),
-        ConversationEvent::MessageDeleted(e) => (
-            "message:deleted",
-            payload::message_deleted(conv, e, r.number),
-        ),
-        ConversationEvent::ReactionAdded(e) => {
-            let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
-            (
-                "reaction:added",
-                payload::reaction_added(conv, e, r.number, user.as_ref()),
-            )
-        }
-        ConversationEvent::ReactionRemoved(e) => (
-            "reaction:removed",
-            payload::reaction_removed(conv, e, r.number),
-        ),
-        _ => return None,
-    })
 }
 
 /// Emits a room event live, or into the buffers of sockets catching up on the conversation.
@@ -102,29 +61,6 @@ pub async fn emit_room_event(
         if !buffered {
             let _ = socket.emit(event, payload);
         }
-    }
-}
-
-/// Emits through `op`. A socket whose send buffer is full misses the event: counted and
-/// logged here; the client recovers by rejoining with `sinceOffset`.
-pub async fn emit_counted(
-    op: socketioxide::operators::BroadcastOperators,
-    metrics: &crate::metrics::Metrics,
-    event: &str,
-    payload: &Value,
-) {
-    match op.emit(event, payload).await {
-        Ok(()) => {}
-        Err(socketioxide::BroadcastError::Socket(failed)) => {
-            let total = metrics.add_dropped(failed.len() as u64);
-            tracing::warn!(
-                event,
-                sockets = failed.len(),
-                total,
-                "slow sockets missed an event"
-            );
-        }
-        Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
     }
 }
 

@@ -7,15 +7,16 @@
 //!    handles the inbox one event at a time: parse (`INVALID_INPUT` on a bad payload, the
 //!    socket stays) → service → ack or `error` event.
 //!
-//! Handlers are thin: rules live in `domain`, cross-aggregate lookups in `service`.
+//! Handlers are thin: rules live in `domain`, cross-aggregate lookups in `service`, pushing
+//! in `push`.
 
-pub mod catchup;
-pub mod drain;
 pub(crate) mod handlers;
 pub mod request;
 
-use crate::service::Service;
-use api::{AuthError, JwtKeys};
+use crate::drain;
+use crate::node::NodeState;
+use crate::push::rooms::conversations_of;
+use api::AuthError;
 use eventlog::EventLog;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -28,55 +29,6 @@ use tokio::sync::mpsc;
 
 /// Events a socket may have waiting; beyond this the client is answered `RATE_LIMIT`.
 pub const INBOX_CAPACITY: usize = 256;
-
-/// Everything the socket edge needs.
-pub struct SocketState<L> {
-    pub service: Arc<Service<L>>,
-    pub keys: Arc<JwtKeys>,
-    pub live: Arc<crate::live::Live>,
-    pub limits: crate::rate::RateLimits,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
-    pub send_buckets:
-        std::sync::Mutex<std::collections::HashMap<events::UserId, crate::rate::TokenBucket>>,
-    /// The log position this node's broadcaster has emitted up to (catch-up waits for it).
-    pub broadcast: tokio::sync::watch::Sender<u64>,
-    /// Graceful shutdown: refuse new events, wait for those in hand.
-    pub drain: Arc<drain::Drain>,
-}
-
-impl<L: EventLog> SocketState<L> {
-    pub fn new(
-        service: Arc<Service<L>>,
-        keys: Arc<JwtKeys>,
-        live: Arc<crate::live::Live>,
-        limits: crate::rate::RateLimits,
-    ) -> Self {
-        Self {
-            metrics: service.executor.metrics().clone(),
-            service,
-            keys,
-            live,
-            limits,
-            send_buckets: Default::default(),
-            broadcast: tokio::sync::watch::Sender::new(0),
-            drain: Arc::default(),
-        }
-    }
-
-    /// Takes a `message:send` token of `user`, or says how long to wait.
-    pub fn take_send_token(
-        &self,
-        user: &events::UserId,
-        now: std::time::Instant,
-    ) -> Result<(), std::time::Duration> {
-        let mut buckets = self.send_buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .entry(user.clone())
-            .or_insert_with(|| crate::rate::TokenBucket::per_minute(self.limits.messages_per_min))
-            .try_take(now)
-    }
-}
 
 /// One incoming client event, waiting its turn.
 pub(crate) struct Inbound {
@@ -131,7 +83,7 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Enqueued {
 }
 
 /// Registers the default namespace on `io`.
-pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
+pub fn register<L: EventLog>(io: &SocketIo, state: Arc<NodeState<L>>) {
     io.ns(
         "/",
         move |socket: SocketRef, TryData(auth): TryData<Value>| {
@@ -145,8 +97,8 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
                 if let Some(session) = socket.extensions.get::<handlers::Session>() {
                     on_disconnect.metrics.sockets.dec();
                     let user = session.identity.user_id;
-                    for conv in handlers::conversations_of(&socket) {
-                        handlers::leave_room(&on_disconnect, &socket, &user, &conv).await;
+                    for conv in conversations_of(&socket) {
+                        on_disconnect.leave_room(&socket, &user, &conv).await;
                     }
                 }
             });
@@ -169,7 +121,7 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<SocketState<L>>) {
 
 /// Verifies the handshake token and that its user may connect.
 async fn authenticate<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     token: Option<&str>,
 ) -> Result<handlers::Session, AuthError> {
     let identity = state.keys.verify(token.ok_or(AuthError::MissingToken)?)?;

@@ -1,7 +1,7 @@
 //! REST write routes. Thin: extract (JSON → `INVALID_INPUT` on a bad body, bearer token →
 //! 401), call the same service as the socket events, answer with the contract's shapes.
 
-use crate::socket::SocketState;
+use crate::node::NodeState;
 use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
@@ -25,11 +25,17 @@ pub type MessageLocator = Arc<
 
 /// The REST edge shares the socket edge's state: same service, same per-user send bucket,
 /// same presence (a message sent over REST is delivered to whoever is in the room).
-pub struct RestState<L>(pub Arc<SocketState<L>>, pub MessageLocator);
+pub struct RestState<L> {
+    pub node: Arc<NodeState<L>>,
+    pub locate: MessageLocator,
+}
 
 impl<L> Clone for RestState<L> {
     fn clone(&self) -> Self {
-        Self(self.0.clone(), self.1.clone())
+        Self {
+            node: self.node.clone(),
+            locate: self.locate.clone(),
+        }
     }
 }
 
@@ -44,7 +50,7 @@ async fn conversation_of<L>(
     if let Some(c) = given {
         return ConversationId::parse(c).map_err(|e| ApiError::invalid_input(e.to_string()));
     }
-    (s.1)(message.clone(), min_position)
+    (s.locate)(message.clone(), min_position)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Message not found"))
 }
@@ -77,7 +83,8 @@ async fn patch_message<L: EventLog>(
     let id = message_id(&id)?;
     let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
-        s.0.service
+        s.node
+            .service
             .edit_message(&who.user_id, &conv, &id, &body.content)
             .await?,
     ))
@@ -92,7 +99,10 @@ async fn delete_message<L: EventLog>(
     let id = message_id(&id)?;
     let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
-        s.0.service.delete_message(&who.user_id, &conv, &id).await?,
+        s.node
+            .service
+            .delete_message(&who.user_id, &conv, &id)
+            .await?,
     ))
 }
 
@@ -111,7 +121,8 @@ async fn mark_read<L: EventLog>(
     let conv = ConversationId::parse(&body.conversation_id)
         .map_err(|e| ApiError::invalid_input(e.to_string()))?;
     Ok(Json(
-        s.0.service
+        s.node
+            .service
             .mark_read(&who.user_id, &conv, &body.message_ids)
             .await?,
     ))
@@ -133,10 +144,11 @@ async fn add_reaction<L: EventLog>(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = message_id(&id)?;
     let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
-    let added =
-        s.0.service
-            .add_reaction(&who.user_id, &conv, &id, &body.emoji)
-            .await?;
+    let added = s
+        .node
+        .service
+        .add_reaction(&who.user_id, &conv, &id, &body.emoji)
+        .await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -149,7 +161,8 @@ async fn remove_reaction<L: EventLog>(
     let id = message_id(&id)?;
     let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
     Ok(Json(
-        s.0.service
+        s.node
+            .service
             .remove_reaction(&who.user_id, &conv, &id, &reaction)
             .await?,
     ))
@@ -157,7 +170,7 @@ async fn remove_reaction<L: EventLog>(
 
 impl<L> FromRef<RestState<L>> for Arc<JwtKeys> {
     fn from_ref(s: &RestState<L>) -> Self {
-        s.0.keys.clone()
+        s.node.keys.clone()
     }
 }
 
@@ -205,7 +218,8 @@ async fn put_user<L: EventLog>(
     ApiJson(body): ApiJson<UserBody>,
 ) -> Answer {
     Ok(Json(
-        s.0.service
+        s.node
+            .service
             .upsert_user(&who, &id, body.name, body.avatar_url)
             .await?,
     ))
@@ -216,7 +230,7 @@ async fn suspend<L: EventLog>(
     who: Identity,
     Path(id): Path<String>,
 ) -> Answer {
-    Ok(Json(s.0.service.set_suspended(&who, &id, true).await?))
+    Ok(Json(s.node.service.set_suspended(&who, &id, true).await?))
 }
 
 async fn reinstate<L: EventLog>(
@@ -224,7 +238,7 @@ async fn reinstate<L: EventLog>(
     who: Identity,
     Path(id): Path<String>,
 ) -> Answer {
-    Ok(Json(s.0.service.set_suspended(&who, &id, false).await?))
+    Ok(Json(s.node.service.set_suspended(&who, &id, false).await?))
 }
 
 #[derive(Deserialize)]
@@ -239,10 +253,11 @@ async fn post_conversation<L: EventLog>(
     who: Identity,
     ApiJson(body): ApiJson<ConversationBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created =
-        s.0.service
-            .create_conversation(&who, body.title, body.participant_ids)
-            .await?;
+    let created = s
+        .node
+        .service
+        .create_conversation(&who, body.title, body.participant_ids)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -258,10 +273,11 @@ async fn add_participant<L: EventLog>(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ParticipantBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let added =
-        s.0.service
-            .add_participant(&who.user_id, &id, &body.user_id)
-            .await?;
+    let added = s
+        .node
+        .service
+        .add_participant(&who.user_id, &id, &body.user_id)
+        .await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -271,7 +287,8 @@ async fn remove_participant<L: EventLog>(
     Path((id, user)): Path<(String, String)>,
 ) -> Answer {
     Ok(Json(
-        s.0.service
+        s.node
+            .service
             .remove_participant(&who.user_id, &id, &user)
             .await?,
     ))
@@ -290,25 +307,29 @@ async fn post_message<L: EventLog>(
     who: Identity,
     ApiJson(body): ApiJson<MessageBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if let Err(wait) = s.0.take_send_token(&who.user_id, std::time::Instant::now()) {
+    if let Err(wait) = s
+        .node
+        .take_send_token(&who.user_id, std::time::Instant::now())
+    {
         return Err(ApiError {
             retry_after_secs: Some(wait.as_secs().max(1)),
             ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
         });
     }
     let present = events::ConversationId::parse(&body.conversation_id)
-        .map(|c| s.0.live.online_users(&c))
+        .map(|c| s.node.live.online_users(&c))
         .unwrap_or_default();
-    let sent =
-        s.0.service
-            .send_message(
-                &who.user_id,
-                &body.conversation_id,
-                &body.content,
-                body.temp_id.as_deref(),
-                present,
-            )
-            .await?;
+    let sent = s
+        .node
+        .service
+        .send_message(
+            &who.user_id,
+            &body.conversation_id,
+            &body.content,
+            body.temp_id.as_deref(),
+            present,
+        )
+        .await?;
     let mut payload = sent.payload;
     payload["position"] = sent.position.into();
     let status = if sent.duplicate {

@@ -2,8 +2,11 @@
 //! rate limits → parse → service (rules in `domain`) → ack, or the error reply.
 
 use super::request::Request;
-use super::{Inbound, SocketState, authenticate};
+use super::{Inbound, authenticate};
 use crate::domain::User;
+use crate::node::NodeState;
+use crate::push::cut_off;
+use crate::push::rooms::{conversation_room, in_room, user_room};
 use crate::rate::{AbuseWindow, TokenBucket};
 use api::{ApiError, ErrorCode, Identity};
 use eventlog::EventLog;
@@ -21,23 +24,6 @@ pub struct Session {
     pub user: User,
 }
 
-pub fn conversation_room(id: &ConversationId) -> String {
-    format!("conversation-{id}")
-}
-
-pub fn user_room(id: &UserId) -> String {
-    format!("user-{id}")
-}
-
-/// Ends a connection with `auth:error` (refused handshake, token expired, user suspended).
-pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
-    let _ = socket.emit(
-        "auth:error",
-        &json!({"message": e.to_string(), "code": e.code()}),
-    );
-    let _ = socket.clone().disconnect();
-}
-
 /// Per-socket limits: all events, and the abuse window that disconnects.
 struct Limits {
     events: TokenBucket,
@@ -46,7 +32,7 @@ struct Limits {
 }
 
 pub(super) async fn run<L: EventLog>(
-    state: Arc<SocketState<L>>,
+    state: Arc<NodeState<L>>,
     socket: SocketRef,
     token: Option<String>,
     mut inbox: mpsc::Receiver<Inbound>,
@@ -125,7 +111,7 @@ fn context_of(data: &Result<Value, String>) -> Value {
 
 /// Handles one event; false when the socket must be disconnected for abuse.
 async fn handle<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     socket: &SocketRef,
     session: &Session,
     limits: &mut Limits,
@@ -193,7 +179,7 @@ async fn handle<L: EventLog>(
 }
 
 async fn dispatch<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     socket: &SocketRef,
     session: &Session,
     inbound: &Inbound,
@@ -205,7 +191,7 @@ async fn dispatch<L: EventLog>(
             join(state, socket, session, conv, since_offset).await
         }
         Request::Leave(conv) => {
-            leave_room(state, socket, me, &conv).await;
+            state.leave_room(socket, me, &conv).await;
             let _ = socket.emit("conversation:left", &json!({"conversationId": conv}));
             Ok(json!({"success": true, "conversationId": conv}))
         }
@@ -282,14 +268,9 @@ fn success(mut v: Value) -> Value {
     v
 }
 
-fn in_room(socket: &SocketRef, conv: &ConversationId) -> bool {
-    let room = conversation_room(conv);
-    socket.rooms().iter().any(|r| r.as_ref() == room)
-}
-
 /// `NOT_FOUND` for an unknown conversation, `NOT_PARTICIPANT` for a non-member.
 async fn require_member<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     conv: &ConversationId,
     user: &UserId,
 ) -> Result<(), ApiError> {
@@ -315,7 +296,7 @@ async fn require_member<L: EventLog>(
 }
 
 async fn join<L: EventLog>(
-    state: &SocketState<L>,
+    state: &NodeState<L>,
     socket: &SocketRef,
     session: &Session,
     conv: ConversationId,
@@ -324,7 +305,7 @@ async fn join<L: EventLog>(
     let user = &session.identity.user_id;
     require_member(state, &conv, user).await?;
     if since_offset.is_some() {
-        super::catchup::begin(socket, &conv);
+        crate::push::catchup::begin(socket, &conv);
     }
     let room = conversation_room(&conv);
     let already = in_room(socket, &conv);
@@ -340,48 +321,11 @@ async fn join<L: EventLog>(
     );
     if let Some(since) = since_offset {
         let broadcast = state.broadcast.subscribe();
-        super::catchup::replay(&state.service.executor, broadcast, socket, &conv, since).await?;
+        crate::push::catchup::replay(&state.service.executor, broadcast, socket, &conv, since)
+            .await?;
     }
     if let Err(e) = state.service.deliver_pending(user, &conv).await {
         tracing::warn!(error = %e.message, "could not record deliveries on join");
     }
     Ok(json!({"success": true, "conversationId": conv, "participantCount": count}))
-}
-
-/// Takes `socket` out of the room: presence (each node then tells its sockets `user:offline`
-/// when the user is in the room on no node), typing, and a persisted `lastSeenAt` when it was
-/// the user's last socket there on this node. Used by
-/// `conversation:leave`, disconnects and participant removal.
-pub async fn leave_room<L: EventLog>(
-    state: &SocketState<L>,
-    socket: &SocketRef,
-    user: &UserId,
-    conv: &ConversationId,
-) {
-    if !in_room(socket, conv) {
-        return;
-    }
-    socket.leave(conversation_room(conv));
-    state
-        .live
-        .typing_stopped(&socket.id.to_string(), conv, user)
-        .await;
-    let now = now_millis();
-    if state.live.left(conv, user, now).await
-        && let Err(e) = state.service.record_last_seen(user, now).await
-    {
-        tracing::warn!(error = %e.message, "could not persist lastSeenAt");
-    }
-}
-
-/// Every conversation room a socket is in.
-pub fn conversations_of(socket: &SocketRef) -> Vec<ConversationId> {
-    socket
-        .rooms()
-        .iter()
-        .filter_map(|r| {
-            r.strip_prefix("conversation-")
-                .and_then(|c| ConversationId::parse(c).ok())
-        })
-        .collect()
 }

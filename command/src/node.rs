@@ -1,0 +1,84 @@
+//! What one write node shares between its edges (Socket.IO, REST) and its push path: the
+//! service, the JWT keys, presence, the per-user send buckets, the position the broadcaster has
+//! pushed up to, and the drain of graceful shutdown.
+//!
+//! Owns the room bookkeeping that more than one path needs (a socket leaving a room: on
+//! `conversation:leave`, on disconnect, on removal from the conversation). Must not parse
+//! client input or shape client JSON.
+
+use crate::drain::Drain;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::push::rooms::{conversation_room, in_room};
+use crate::rate::{RateLimits, TokenBucket};
+use crate::service::Service;
+use api::JwtKeys;
+use eventlog::EventLog;
+use events::{ConversationId, UserId, now_millis};
+use socketioxide::extract::SocketRef;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything the edges and the broadcaster of one node need.
+pub struct NodeState<L> {
+    pub service: Arc<Service<L>>,
+    pub keys: Arc<JwtKeys>,
+    pub live: Arc<Live>,
+    pub limits: RateLimits,
+    pub metrics: Arc<Metrics>,
+    /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
+    send_buckets: Mutex<HashMap<UserId, TokenBucket>>,
+    /// The log position this node's broadcaster has emitted up to (catch-up waits for it).
+    pub broadcast: tokio::sync::watch::Sender<u64>,
+    /// Graceful shutdown: refuse new events, wait for those in hand.
+    pub drain: Arc<Drain>,
+}
+
+impl<L: EventLog> NodeState<L> {
+    pub fn new(
+        service: Arc<Service<L>>,
+        keys: Arc<JwtKeys>,
+        live: Arc<Live>,
+        limits: RateLimits,
+    ) -> Self {
+        Self {
+            metrics: service.executor.metrics().clone(),
+            service,
+            keys,
+            live,
+            limits,
+            send_buckets: Mutex::default(),
+            broadcast: tokio::sync::watch::Sender::new(0),
+            drain: Arc::default(),
+        }
+    }
+
+    /// Takes a `message:send` token of `user`, or says how long to wait.
+    pub fn take_send_token(&self, user: &UserId, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.send_buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .entry(user.clone())
+            .or_insert_with(|| TokenBucket::per_minute(self.limits.messages_per_min))
+            .try_take(now)
+    }
+
+    /// Takes `socket` out of the room: presence (each node then tells its sockets
+    /// `user:offline` when the user is in the room on no node), typing, and a persisted
+    /// `lastSeenAt` when it was the user's last socket there on this node.
+    pub async fn leave_room(&self, socket: &SocketRef, user: &UserId, conv: &ConversationId) {
+        if !in_room(socket, conv) {
+            return;
+        }
+        socket.leave(conversation_room(conv));
+        self.live
+            .typing_stopped(&socket.id.to_string(), conv, user)
+            .await;
+        let now = now_millis();
+        if self.live.left(conv, user, now).await
+            && let Err(e) = self.service.record_last_seen(user, now).await
+        {
+            tracing::warn!(error = %e.message, "could not persist lastSeenAt");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The push path: how what the log holds reaches sockets. The broadcaster follows the log and
+//! emits room events, receipts and removals; catch-up replays a conversation's room events to
+//! one socket and hands over to live ones; `rooms` names who an event reaches; `outbound` is
+//! the one mapping from a log event to the wire message a client receives (live, in catch-up
+//! and in REST answers alike).
+//!
+//! Must not parse client input nor decide anything: what is pushed is what the log says.
+
+pub mod broadcaster;
+pub mod catchup;
+pub mod outbound;
+pub mod rooms;
+
+use socketioxide::extract::SocketRef;
+
+/// Ends a connection with `auth:error` (refused handshake, token expired, user suspended).
+pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
+    let _ = socket.emit(
+        "auth:error",
+        &serde_json::json!({"message": e.to_string(), "code": e.code()}),
+    );
+    let _ = socket.clone().disconnect();
+}
