@@ -1,0 +1,92 @@
+//! Every JSON shape a client receives, as `#[derive(Serialize)]` types: the server→client
+//! Socket.IO events (`socket`), the acks (`ack`), and the REST bodies (`rest`), with the
+//! objects they share (`UserRef`, `Timestamp`). The command edge, the push path and the query
+//! edge build these types and nothing else; field names are the contract's.
+//!
+//! The golden tests at the end of each module pin each shape byte for byte. Changing one is a
+//! change of the client contract: a renamed or dropped field breaks clients (contract: "extra
+//! payload fields are allowed; renaming or dropping a specified field is not"). Add a field as
+//! optional, and update the golden string in the same commit, with the contract.
+//!
+//! Must not hold rules, I/O or anything a client does not see.
+
+pub mod ack;
+pub mod rest;
+pub mod socket;
+
+use events::{Millis, UserId};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A time as every payload of the contract writes it: ISO 8601, milliseconds, `Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub Millis);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&events::iso8601(self.0))
+    }
+}
+
+/// `sender` / `user` objects: `{id, name, avatarUrl?}` (the name falls back to the id for a
+/// user the node does not know). Also carried between nodes by presence, hence `Deserialize`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRef {
+    pub id: UserId,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub avatar_url: Option<String>,
+}
+
+impl UserRef {
+    /// The profile of `id`, or the id alone when its name is not known.
+    pub fn new(id: &UserId, name: Option<&str>, avatar_url: Option<&str>) -> Self {
+        Self {
+            id: id.clone(),
+            name: name.unwrap_or(id.as_str()).to_owned(),
+            avatar_url: avatar_url.map(str::to_owned),
+        }
+    }
+}
+
+/// The error object of a failed ack and of a REST error body: `{message, code}`.
+pub type ErrorBody = api::ApiError;
+
+#[cfg(test)]
+pub(crate) fn golden<T: Serialize>(value: &T, expected: &str) {
+    let got = serde_json::to_string(value).expect("serialises");
+    assert_eq!(got, expected);
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use events::{ConversationId, MessageId, UserId};
+
+    pub fn user() -> UserId {
+        UserId::parse("u1").expect("valid")
+    }
+    pub fn conv() -> ConversationId {
+        ConversationId::parse("conv_1").expect("valid")
+    }
+    pub fn msg() -> MessageId {
+        MessageId::parse("msg_1").expect("valid")
+    }
+    /// 2025-11-09T10:30:00.000Z
+    pub const AT: events::Millis = 1_762_684_200_000;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn timestamps_and_user_refs() {
+        golden(&Timestamp(AT), r#""2025-11-09T10:30:00.000Z""#);
+        golden(
+            &UserRef::new(&user(), Some("Ann"), Some("https://a/b.png")),
+            r#"{"id":"u1","name":"Ann","avatarUrl":"https://a/b.png"}"#,
+        );
+        golden(&UserRef::new(&user(), None, None), r#"{"id":"u1","name":"u1"}"#);
+    }
+}

@@ -1,0 +1,429 @@
+//! REST bodies (contract section 2): what the write routes answer (also the acks of the same
+//! socket events, under [`crate::ack::Ack`]) and what the read routes answer. Every write
+//! answer carries `position`, the log position of its last event.
+
+use crate::socket::MessageNew;
+use crate::{Timestamp, UserRef};
+use events::{ConversationId, Emoji, MessageId, ReactionId, UserId};
+use serde::Serialize;
+
+/// `{position}`: `POST /api/messages/read`, `DELETE …/reactions/:id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Positioned {
+    pub position: u64,
+}
+
+/// `PATCH /api/messages/:id`, `message:update`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Edited {
+    pub message_id: MessageId,
+    pub edited_at: Timestamp,
+    pub position: u64,
+}
+
+/// `DELETE /api/messages/:id`, `message:delete`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    pub message_id: MessageId,
+    pub deleted_at: Timestamp,
+    pub position: u64,
+}
+
+/// `POST /api/messages/:id/reactions`, `reaction:add`: the reaction (the existing one when
+/// the user already reacted with that emoji). `id` and `reactionId` are the same.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub id: ReactionId,
+    pub reaction_id: ReactionId,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub emoji: Emoji,
+    pub user_id: UserId,
+    pub position: u64,
+}
+
+/// `POST /api/messages`: the `message:new` payload and `position`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentMessage {
+    #[serde(flatten)]
+    pub message: MessageNew,
+    pub position: u64,
+}
+
+/// `POST /api/conversations/:id/participants`, `DELETE …/participants/:userId`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantChanged {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub position: u64,
+}
+
+/// `POST /api/users/:id/suspend`, `/reinstate`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserStatus {
+    pub id: UserId,
+    pub status: &'static str,
+    pub position: u64,
+}
+
+/// `PUT /api/users/:id`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSaved {
+    pub id: UserId,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub status: &'static str,
+    pub position: u64,
+}
+
+/// A participant as `POST /api/conversations` lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: UserId,
+    pub role: &'static str,
+}
+
+/// `POST /api/conversations` (201).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationCreated {
+    pub id: ConversationId,
+    pub title: Option<String>,
+    pub participants: Vec<Member>,
+    pub created_at: Timestamp,
+    pub position: u64,
+}
+
+/// `GET /api/audit`: `entries` as `events::audit` writes them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub entries: Vec<serde_json::Value>,
+    pub has_more: bool,
+    pub next_after: u64,
+}
+
+/// `GET /api/users/:id`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    pub id: String,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub status: String,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// `GET /api/conversations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: Option<String>,
+    pub created_by: String,
+    pub created_at: Option<Timestamp>,
+    pub last_message_at: Option<Timestamp>,
+    pub role: String,
+    pub unread_count: i64,
+    pub last_message: Option<LastMessage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastMessage {
+    pub id: String,
+    pub sender_id: Option<String>,
+    pub content: Option<String>,
+    pub seq: Option<i64>,
+    pub created_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// `GET /api/conversations/:id`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationDetails {
+    pub id: String,
+    pub title: Option<String>,
+    pub created_by: String,
+    pub created_at: Option<Timestamp>,
+    pub last_message_at: Option<Timestamp>,
+    pub message_count: i64,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: Option<Timestamp>,
+    pub user: ParticipantUser,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantUser {
+    pub id: String,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// `GET /api/messages`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+/// A message as read over REST.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    pub sender_id: String,
+    pub seq: i64,
+    pub content: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub edited_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
+    pub offset: i64,
+    pub sender: Sender,
+    pub reactions: Vec<MessageReaction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temp_id: Option<String>,
+}
+
+/// A message's sender as the read models know it: `{id, name, avatarUrl?}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sender {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+/// A reaction of a message read over REST, oldest first.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageReaction {
+    pub id: String,
+    pub emoji: String,
+    pub user_id: String,
+    pub created_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::*;
+    use crate::golden;
+    use events::Content;
+
+    fn reaction() -> ReactionId {
+        ReactionId::parse("r1").expect("valid")
+    }
+
+    #[test]
+    fn message_writes() {
+        golden(&Positioned { position: 5 }, r#"{"position":5}"#);
+        golden(
+            &Edited {
+                message_id: msg(),
+                edited_at: Timestamp(AT),
+                position: 6,
+            },
+            r#"{"messageId":"msg_1","editedAt":"2025-11-09T10:30:00.000Z","position":6}"#,
+        );
+        golden(
+            &Deleted {
+                message_id: msg(),
+                deleted_at: Timestamp(AT),
+                position: 7,
+            },
+            r#"{"messageId":"msg_1","deletedAt":"2025-11-09T10:30:00.000Z","position":7}"#,
+        );
+        golden(
+            &Reaction {
+                id: reaction(),
+                reaction_id: reaction(),
+                message_id: msg(),
+                conversation_id: conv(),
+                emoji: Emoji::parse("👍").expect("valid"),
+                user_id: user(),
+                position: 8,
+            },
+            r#"{"id":"r1","reactionId":"r1","messageId":"msg_1","conversationId":"conv_1","emoji":"👍","userId":"u1","position":8}"#,
+        );
+        golden(
+            &SentMessage {
+                message: MessageNew {
+                    id: msg(),
+                    conversation_id: conv(),
+                    sender_id: user(),
+                    content: Content::parse("Hi").expect("valid"),
+                    created_at: Timestamp(AT),
+                    seq: 1,
+                    offset: Some(3),
+                    sender: UserRef::new(&user(), Some("Ann"), None),
+                    temp_id: None,
+                },
+                position: 9,
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","seq":1,"offset":3,"sender":{"id":"u1","name":"Ann"},"position":9}"#,
+        );
+    }
+
+    #[test]
+    fn user_and_conversation_writes() {
+        golden(
+            &ParticipantChanged {
+                conversation_id: conv(),
+                user_id: user(),
+                position: 4,
+            },
+            r#"{"conversationId":"conv_1","userId":"u1","position":4}"#,
+        );
+        golden(
+            &UserStatus {
+                id: user(),
+                status: "suspended",
+                position: 2,
+            },
+            r#"{"id":"u1","status":"suspended","position":2}"#,
+        );
+        golden(
+            &UserSaved {
+                id: user(),
+                name: "Ann".into(),
+                avatar_url: None,
+                status: "active",
+                position: 1,
+            },
+            r#"{"id":"u1","name":"Ann","avatarUrl":null,"status":"active","position":1}"#,
+        );
+        golden(
+            &ConversationCreated {
+                id: conv(),
+                title: Some("T".into()),
+                participants: vec![Member {
+                    user_id: user(),
+                    role: "admin",
+                }],
+                created_at: Timestamp(AT),
+                position: 3,
+            },
+            r#"{"id":"conv_1","title":"T","participants":[{"userId":"u1","role":"admin"}],"createdAt":"2025-11-09T10:30:00.000Z","position":3}"#,
+        );
+        golden(
+            &AuditPage {
+                entries: vec![],
+                has_more: false,
+                next_after: 0,
+            },
+            r#"{"entries":[],"hasMore":false,"nextAfter":0}"#,
+        );
+    }
+
+    #[test]
+    fn reads() {
+        golden(
+            &UserProfile {
+                id: "u1".into(),
+                name: "Ann".into(),
+                avatar_url: None,
+                status: "active".into(),
+                last_seen_at: Some(Timestamp(AT)),
+            },
+            r#"{"id":"u1","name":"Ann","avatarUrl":null,"status":"active","lastSeenAt":"2025-11-09T10:30:00.000Z"}"#,
+        );
+        golden(
+            &ConversationList {
+                conversations: vec![ConversationSummary {
+                    id: "conv_1".into(),
+                    title: None,
+                    created_by: "u1".into(),
+                    created_at: Some(Timestamp(AT)),
+                    last_message_at: None,
+                    role: "admin".into(),
+                    unread_count: 2,
+                    last_message: Some(LastMessage {
+                        id: "msg_1".into(),
+                        sender_id: Some("u1".into()),
+                        content: None,
+                        seq: Some(1),
+                        created_at: Some(Timestamp(AT)),
+                        deleted_at: Some(Timestamp(AT)),
+                    }),
+                }],
+            },
+            r#"{"conversations":[{"id":"conv_1","title":null,"createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":null,"role":"admin","unreadCount":2,"lastMessage":{"id":"msg_1","senderId":"u1","content":null,"seq":1,"createdAt":"2025-11-09T10:30:00.000Z","deletedAt":"2025-11-09T10:30:00.000Z"}}]}"#,
+        );
+        golden(
+            &ConversationDetails {
+                id: "conv_1".into(),
+                title: Some("T".into()),
+                created_by: "u1".into(),
+                created_at: Some(Timestamp(AT)),
+                last_message_at: Some(Timestamp(AT)),
+                message_count: 3,
+                participants: vec![Participant {
+                    user_id: "u1".into(),
+                    role: "member".into(),
+                    joined_at: Some(Timestamp(AT)),
+                    user: ParticipantUser {
+                        id: "u1".into(),
+                        name: "Ann".into(),
+                        avatar_url: None,
+                        last_seen_at: None,
+                    },
+                }],
+            },
+            r#"{"id":"conv_1","title":"T","createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":"2025-11-09T10:30:00.000Z","messageCount":3,"participants":[{"userId":"u1","role":"member","joinedAt":"2025-11-09T10:30:00.000Z","user":{"id":"u1","name":"Ann","avatarUrl":null,"lastSeenAt":null}}]}"#,
+        );
+        golden(
+            &MessagePage {
+                messages: vec![Message {
+                    id: "msg_1".into(),
+                    conversation_id: "conv_1".into(),
+                    sender_id: "u1".into(),
+                    seq: 1,
+                    content: Some("Hi".into()),
+                    created_at: Some(Timestamp(AT)),
+                    edited_at: None,
+                    deleted_at: None,
+                    offset: 4,
+                    sender: Sender {
+                        id: "u1".into(),
+                        name: "Ann".into(),
+                        avatar_url: None,
+                    },
+                    reactions: vec![MessageReaction {
+                        id: "r1".into(),
+                        emoji: "👍".into(),
+                        user_id: "u2".into(),
+                        created_at: Some(Timestamp(AT)),
+                    }],
+                    temp_id: Some("t1".into()),
+                }],
+                has_more: false,
+            },
+            r#"{"messages":[{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[{"id":"r1","emoji":"👍","userId":"u2","createdAt":"2025-11-09T10:30:00.000Z"}],"tempId":"t1"}],"hasMore":false}"#,
+        );
+    }
+}
