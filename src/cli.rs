@@ -269,7 +269,7 @@ pub async fn add_user<L: EventLog>(
     id: &str,
     name: String,
     avatar_url: Option<String>,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<String> {
     let executor = std::sync::Arc::new(command::Executor::new(log, config.subjects()));
     let service = command::Service::new(executor);
     let admin = api::Identity {
@@ -277,8 +277,15 @@ pub async fn add_user<L: EventLog>(
         admin: true,
         exp: None,
     };
-    service
-        .upsert_user(&admin, id, name, avatar_url)
+    let id = events::UserId::parse(id).map_err(|e| anyhow::anyhow!("INVALID_INPUT: {e}"))?;
+    let saved = service
+        .upsert_user(
+            &command::service::Caller::new(&admin, None),
+            id,
+            name,
+            avatar_url,
+        )
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", e.code().as_str()))?;
+    Ok(serde_json::to_string(&saved)?)
 }

@@ -14,11 +14,11 @@
 pub mod domain;
 pub mod drain;
 pub mod edge;
+pub mod error;
 pub mod executor;
 pub mod live;
 pub mod metrics;
 pub mod node;
-pub mod payload;
 pub mod push;
 pub mod rate;
 pub mod service;

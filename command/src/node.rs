@@ -76,9 +76,12 @@ impl<L: EventLog> NodeState<L> {
             .await;
         let now = now_millis();
         if self.live.left(conv, user, now).await
-            && let Err(e) = self.service.record_last_seen(user, now).await
+            && let Err(e) = self
+                .service
+                .record_last_seen(&crate::service::Caller::system(user), now)
+                .await
         {
-            tracing::warn!(error = %e.message, "could not persist lastSeenAt");
+            tracing::warn!(error = %e, "could not persist lastSeenAt");
         }
     }
 }

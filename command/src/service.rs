@@ -1,44 +1,30 @@
 //! Application services: what a client may ask of the write side, shared by the Socket.IO
-//! handlers and the REST routes so that both validate, decide and answer the same way.
-//! Each function turns raw input into a command, runs it through the executor and shapes the
-//! answer. Rules live in `domain`; this module only looks up what a rule needs across
-//! aggregates (does the user exist?).
+//! and REST edges so that both decide and answer the same way. Each method takes values the
+//! edge already parsed (ids, `Content`, `Emoji`, `TempId`), builds one command, runs it
+//! through the executor and answers a typed wire shape or a [`CommandError`]. Rules live in
+//! `domain`; this module only looks up what a rule needs across aggregates (does the user
+//! exist?).
+//!
+//! Must not parse raw input, know about HTTP or sockets, or build JSON by hand.
 
-use crate::domain::{ConversationCommand, DomainError, UserCommand};
-use crate::executor::{ExecError, Executor};
-use crate::payload;
-use api::{ApiError, ErrorCode, Identity};
+use crate::domain::{Conversation, ConversationCommand, User, UserCommand};
+use crate::error::CommandError;
+use crate::executor::{Executor, Outcome};
+use crate::push::outbound::message_new;
 use eventlog::EventLog;
 use events::{
-    Content, ConversationEvent, ConversationId, MessageId, MessageSentV1, Metadata, TempId, UserId,
-    now_millis,
+    Content, ConversationEvent, ConversationId, Emoji, MessageId, MessageSentV1, Metadata,
+    ReactionId, TempId, UserId, now_millis,
 };
-use events::{Emoji, ReactionId};
-use serde_json::{Value, json};
+use std::sync::Arc;
+use wire::Timestamp;
+use wire::rest::{
+    ConversationCreated, Deleted, Edited, Member, ParticipantChanged, Positioned, Reaction,
+    UserSaved, UserStatus,
+};
+use wire::socket::MessageNew;
 
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> Self {
-        let code = match &e {
-            DomainError::InvalidInput(_) => ErrorCode::InvalidInput,
-            DomainError::NotFound(_) => ErrorCode::NotFound,
-            DomainError::NotParticipant => ErrorCode::NotParticipant,
-            DomainError::Unauthorized(_) => ErrorCode::Unauthorized,
-            DomainError::Conflict(_) => ErrorCode::Conflict,
-        };
-        ApiError::new(code, e.to_string())
-    }
-}
-
-impl From<ExecError> for ApiError {
-    fn from(e: ExecError) -> Self {
-        match e {
-            ExecError::Domain(d) => d.into(),
-            ExecError::Conflict => ApiError::new(ErrorCode::Conflict, e.to_string()),
-            ExecError::Log(l @ eventlog::LogError::Unavailable(_)) => ApiError::unavailable(l),
-            ExecError::Log(l) => ApiError::internal(l),
-        }
-    }
-}
+type Result<T> = std::result::Result<T, CommandError>;
 
 /// Metadata of a new command issued by `actor` within request `correlation_id`.
 pub fn metadata(actor: &str, correlation_id: Option<&str>) -> Metadata {
@@ -51,107 +37,155 @@ pub fn metadata(actor: &str, correlation_id: Option<&str>) -> Metadata {
     }
 }
 
-fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, ApiError> {
-    r.map_err(|e| ApiError::invalid_input(e.to_string()))
+/// Who asks, and within which request: the caller's identity (from their token) and the
+/// correlation id every command of the request carries into the log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub admin: bool,
+    pub correlation_id: String,
+}
+
+impl Caller {
+    /// `correlation_id` is the request's (`X-Request-Id`), else a new one.
+    pub fn new(identity: &api::Identity, correlation_id: Option<String>) -> Self {
+        Self {
+            user_id: identity.user_id.clone(),
+            admin: identity.admin,
+            correlation_id: correlation_id.unwrap_or_else(new_correlation_id),
+        }
+    }
+
+    /// The node itself acting for `user` (a presence departure's `lastSeenAt`).
+    pub fn system(user: &UserId) -> Self {
+        Self {
+            user_id: user.clone(),
+            admin: false,
+            correlation_id: new_correlation_id(),
+        }
+    }
+
+    fn metadata(&self) -> Metadata {
+        metadata(self.user_id.as_str(), Some(&self.correlation_id))
+    }
+
+    /// Admin commands are recorded with actor `admin:<id>`.
+    fn admin_metadata(&self) -> Result<Metadata> {
+        if !self.admin {
+            return Err(CommandError::AdminRequired);
+        }
+        Ok(metadata(
+            &format!("admin:{}", self.user_id),
+            Some(&self.correlation_id),
+        ))
+    }
+}
+
+/// A fresh correlation id (a ULID, as command ids are).
+pub fn new_correlation_id() -> String {
+    ulid::Ulid::new().to_string()
 }
 
 pub struct Service<L> {
-    pub executor: std::sync::Arc<Executor<L>>,
+    pub executor: Arc<Executor<L>>,
 }
 
 /// A message as `message:send` and `POST /api/messages` answer it.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    pub message_id: MessageId,
-    pub seq: u64,
+    /// The `message:new` payload (without `offset` for a retry).
+    pub message: MessageNew,
     pub position: u64,
-    /// The `message:new` payload.
-    pub payload: Value,
     /// Whether this was a retry of an earlier send (same sender, conversation and tempId).
     pub duplicate: bool,
 }
 
 impl<L: EventLog> Service<L> {
-    pub fn new(executor: std::sync::Arc<Executor<L>>) -> Self {
+    pub fn new(executor: Arc<Executor<L>>) -> Self {
         Self { executor }
     }
 
     /// Whether `user` may connect: registered (suspension arrives with its event).
-    pub async fn active_user(
-        &self,
-        user: &UserId,
-    ) -> Result<Option<crate::domain::User>, ApiError> {
+    pub async fn active_user(&self, user: &UserId) -> Result<Option<User>> {
         Ok(self
             .executor
             .read_user(user, |u| u.is_active().then(|| u.clone()))
             .await?)
     }
 
+    /// A user's profile as this node knows it (`None` when unknown or unreadable).
+    pub async fn profile(&self, user: &UserId) -> Option<User> {
+        self.executor.read_user(user, Clone::clone).await.ok()
+    }
+
     async fn conversation(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
         command: ConversationCommand,
-    ) -> Result<crate::executor::Outcome<ConversationEvent>, ApiError> {
-        let meta = metadata(who.as_str(), None);
+    ) -> Result<Outcome<ConversationEvent>> {
         Ok(self
             .executor
-            .conversation(conversation_id, command, &meta, |_| ())
+            .conversation(conversation_id, command, &who.metadata(), |_| ())
             .await?
             .0)
     }
 
-    /// `message:update` / `PATCH /api/messages/:id`. Answers `{messageId, editedAt, position}`.
+    /// `message:update` / `PATCH /api/messages/:id`.
     pub async fn edit_message(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
         message_id: &MessageId,
-        content: &str,
-    ) -> Result<Value, ApiError> {
-        let content = parse(Content::parse(content))?;
+        content: Content,
+    ) -> Result<Edited> {
         let now = now_millis();
         let command = ConversationCommand::EditMessage {
-            by: who.clone(),
+            by: who.user_id.clone(),
             message_id: message_id.clone(),
             content,
             now,
         };
         let outcome = self.conversation(who, conversation_id, command).await?;
-        Ok(
-            json!({"messageId": message_id, "editedAt": events::iso8601(now), "position": outcome.position}),
-        )
+        Ok(Edited {
+            message_id: message_id.clone(),
+            edited_at: Timestamp(now),
+            position: outcome.position,
+        })
     }
 
     /// `message:delete` / `DELETE /api/messages/:id`.
     pub async fn delete_message(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
         message_id: &MessageId,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Deleted> {
         let now = now_millis();
         let command = ConversationCommand::DeleteMessage {
-            by: who.clone(),
+            by: who.user_id.clone(),
             message_id: message_id.clone(),
             now,
         };
         let outcome = self.conversation(who, conversation_id, command).await?;
-        Ok(
-            json!({"messageId": message_id, "deletedAt": events::iso8601(now), "position": outcome.position}),
-        )
+        Ok(Deleted {
+            message_id: message_id.clone(),
+            deleted_at: Timestamp(now),
+            position: outcome.position,
+        })
     }
 
-    /// Records delivery to `who` of everything not yet delivered to them in the conversation.
+    /// Records delivery to the caller of everything not yet delivered to them in the
+    /// conversation; answers the last position written.
     pub async fn deliver_pending(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<u64> {
         let mut position = 0;
         loop {
             let command = ConversationCommand::DeliverPending {
-                to: who.clone(),
+                to: who.user_id.clone(),
                 now: now_millis(),
             };
             let outcome = self.conversation(who, conversation_id, command).await?;
@@ -165,145 +199,153 @@ impl<L: EventLog> Service<L> {
     /// `message:read` / `POST /api/messages/read`.
     pub async fn mark_read(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
-        message_ids: &[String],
-    ) -> Result<Value, ApiError> {
-        let ids = message_ids
-            .iter()
-            .map(|m| parse(MessageId::parse(m)))
-            .collect::<Result<Vec<_>, _>>()?;
+        message_ids: Vec<MessageId>,
+    ) -> Result<Positioned> {
         let command = ConversationCommand::MarkRead {
-            reader: who.clone(),
-            message_ids: ids,
+            reader: who.user_id.clone(),
+            message_ids,
             now: now_millis(),
         };
         let outcome = self.conversation(who, conversation_id, command).await?;
-        Ok(json!({"position": outcome.position}))
+        Ok(Positioned {
+            position: outcome.position,
+        })
     }
 
     /// `reaction:add` / `POST /api/messages/:id/reactions`. Answers the reaction (the existing
     /// one when the same user already reacted with the same emoji).
     pub async fn add_reaction(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
         message_id: &MessageId,
-        emoji: &str,
-    ) -> Result<Value, ApiError> {
-        let emoji = parse(Emoji::parse(emoji))?;
+        emoji: Emoji,
+    ) -> Result<Reaction> {
         let command = ConversationCommand::AddReaction {
-            by: who.clone(),
+            by: who.user_id.clone(),
             message_id: message_id.clone(),
             reaction_id: ReactionId::generate(),
             emoji: emoji.clone(),
             now: now_millis(),
         };
-        let meta = metadata(who.as_str(), None);
         let (outcome, reaction) = self
             .executor
-            .conversation(conversation_id, command, &meta, |c| {
-                c.reaction_of(message_id, who, &emoji).cloned()
+            .conversation(conversation_id, command, &who.metadata(), |c| {
+                c.reaction_of(message_id, &who.user_id, &emoji).cloned()
             })
             .await?;
-        let reaction = reaction.ok_or_else(|| ApiError::internal("reaction missing after add"))?;
-        Ok(json!({
-            "id": reaction, "reactionId": reaction, "messageId": message_id, "conversationId": conversation_id,
-            "emoji": emoji, "userId": who, "position": outcome.position,
-        }))
+        let reaction =
+            reaction.ok_or_else(|| CommandError::Internal("reaction missing after add".into()))?;
+        Ok(Reaction {
+            id: reaction.clone(),
+            reaction_id: reaction,
+            message_id: message_id.clone(),
+            conversation_id: conversation_id.clone(),
+            emoji,
+            user_id: who.user_id.clone(),
+            position: outcome.position,
+        })
     }
 
     /// `reaction:remove` / `DELETE /api/messages/:id/reactions/:reactionId`.
     pub async fn remove_reaction(
         &self,
-        who: &UserId,
+        who: &Caller,
         conversation_id: &ConversationId,
         message_id: &MessageId,
-        reaction_id: &str,
-    ) -> Result<Value, ApiError> {
-        let reaction_id = parse(ReactionId::parse(reaction_id))?;
+        reaction_id: ReactionId,
+    ) -> Result<Positioned> {
         let command = ConversationCommand::RemoveReaction {
-            by: who.clone(),
+            by: who.user_id.clone(),
             message_id: message_id.clone(),
             reaction_id,
         };
         let outcome = self.conversation(who, conversation_id, command).await?;
-        Ok(json!({"position": outcome.position}))
+        Ok(Positioned {
+            position: outcome.position,
+        })
     }
 
     /// `POST /api/conversations/:id/participants` (conversation admin).
     pub async fn add_participant(
         &self,
-        who: &UserId,
-        conversation_id: &str,
-        user: &str,
-    ) -> Result<Value, ApiError> {
-        let user_id = parse(UserId::parse(user))?;
-        if !self.executor.read_user(&user_id, |u| u.registered).await? {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("User {user_id} not found"),
-            ));
+        who: &Caller,
+        conversation_id: &ConversationId,
+        user: UserId,
+    ) -> Result<ParticipantChanged> {
+        if !self.executor.read_user(&user, User::is_registered).await? {
+            return Err(CommandError::UnknownUser(user));
         }
-        self.change_participant(who, conversation_id, user, |by, user| {
-            ConversationCommand::AddParticipant { by, user }
-        })
-        .await
+        let command = ConversationCommand::AddParticipant {
+            by: who.user_id.clone(),
+            user: user.clone(),
+        };
+        self.change_participant(who, conversation_id, user, command)
+            .await
     }
 
     /// `DELETE /api/conversations/:id/participants/:userId` (conversation admin, or self).
     pub async fn remove_participant(
         &self,
-        who: &UserId,
-        conversation_id: &str,
-        user: &str,
-    ) -> Result<Value, ApiError> {
-        self.change_participant(who, conversation_id, user, |by, user| {
-            ConversationCommand::RemoveParticipant { by, user }
-        })
-        .await
+        who: &Caller,
+        conversation_id: &ConversationId,
+        user: UserId,
+    ) -> Result<ParticipantChanged> {
+        let command = ConversationCommand::RemoveParticipant {
+            by: who.user_id.clone(),
+            user: user.clone(),
+        };
+        self.change_participant(who, conversation_id, user, command)
+            .await
     }
 
     async fn change_participant(
         &self,
-        who: &UserId,
-        conversation_id: &str,
-        user: &str,
-        command: impl FnOnce(UserId, UserId) -> ConversationCommand,
-    ) -> Result<Value, ApiError> {
-        let conversation_id = parse(ConversationId::parse(conversation_id))?;
-        let user = parse(UserId::parse(user))?;
-        let outcome = self
-            .conversation(who, &conversation_id, command(who.clone(), user.clone()))
-            .await?;
-        Ok(json!({"conversationId": conversation_id, "userId": user, "position": outcome.position}))
+        who: &Caller,
+        conversation_id: &ConversationId,
+        user: UserId,
+        command: ConversationCommand,
+    ) -> Result<ParticipantChanged> {
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(ParticipantChanged {
+            conversation_id: conversation_id.clone(),
+            user_id: user,
+            position: outcome.position,
+        })
     }
 
     /// `POST /api/users/:id/suspend` and `/reinstate` (admin).
     pub async fn set_suspended(
         &self,
-        who: &Identity,
-        id: &str,
+        who: &Caller,
+        id: UserId,
         suspended: bool,
-    ) -> Result<Value, ApiError> {
-        who.require_admin()?;
-        let id = parse(UserId::parse(id))?;
+    ) -> Result<UserStatus> {
+        let meta = who.admin_metadata()?;
         let command = if suspended {
             UserCommand::Suspend { reason: None }
         } else {
             UserCommand::Reinstate
         };
-        let meta = metadata(&format!("admin:{}", who.user_id), None);
         let (outcome, _) = self.executor.user(&id, command, &meta, |_| ()).await?;
-        let status = if suspended { "suspended" } else { "active" };
-        Ok(json!({"id": id, "status": status, "position": outcome.position}))
+        Ok(UserStatus {
+            id,
+            status: if suspended { "suspended" } else { "active" },
+            position: outcome.position,
+        })
     }
 
     /// The user's last socket left a room at `at`: persist `lastSeenAt`.
-    pub async fn record_last_seen(&self, who: &UserId, at: events::Millis) -> Result<(), ApiError> {
-        let meta = metadata(who.as_str(), None);
+    pub async fn record_last_seen(&self, who: &Caller, at: events::Millis) -> Result<()> {
         self.executor
-            .user(who, UserCommand::RecordLastSeen { at }, &meta, |_| ())
+            .user(
+                &who.user_id,
+                UserCommand::RecordLastSeen { at },
+                &who.metadata(),
+                |_| (),
+            )
             .await?;
         Ok(())
     }
@@ -311,14 +353,12 @@ impl<L: EventLog> Service<L> {
     /// `PUT /api/users/:id`: register or update a user. Admin only.
     pub async fn upsert_user(
         &self,
-        who: &Identity,
-        id: &str,
+        who: &Caller,
+        id: UserId,
         name: String,
         avatar_url: Option<String>,
-    ) -> Result<Value, ApiError> {
-        who.require_admin()?;
-        let id = parse(UserId::parse(id))?;
-        let meta = metadata(&format!("admin:{}", who.user_id), None);
+    ) -> Result<UserSaved> {
+        let meta = who.admin_metadata()?;
         let (outcome, user) = self
             .executor
             .user(
@@ -328,39 +368,32 @@ impl<L: EventLog> Service<L> {
                 Clone::clone,
             )
             .await?;
-        Ok(json!({
-            "id": id, "name": user.name, "avatarUrl": user.avatar_url, "status": "active",
-            "position": outcome.position,
-        }))
+        Ok(UserSaved {
+            id,
+            name: user.name().to_owned(),
+            avatar_url: user.avatar_url().map(str::to_owned),
+            status: "active",
+            position: outcome.position,
+        })
     }
 
     /// `POST /api/conversations`: the caller creates a conversation and is its admin.
     pub async fn create_conversation(
         &self,
-        who: &Identity,
+        who: &Caller,
         title: Option<String>,
-        participant_ids: Vec<String>,
-    ) -> Result<Value, ApiError> {
-        let participants = participant_ids
-            .iter()
-            .map(|p| parse(UserId::parse(p)))
-            .collect::<Result<Vec<_>, _>>()?;
+        participants: Vec<UserId>,
+    ) -> Result<ConversationCreated> {
         if self.active_user(&who.user_id).await?.is_none() {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "User not authorized",
-            ));
+            return Err(CommandError::CallerInactive);
         }
         for p in &participants {
             if self.active_user(p).await?.is_none() {
-                return Err(ApiError::new(
-                    ErrorCode::NotFound,
-                    format!("User {p} not found"),
-                ));
+                return Err(CommandError::UnknownUser(p.clone()));
             }
         }
         let id = ConversationId::generate();
-        let meta = metadata(who.user_id.as_str(), None);
+        let meta = who.metadata();
         let command = ConversationCommand::Create {
             id: id.clone(),
             title,
@@ -371,82 +404,78 @@ impl<L: EventLog> Service<L> {
             .executor
             .conversation(&id, command, &meta, Clone::clone)
             .await?;
-        let participants: Vec<Value> = conv
-            .participants
-            .iter()
-            .map(|(u, r)| json!({"userId": u, "role": r.as_str()}))
-            .collect();
-        Ok(json!({
-            "id": id, "title": conv.title, "participants": participants,
-            "createdAt": events::iso8601(meta.occurred_at), "position": outcome.position,
-        }))
+        Ok(ConversationCreated {
+            id,
+            title: conv.title().map(str::to_owned),
+            participants: conv
+                .participants()
+                .map(|(u, r)| Member {
+                    user_id: u.clone(),
+                    role: r.as_str(),
+                })
+                .collect(),
+            created_at: Timestamp(meta.occurred_at),
+            position: outcome.position,
+        })
     }
 
-    /// `message:send` / `POST /api/messages`.
+    /// `message:send` / `POST /api/messages`. `present`: the users in the room on any node,
+    /// to whom the message is delivered in the same commit.
     pub async fn send_message(
         &self,
-        who: &UserId,
-        conversation_id: &str,
-        content: &str,
-        temp_id: Option<&str>,
+        who: &Caller,
+        conversation_id: &ConversationId,
+        content: Content,
+        temp_id: Option<TempId>,
         present: Vec<UserId>,
-    ) -> Result<Sent, ApiError> {
-        let conversation_id = parse(ConversationId::parse(conversation_id))?;
-        let content = parse(Content::parse(content))?;
-        let temp_id = temp_id.map(|t| parse(TempId::parse(t))).transpose()?;
-        let meta = metadata(who.as_str(), None);
+    ) -> Result<Sent> {
+        let meta = who.metadata();
+        let sender_id = &who.user_id;
         let command = ConversationCommand::SendMessage {
-            sender: who.clone(),
+            sender: sender_id.clone(),
             message_id: MessageId::generate(),
             content: content.clone(),
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
             present,
         };
-        let earlier = |c: &crate::domain::Conversation| {
+        let earlier = |c: &Conversation| {
             temp_id
                 .as_ref()
-                .and_then(|t| c.message_for_temp_id(who, t).cloned())
+                .and_then(|t| c.message_for_temp_id(sender_id, t).cloned())
         };
         let (outcome, first) = self
             .executor
-            .conversation(&conversation_id, command, &meta, earlier)
+            .conversation(conversation_id, command, &meta, earlier)
             .await?;
-        let sender = self.executor.read_user(who, Clone::clone).await.ok();
+        let sender = self.profile(sender_id).await;
         let recorded = outcome.events.iter().find_map(|r| match &r.event {
             ConversationEvent::MessageSent(m) => Some((m.clone(), r.number)),
             _ => None,
         });
-        let (m, offset, duplicate) = match (recorded, first) {
-            (Some((m, offset)), _) => (m, offset, false),
+        let (m, offset) = match (recorded, first) {
+            (Some((m, offset)), _) => (m, Some(offset)),
             (None, Some(f)) => (
                 MessageSentV1 {
                     message_id: f.message_id,
-                    sender_id: who.clone(),
+                    sender_id: sender_id.clone(),
                     content,
                     temp_id,
                     seq: f.seq,
                     sent_at: f.sent_at,
                 },
-                0,
-                true,
+                None,
             ),
             (None, None) => {
-                return Err(ApiError::internal(
-                    "send decided no event and no earlier message",
+                return Err(CommandError::Internal(
+                    "send decided no event and no earlier message".into(),
                 ));
             }
         };
-        let mut payload = payload::message_new(&conversation_id, &m, offset, sender.as_ref());
-        if duplicate && let Some(obj) = payload.as_object_mut() {
-            obj.remove("offset");
-        }
         Ok(Sent {
-            message_id: m.message_id,
-            seq: m.seq,
+            message: message_new(conversation_id, &m, offset, sender.as_ref()),
             position: outcome.position,
-            payload,
-            duplicate,
+            duplicate: offset.is_none(),
         })
     }
 }

@@ -169,7 +169,7 @@ async fn two_writers_racing_lose_nothing_and_duplicate_nothing<L: EventLog>(
 
     // A fresh node loads the same state from the log.
     let fresh = Executor::new(log.clone(), subjects);
-    let last = fresh.read_conversation(&conv, |c| c.last_seq).await?;
+    let last = fresh.read_conversation(&conv, |c| c.last_seq()).await?;
     assert_eq!(last, 2 * PER_WRITER as u64);
     Ok(())
 }
@@ -253,11 +253,11 @@ async fn a_command_whose_first_append_landed_is_not_appended_twice<L: EventLog>(
         .count();
     assert_eq!(landed_count, 1);
     // And the node's cached state counts the message once.
-    let cached = executor.read_conversation(&conv, |c| c.last_seq).await?;
+    let cached = executor.read_conversation(&conv, |c| c.last_seq()).await?;
     let fresh = Executor::new(log.clone(), subjects.clone());
     assert_eq!(
         cached,
-        fresh.read_conversation(&conv, |c| c.last_seq).await?
+        fresh.read_conversation(&conv, |c| c.last_seq()).await?
     );
     assert_eq!(outcome.events.len(), 1);
     Ok(())

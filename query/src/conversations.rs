@@ -7,15 +7,18 @@ use api::{ApiError, Identity};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use events::ConversationId;
-use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::HashMap;
+use wire::rest::{
+    ConversationDetails, ConversationList, ConversationSummary, LastMessage, Participant,
+    ParticipantUser,
+};
 
 pub async fn list(
     State(s): State<QueryState>,
     who: Identity,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationList>, ApiError> {
     wait::until(&s.pool, wait::min_position(&params)?).await?;
     let rows = sqlx::query(
         "SELECT c.id, c.title, c.created_by, c.created_ms, c.last_message_ms, p.role,
@@ -33,32 +36,27 @@ pub async fn list(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::unavailable)?;
-    let conversations: Vec<Value> = rows
+    let conversations = rows
         .iter()
-        .map(|r| {
-            let last = r.get::<Option<String>, _>("m_id").map(|id| {
-                json!({
-                    "id": id,
-                    "senderId": r.get::<Option<String>, _>("m_sender"),
-                    "content": r.get::<Option<String>, _>("m_content"),
-                    "seq": r.get::<Option<i64>, _>("m_seq"),
-                    "createdAt": iso(r.get("m_created")),
-                    "deletedAt": iso(r.get("m_deleted")),
-                })
-            });
-            json!({
-                "id": r.get::<String, _>("id"),
-                "title": r.get::<Option<String>, _>("title"),
-                "createdBy": r.get::<String, _>("created_by"),
-                "createdAt": iso(r.get("created_ms")),
-                "lastMessageAt": iso(r.get("last_message_ms")),
-                "role": r.get::<String, _>("role"),
-                "unreadCount": r.get::<i64, _>("unread"),
-                "lastMessage": last,
-            })
+        .map(|r| ConversationSummary {
+            id: r.get("id"),
+            title: r.get("title"),
+            created_by: r.get("created_by"),
+            created_at: iso(r.get("created_ms")),
+            last_message_at: iso(r.get("last_message_ms")),
+            role: r.get("role"),
+            unread_count: r.get("unread"),
+            last_message: r.get::<Option<String>, _>("m_id").map(|id| LastMessage {
+                id,
+                sender_id: r.get("m_sender"),
+                content: r.get("m_content"),
+                seq: r.get("m_seq"),
+                created_at: iso(r.get("m_created")),
+                deleted_at: iso(r.get("m_deleted")),
+            }),
         })
         .collect();
-    Ok(Json(json!({ "conversations": conversations })))
+    Ok(Json(ConversationList { conversations }))
 }
 
 pub async fn get(
@@ -66,7 +64,7 @@ pub async fn get(
     who: Identity,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationDetails>, ApiError> {
     let id = ConversationId::parse(&id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
     wait::until(&s.pool, wait::min_position(&params)?).await?;
     require_participant(&s.pool, id.as_str(), who.user_id.as_str()).await?;
@@ -84,30 +82,32 @@ pub async fn get(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::unavailable)?;
-    let participants: Vec<Value> = participants
+    let participants = participants
         .iter()
         .map(|p| {
             let user_id: String = p.get("user_id");
-            json!({
-                "userId": user_id,
-                "role": p.get::<String, _>("role"),
-                "joinedAt": iso(p.get("joined_ms")),
-                "user": {
-                    "id": user_id,
-                    "name": p.get::<Option<String>, _>("name").unwrap_or_else(|| user_id.clone()),
-                    "avatarUrl": p.get::<Option<String>, _>("avatar_url"),
-                    "lastSeenAt": iso(p.get("last_seen_ms")),
+            Participant {
+                user: ParticipantUser {
+                    id: user_id.clone(),
+                    name: p
+                        .get::<Option<String>, _>("name")
+                        .unwrap_or_else(|| user_id.clone()),
+                    avatar_url: p.get("avatar_url"),
+                    last_seen_at: iso(p.get("last_seen_ms")),
                 },
-            })
+                user_id,
+                role: p.get("role"),
+                joined_at: iso(p.get("joined_ms")),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "id": c.get::<String, _>("id"),
-        "title": c.get::<Option<String>, _>("title"),
-        "createdBy": c.get::<String, _>("created_by"),
-        "createdAt": iso(c.get("created_ms")),
-        "lastMessageAt": iso(c.get("last_message_ms")),
-        "messageCount": c.get::<i64, _>("last_seq"),
-        "participants": participants,
-    })))
+    Ok(Json(ConversationDetails {
+        id: c.get("id"),
+        title: c.get("title"),
+        created_by: c.get("created_by"),
+        created_at: iso(c.get("created_ms")),
+        last_message_at: iso(c.get("last_message_ms")),
+        message_count: c.get("last_seq"),
+        participants,
+    }))
 }

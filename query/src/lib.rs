@@ -37,6 +37,6 @@ pub fn router(state: QueryState) -> Router {
 }
 
 /// Formats optional epoch milliseconds from the read models as ISO 8601.
-pub(crate) fn iso(ms: Option<i64>) -> serde_json::Value {
-    ms.map_or(serde_json::Value::Null, |m| events::iso8601(m).into())
+pub(crate) fn iso(ms: Option<i64>) -> Option<wire::Timestamp> {
+    ms.map(wire::Timestamp)
 }

@@ -6,9 +6,9 @@ use api::{ApiError, ErrorCode, Identity};
 use axum::Json;
 use axum::extract::{Query, State};
 use events::ConversationId;
-use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
+use wire::rest::{Message, MessagePage, MessageReaction, Sender};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -54,7 +54,7 @@ pub async fn list(
     State(s): State<QueryState>,
     who: Identity,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     let conversation = params
         .get("conversationId")
         .ok_or_else(|| ApiError::invalid_input("conversationId is required"))?;
@@ -107,75 +107,67 @@ pub async fn list(
     if after.is_none() {
         rows.reverse();
     }
-    let mut messages: Vec<Value> = rows.iter().map(message_json).collect();
+    let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
     attach_reactions(&s.pool, &mut messages).await?;
-    Ok(Json(json!({"messages": messages, "hasMore": has_more})))
+    Ok(Json(MessagePage { messages, has_more }))
 }
 
 /// Fills each message's `reactions` with `{id, emoji, userId, createdAt}`, oldest first.
-async fn attach_reactions(pool: &AnyPool, messages: &mut [Value]) -> Result<(), ApiError> {
-    let ids: Vec<String> = messages
-        .iter()
-        .filter_map(|m| m["id"].as_str().map(str::to_owned))
-        .collect();
-    if ids.is_empty() {
+async fn attach_reactions(pool: &AnyPool, messages: &mut [Message]) -> Result<(), ApiError> {
+    if messages.is_empty() {
         return Ok(());
     }
     let sql = format!(
         "SELECT id, message_id, user_id, emoji, created_ms FROM reactions
          WHERE message_id IN ({}) ORDER BY created_ms, id",
-        readstore::placeholders(1, ids.len())
+        readstore::placeholders(1, messages.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ids {
-        query = query.bind(id.as_str());
+    for m in messages.iter() {
+        query = query.bind(m.id.as_str());
     }
     let rows = query.fetch_all(pool).await.map_err(ApiError::unavailable)?;
-    let mut by_message: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut by_message: HashMap<String, Vec<MessageReaction>> = HashMap::new();
     for r in rows {
         by_message
             .entry(r.get("message_id"))
             .or_default()
-            .push(json!({
-                "id": r.get::<String, _>("id"),
-                "emoji": r.get::<String, _>("emoji"),
-                "userId": r.get::<String, _>("user_id"),
-                "createdAt": iso(r.get("created_ms")),
-            }));
+            .push(MessageReaction {
+                id: r.get("id"),
+                emoji: r.get("emoji"),
+                user_id: r.get("user_id"),
+                created_at: iso(r.get("created_ms")),
+            });
     }
     for m in messages.iter_mut() {
-        if let Some(list) = m["id"].as_str().and_then(|id| by_message.remove(id)) {
-            m["reactions"] = Value::Array(list);
+        if let Some(list) = by_message.remove(&m.id) {
+            m.reactions = list;
         }
     }
     Ok(())
 }
 
-fn message_json(r: &sqlx::any::AnyRow) -> Value {
+fn message_of(r: &sqlx::any::AnyRow) -> Message {
     let sender_id: String = r.get("sender_id");
     let name: Option<String> = r.get("name");
-    let avatar: Option<String> = r.get("avatar_url");
-    let mut sender = json!({"id": sender_id, "name": name.unwrap_or_else(|| sender_id.clone())});
-    if let Some(a) = avatar {
-        sender["avatarUrl"] = a.into();
+    Message {
+        id: r.get("id"),
+        conversation_id: r.get("conversation_id"),
+        seq: r.get("seq"),
+        content: r.get("content"),
+        created_at: iso(r.get("created_ms")),
+        edited_at: iso(r.get("edited_ms")),
+        deleted_at: iso(r.get("deleted_ms")),
+        offset: r.get("log_offset"),
+        sender: Sender {
+            name: name.unwrap_or_else(|| sender_id.clone()),
+            id: sender_id.clone(),
+            avatar_url: r.get("avatar_url"),
+        },
+        sender_id,
+        reactions: vec![],
+        temp_id: r.get("temp_id"),
     }
-    let mut m = json!({
-        "id": r.get::<String, _>("id"),
-        "conversationId": r.get::<String, _>("conversation_id"),
-        "senderId": sender_id,
-        "seq": r.get::<i64, _>("seq"),
-        "content": r.get::<Option<String>, _>("content"),
-        "createdAt": iso(r.get("created_ms")),
-        "editedAt": iso(r.get("edited_ms")),
-        "deletedAt": iso(r.get("deleted_ms")),
-        "offset": r.get::<i64, _>("log_offset"),
-        "sender": sender,
-        "reactions": [],
-    });
-    if let Some(t) = r.get::<Option<String>, _>("temp_id") {
-        m["tempId"] = t.into();
-    }
-    m
 }
 
 /// The conversation of a message, as the read models know it.

@@ -5,16 +5,16 @@ use api::{ApiError, ErrorCode, Identity};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use events::UserId;
-use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::HashMap;
+use wire::rest::UserProfile;
 
 pub async fn get(
     State(s): State<QueryState>,
     _who: Identity,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserProfile>, ApiError> {
     let id = UserId::parse(&id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
     wait::until(&s.pool, wait::min_position(&params)?).await?;
     let row =
@@ -24,11 +24,11 @@ pub async fn get(
             .await
             .map_err(ApiError::unavailable)?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "User not found"))?;
-    Ok(Json(json!({
-        "id": row.get::<String, _>("id"),
-        "name": row.get::<String, _>("name"),
-        "avatarUrl": row.get::<Option<String>, _>("avatar_url"),
-        "status": row.get::<String, _>("status"),
-        "lastSeenAt": iso(row.get("last_seen_ms")),
-    })))
+    Ok(Json(UserProfile {
+        id: row.get("id"),
+        name: row.get("name"),
+        avatar_url: row.get("avatar_url"),
+        status: row.get("status"),
+        last_seen_at: iso(row.get("last_seen_ms")),
+    }))
 }

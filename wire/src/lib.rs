@@ -87,6 +87,9 @@ mod tests {
             &UserRef::new(&user(), Some("Ann"), Some("https://a/b.png")),
             r#"{"id":"u1","name":"Ann","avatarUrl":"https://a/b.png"}"#,
         );
-        golden(&UserRef::new(&user(), None, None), r#"{"id":"u1","name":"u1"}"#);
+        golden(
+            &UserRef::new(&user(), None, None),
+            r#"{"id":"u1","name":"u1"}"#,
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! socket events, under [`crate::ack::Ack`]) and what the read routes answer. Every write
 //! answer carries `position`, the log position of its last event.
 
+use crate::Timestamp;
 use crate::socket::MessageNew;
-use crate::{Timestamp, UserRef};
 use events::{ConversationId, Emoji, MessageId, ReactionId, UserId};
 use serde::Serialize;
 
@@ -232,7 +232,7 @@ pub struct MessageReaction {
 mod tests {
     use super::*;
     use crate::fixtures::*;
-    use crate::golden;
+    use crate::{UserRef, golden};
     use events::Content;
 
     fn reaction() -> ReactionId {

@@ -34,33 +34,58 @@ pub struct ReactionState {
     pub emoji: Emoji,
 }
 
+/// The conversation's state: what its decisions need. Every field is rebuilt from the events
+/// alone (`evolve`), and a serde round trip keeps every one of them (maps with composite keys
+/// are written as lists of pairs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
-    pub id: Option<ConversationId>,
-    pub title: Option<String>,
+    id: Option<ConversationId>,
+    title: Option<String>,
     /// Active participants and their roles.
-    pub participants: BTreeMap<UserId, ParticipantRole>,
+    participants: BTreeMap<UserId, ParticipantRole>,
     /// `seq` of the last message.
-    pub last_seq: u64,
+    last_seq: u64,
     /// First message of each (sender, tempId), for idempotent retries.
-    #[serde(skip)]
-    pub by_temp_id: HashMap<(UserId, TempId), SentRef>,
+    #[serde(with = "pairs")]
+    by_temp_id: HashMap<(UserId, TempId), SentRef>,
     /// Every message, at index `seq - 1`.
-    pub messages: Vec<MessageState>,
-    #[serde(skip)]
-    pub seq_of: HashMap<MessageId, u64>,
+    messages: Vec<MessageState>,
+    seq_of: HashMap<MessageId, u64>,
     /// Highest `seq` delivered to each user.
-    pub delivered_upto: HashMap<UserId, u64>,
+    delivered_upto: HashMap<UserId, u64>,
     /// (reader, seq) of every read receipt.
-    #[serde(skip)]
-    pub read: HashSet<(UserId, u64)>,
-    pub reactions: HashMap<ReactionId, ReactionState>,
-    #[serde(skip)]
-    pub reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
+    read: HashSet<(UserId, u64)>,
+    reactions: HashMap<ReactionId, ReactionState>,
+    #[serde(with = "pairs")]
+    reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
+}
+
+/// Maps whose keys are not strings, written as a list of `(key, value)` pairs (serde formats
+/// such as JSON only take string keys). Written by hand: three lines, no crate needed.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 /// What a retry with the same tempId answers: the first message's id, seq and time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRef {
     pub message_id: MessageId,
     pub seq: u64,
@@ -132,6 +157,20 @@ pub enum ConversationCommand {
 impl Conversation {
     pub fn exists(&self) -> bool {
         self.id.is_some()
+    }
+
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+
+    /// Active participants and their roles, by user id.
+    pub fn participants(&self) -> impl Iterator<Item = (&UserId, ParticipantRole)> {
+        self.participants.iter().map(|(u, r)| (u, *r))
+    }
+
+    /// `seq` of the last message (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     pub fn is_participant(&self, user: &UserId) -> bool {

@@ -26,6 +26,20 @@ pub enum DomainError {
     Conflict(&'static str),
 }
 
+impl DomainError {
+    /// The contract's code for this refusal.
+    pub fn code(&self) -> api::ErrorCode {
+        use api::ErrorCode as C;
+        match self {
+            Self::InvalidInput(_) => C::InvalidInput,
+            Self::NotFound(_) => C::NotFound,
+            Self::NotParticipant => C::NotParticipant,
+            Self::Unauthorized(_) => C::Unauthorized,
+            Self::Conflict(_) => C::Conflict,
+        }
+    }
+}
+
 /// The cqrs-es event type of an aggregate: the event enum of the `events` crate, wrapped so
 /// that cqrs-es's `DomainEvent` can be implemented here (the `events` crate stays free of
 /// cqrs-es and its tokio dependency).

@@ -1,6 +1,6 @@
 //! The user aggregate: registration and profile. Decides `UserRegistered` / `UserUpdated`.
 
-use super::{DomainError, check_text, cqrs_aggregate};
+use super::{Decide, DomainError, check_text, cqrs_aggregate};
 use events::{
     Millis, UserEvent, UserLastSeenV1, UserRegisteredV1, UserReinstatedV1, UserSuspendedV1,
     UserUpdatedV1,
@@ -12,17 +12,43 @@ pub const MAX_AVATAR_URL_CHARS: usize = 2048;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub registered: bool,
-    pub name: String,
-    pub avatar_url: Option<String>,
-    pub suspended: bool,
-    pub last_seen_at: Option<Millis>,
+    registered: bool,
+    name: String,
+    avatar_url: Option<String>,
+    suspended: bool,
+    last_seen_at: Option<Millis>,
 }
 
 impl User {
+    /// A registered, active user with this profile (as its `UserRegistered` event leaves it).
+    pub fn registered(name: &str, avatar_url: Option<&str>) -> Self {
+        let mut user = Self::default();
+        user.evolve(&UserEvent::Registered(UserRegisteredV1 {
+            name: name.to_owned(),
+            avatar_url: avatar_url.map(str::to_owned),
+        }));
+        user
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
     /// Registered and not suspended: may connect and act.
     pub fn is_active(&self) -> bool {
         self.registered && !self.suspended
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn avatar_url(&self) -> Option<&str> {
+        self.avatar_url.as_deref()
+    }
+
+    pub fn last_seen_at(&self) -> Option<Millis> {
+        self.last_seen_at
     }
 }
 
@@ -43,7 +69,7 @@ pub enum UserCommand {
     },
 }
 
-impl super::Decide for User {
+impl Decide for User {
     type Command = UserCommand;
     type Event = UserEvent;
 

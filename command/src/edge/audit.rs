@@ -7,8 +7,8 @@ use axum::{Json, Router};
 use eventlog::EventLog;
 use events::ConversationId;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
+use wire::rest::AuditPage;
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
@@ -55,7 +55,7 @@ async fn audit<L: EventLog>(
     State(s): State<AuditState<L>>,
     who: Identity,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     who.require_admin()?;
     let Query(q) = query.map_err(|e| ApiError::invalid_input(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -75,11 +75,12 @@ async fn audit<L: EventLog>(
         .await
         .map_err(|e| ApiError::from(crate::ExecError::from(e)))?;
     let next_after = commits.last().map_or(after, |c| c.position);
-    let entries: Vec<Value> = commits
-        .iter()
-        .flat_map(|c| events::audit::entries(c.position, &c.commit))
-        .collect();
-    Ok(Json(
-        json!({"entries": entries, "hasMore": has_more, "nextAfter": next_after}),
-    ))
+    Ok(Json(AuditPage {
+        entries: commits
+            .iter()
+            .flat_map(|c| events::audit::entries(c.position, &c.commit))
+            .collect(),
+        has_more,
+        next_after,
+    }))
 }

@@ -6,3 +6,16 @@
 pub mod audit;
 pub mod rest;
 pub mod socket;
+
+use api::ApiError;
+
+/// An id received from a client, or `INVALID_INPUT`.
+pub(crate) fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|e: events::IdError| ApiError::invalid_input(e.to_string()))
+}
+
+/// A checked text value (`Content`, `Emoji`, `TempId`), or `INVALID_INPUT`.
+pub(crate) fn text<T>(parsed: Result<T, events::TextError>) -> Result<T, ApiError> {
+    parsed.map_err(|e| ApiError::invalid_input(e.to_string()))
+}

@@ -1,18 +1,26 @@
 //! REST write routes. Thin: extract (JSON → `INVALID_INPUT` on a bad body, bearer token →
-//! 401), call the same service as the socket events, answer with the contract's shapes.
+//! 401, `X-Request-Id` → the correlation id), parse into typed values, call the same service
+//! as the socket events, answer with the contract's wire shapes.
 
+use super::{id, text};
 use crate::node::NodeState;
+use crate::service::Caller;
 use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::{delete, patch, post, put};
 use axum::{Json, Router};
 use eventlog::EventLog;
-use events::{ConversationId, MessageId};
+use events::{Content, ConversationId, Emoji, MessageId, TempId, UserId};
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
+use tracing::Instrument;
+use wire::rest::{
+    ConversationCreated, Deleted, Edited, ParticipantChanged, Positioned, Reaction, SentMessage,
+    UserSaved, UserStatus,
+};
 
 /// Finds the conversation of a message (the REST message routes name only the message).
 /// Implemented over the read models by the wiring; the command side holds no SQL.
@@ -23,8 +31,8 @@ pub type MessageLocator = Arc<
         + Sync,
 >;
 
-/// The REST edge shares the socket edge's state: same service, same per-user send bucket,
-/// same presence (a message sent over REST is delivered to whoever is in the room).
+/// The REST edge shares the socket edge's node state: same service, same per-user send
+/// bucket, same presence (a message sent over REST is delivered to whoever is in the room).
 pub struct RestState<L> {
     pub node: Arc<NodeState<L>>,
     pub locate: MessageLocator,
@@ -39,6 +47,43 @@ impl<L> Clone for RestState<L> {
     }
 }
 
+/// The header a client (or a proxy) names its request with; echoed into the log as the
+/// commands' correlation id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller of a REST write: the token's identity and the request's correlation id
+/// (`X-Request-Id` when it is a usable id, else a new one).
+pub struct RestCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for RestCaller
+where
+    Arc<JwtKeys>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let identity = Identity::from_request_parts(parts, state).await?;
+        Ok(Self(Caller::new(&identity, request_id(parts))))
+    }
+}
+
+/// `X-Request-Id` when it is 1–128 visible ASCII characters.
+fn request_id(parts: &Parts) -> Option<String> {
+    let v = parts.headers.get(REQUEST_ID)?.to_str().ok()?.trim();
+    let ok = !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| v.to_owned())
+}
+
+/// Runs a route's service call in a span that names the route and the correlation id.
+async fn traced<T>(
+    route: &'static str,
+    caller: &Caller,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let span = tracing::info_span!("rest_command", route, user = %caller.user_id, correlation_id = %caller.correlation_id);
+    work.instrument(span).await
+}
+
 /// The conversation a message route acts in: `conversationId` when the client gave it,
 /// else the read models' answer.
 async fn conversation_of<L>(
@@ -48,15 +93,11 @@ async fn conversation_of<L>(
     min_position: Option<u64>,
 ) -> Result<ConversationId, ApiError> {
     if let Some(c) = given {
-        return ConversationId::parse(c).map_err(|e| ApiError::invalid_input(e.to_string()));
+        return id(c);
     }
     (s.locate)(message.clone(), min_position)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Message not found"))
-}
-
-fn message_id(id: &str) -> Result<MessageId, ApiError> {
-    MessageId::parse(id).map_err(|e| ApiError::invalid_input(e.to_string()))
 }
 
 #[derive(Deserialize, Default)]
@@ -75,35 +116,41 @@ struct EditBody {
 
 async fn patch_message<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
+    RestCaller(who): RestCaller,
+    Path(message): Path<String>,
     Query(q): Query<InConversation>,
     ApiJson(body): ApiJson<EditBody>,
-) -> Answer {
-    let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
-    Ok(Json(
-        s.node
+) -> Result<Json<Edited>, ApiError> {
+    let message: MessageId = id(&message)?;
+    let conv = conversation_of(
+        &s,
+        &message,
+        body.conversation_id.as_deref(),
+        q.min_position,
+    )
+    .await?;
+    let content = text(Content::parse(&body.content))?;
+    let edited = traced("patch_message", &who, async {
+        Ok(s.node
             .service
-            .edit_message(&who.user_id, &conv, &id, &body.content)
-            .await?,
-    ))
+            .edit_message(&who, &conv, &message, content)
+            .await?)
+    });
+    Ok(Json(edited.await?))
 }
 
 async fn delete_message<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
+    RestCaller(who): RestCaller,
+    Path(message): Path<String>,
     Query(q): Query<InConversation>,
-) -> Answer {
-    let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
-    Ok(Json(
-        s.node
-            .service
-            .delete_message(&who.user_id, &conv, &id)
-            .await?,
-    ))
+) -> Result<Json<Deleted>, ApiError> {
+    let message: MessageId = id(&message)?;
+    let conv = conversation_of(&s, &message, q.conversation_id.as_deref(), q.min_position).await?;
+    let deleted = traced("delete_message", &who, async {
+        Ok(s.node.service.delete_message(&who, &conv, &message).await?)
+    });
+    Ok(Json(deleted.await?))
 }
 
 #[derive(Deserialize)]
@@ -115,17 +162,19 @@ struct ReadBody {
 
 async fn mark_read<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
+    RestCaller(who): RestCaller,
     ApiJson(body): ApiJson<ReadBody>,
-) -> Answer {
-    let conv = ConversationId::parse(&body.conversation_id)
-        .map_err(|e| ApiError::invalid_input(e.to_string()))?;
-    Ok(Json(
-        s.node
-            .service
-            .mark_read(&who.user_id, &conv, &body.message_ids)
-            .await?,
-    ))
+) -> Result<Json<Positioned>, ApiError> {
+    let conv: ConversationId = id(&body.conversation_id)?;
+    let ids = body
+        .message_ids
+        .iter()
+        .map(|m| id(m))
+        .collect::<Result<Vec<MessageId>, _>>()?;
+    let read = traced("mark_read", &who, async {
+        Ok(s.node.service.mark_read(&who, &conv, ids).await?)
+    });
+    Ok(Json(read.await?))
 }
 
 #[derive(Deserialize)]
@@ -137,35 +186,45 @@ struct ReactionBody {
 
 async fn add_reaction<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
+    RestCaller(who): RestCaller,
+    Path(message): Path<String>,
     Query(q): Query<InConversation>,
     ApiJson(body): ApiJson<ReactionBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, body.conversation_id.as_deref(), q.min_position).await?;
-    let added = s
-        .node
-        .service
-        .add_reaction(&who.user_id, &conv, &id, &body.emoji)
-        .await?;
-    Ok((StatusCode::CREATED, Json(added)))
+) -> Result<(StatusCode, Json<Reaction>), ApiError> {
+    let message: MessageId = id(&message)?;
+    let conv = conversation_of(
+        &s,
+        &message,
+        body.conversation_id.as_deref(),
+        q.min_position,
+    )
+    .await?;
+    let emoji = text(Emoji::parse(&body.emoji))?;
+    let added = traced("add_reaction", &who, async {
+        Ok(s.node
+            .service
+            .add_reaction(&who, &conv, &message, emoji)
+            .await?)
+    });
+    Ok((StatusCode::CREATED, Json(added.await?)))
 }
 
 async fn remove_reaction<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path((id, reaction)): Path<(String, String)>,
+    RestCaller(who): RestCaller,
+    Path((message, reaction)): Path<(String, String)>,
     Query(q): Query<InConversation>,
-) -> Answer {
-    let id = message_id(&id)?;
-    let conv = conversation_of(&s, &id, q.conversation_id.as_deref(), q.min_position).await?;
-    Ok(Json(
-        s.node
+) -> Result<Json<Positioned>, ApiError> {
+    let message: MessageId = id(&message)?;
+    let conv = conversation_of(&s, &message, q.conversation_id.as_deref(), q.min_position).await?;
+    let reaction = id(&reaction)?;
+    let removed = traced("remove_reaction", &who, async {
+        Ok(s.node
             .service
-            .remove_reaction(&who.user_id, &conv, &id, &reaction)
-            .await?,
-    ))
+            .remove_reaction(&who, &conv, &message, reaction)
+            .await?)
+    });
+    Ok(Json(removed.await?))
 }
 
 impl<L> FromRef<RestState<L>> for Arc<JwtKeys> {
@@ -202,8 +261,6 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
         .with_state(state)
 }
 
-type Answer = Result<Json<Value>, ApiError>;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserBody {
@@ -213,32 +270,53 @@ struct UserBody {
 
 async fn put_user<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
     ApiJson(body): ApiJson<UserBody>,
-) -> Answer {
-    Ok(Json(
-        s.node
+) -> Result<Json<UserSaved>, ApiError> {
+    let saved = traced("put_user", &who, async {
+        if !who.admin {
+            return Err(crate::error::CommandError::AdminRequired.into());
+        }
+        let user: UserId = id(&user)?;
+        Ok(s.node
             .service
-            .upsert_user(&who, &id, body.name, body.avatar_url)
-            .await?,
-    ))
+            .upsert_user(&who, user, body.name, body.avatar_url)
+            .await?)
+    });
+    Ok(Json(saved.await?))
 }
 
 async fn suspend<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
-) -> Answer {
-    Ok(Json(s.node.service.set_suspended(&who, &id, true).await?))
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
+) -> Result<Json<UserStatus>, ApiError> {
+    set_suspended(&s, &who, &user, true).await
 }
 
 async fn reinstate<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
-) -> Answer {
-    Ok(Json(s.node.service.set_suspended(&who, &id, false).await?))
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
+) -> Result<Json<UserStatus>, ApiError> {
+    set_suspended(&s, &who, &user, false).await
+}
+
+async fn set_suspended<L: EventLog>(
+    s: &RestState<L>,
+    who: &Caller,
+    user: &str,
+    suspended: bool,
+) -> Result<Json<UserStatus>, ApiError> {
+    let changed = traced("set_suspended", who, async {
+        if !who.admin {
+            return Err(crate::error::CommandError::AdminRequired.into());
+        }
+        let user: UserId = id(user)?;
+        Ok(s.node.service.set_suspended(who, user, suspended).await?)
+    });
+    Ok(Json(changed.await?))
 }
 
 #[derive(Deserialize)]
@@ -250,15 +328,21 @@ struct ConversationBody {
 
 async fn post_conversation<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
+    RestCaller(who): RestCaller,
     ApiJson(body): ApiJson<ConversationBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = s
-        .node
-        .service
-        .create_conversation(&who, body.title, body.participant_ids)
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+) -> Result<(StatusCode, Json<ConversationCreated>), ApiError> {
+    let participants = body
+        .participant_ids
+        .iter()
+        .map(|p| id(p))
+        .collect::<Result<Vec<UserId>, _>>()?;
+    let created = traced("post_conversation", &who, async {
+        Ok(s.node
+            .service
+            .create_conversation(&who, body.title, participants)
+            .await?)
+    });
+    Ok((StatusCode::CREATED, Json(created.await?)))
 }
 
 #[derive(Deserialize)]
@@ -269,29 +353,29 @@ struct ParticipantBody {
 
 async fn add_participant<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path(id): Path<String>,
+    RestCaller(who): RestCaller,
+    Path(conv): Path<String>,
     ApiJson(body): ApiJson<ParticipantBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let added = s
-        .node
-        .service
-        .add_participant(&who.user_id, &id, &body.user_id)
-        .await?;
-    Ok((StatusCode::CREATED, Json(added)))
+) -> Result<(StatusCode, Json<ParticipantChanged>), ApiError> {
+    let user: UserId = id(&body.user_id)?;
+    let conv: ConversationId = id(&conv)?;
+    let added = traced("add_participant", &who, async {
+        Ok(s.node.service.add_participant(&who, &conv, user).await?)
+    });
+    Ok((StatusCode::CREATED, Json(added.await?)))
 }
 
 async fn remove_participant<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
-    Path((id, user)): Path<(String, String)>,
-) -> Answer {
-    Ok(Json(
-        s.node
-            .service
-            .remove_participant(&who.user_id, &id, &user)
-            .await?,
-    ))
+    RestCaller(who): RestCaller,
+    Path((conv, user)): Path<(String, String)>,
+) -> Result<Json<ParticipantChanged>, ApiError> {
+    let conv: ConversationId = id(&conv)?;
+    let user: UserId = id(&user)?;
+    let removed = traced("remove_participant", &who, async {
+        Ok(s.node.service.remove_participant(&who, &conv, user).await?)
+    });
+    Ok(Json(removed.await?))
 }
 
 #[derive(Deserialize)]
@@ -304,9 +388,9 @@ struct MessageBody {
 
 async fn post_message<L: EventLog>(
     State(s): State<RestState<L>>,
-    who: Identity,
+    RestCaller(who): RestCaller,
     ApiJson(body): ApiJson<MessageBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SentMessage>), ApiError> {
     if let Err(wait) = s
         .node
         .take_send_token(&who.user_id, std::time::Instant::now())
@@ -316,26 +400,27 @@ async fn post_message<L: EventLog>(
             ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
         });
     }
-    let present = events::ConversationId::parse(&body.conversation_id)
-        .map(|c| s.node.live.online_users(&c))
-        .unwrap_or_default();
-    let sent = s
-        .node
-        .service
-        .send_message(
-            &who.user_id,
-            &body.conversation_id,
-            &body.content,
-            body.temp_id.as_deref(),
-            present,
-        )
-        .await?;
-    let mut payload = sent.payload;
-    payload["position"] = sent.position.into();
+    let conv: ConversationId = id(&body.conversation_id)?;
+    let content = text(Content::parse(&body.content))?;
+    let temp_id = body.temp_id.map(|t| text(TempId::parse(&t))).transpose()?;
+    let present = s.node.live.online_users(&conv);
+    let sent = traced("post_message", &who, async {
+        Ok(s.node
+            .service
+            .send_message(&who, &conv, content, temp_id, present)
+            .await?)
+    })
+    .await?;
     let status = if sent.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(payload)))
+    Ok((
+        status,
+        Json(SentMessage {
+            message: sent.message,
+            position: sent.position,
+        }),
+    ))
 }

@@ -12,6 +12,10 @@
 //! - `…room.<conversationId>`: a room signal (typing). Every node, the sender included, emits
 //!   it to its own sockets of that room, except the sockets of the user it is about.
 
+mod bus;
+
+pub use bus::Bus;
+
 use crate::push::rooms::{conversation_room, user_room};
 use events::{ConversationId, Subjects, UserId};
 use futures::StreamExt;
@@ -21,6 +25,8 @@ use socketioxide::SocketIo;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wire::socket::{NamedUser, SocketEvent, TypingStart, TypingStop, UserOffline, UserOnline};
+use wire::{Timestamp, UserRef};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const EXPIRY: Duration = Duration::from_secs(15);
@@ -37,7 +43,9 @@ enum PresenceMsg {
         node: String,
         conv: String,
         user: String,
-        profile: Value,
+        /// Absent (null) from a node that does not know the profile.
+        #[serde(default)]
+        profile: Option<UserRef>,
         online: bool,
         at: i64,
         /// The sending node's change counter after this change (see [`State::seq`]).
@@ -47,7 +55,7 @@ enum PresenceMsg {
     State {
         node: String,
         rooms: Rooms,
-        profiles: HashMap<String, Value>,
+        profiles: HashMap<String, UserRef>,
         /// The sending node's change counter when this snapshot was taken.
         #[serde(default)]
         seq: u64,
@@ -93,7 +101,7 @@ struct State {
     local: HashMap<String, HashMap<String, usize>>,
     remote: HashMap<String, Remote>,
     /// Profiles of the users in rooms, for `user:online`.
-    profiles: HashMap<String, Value>,
+    profiles: HashMap<String, UserRef>,
     /// Latest departure seen of each (conversation, user), on any node: the `lastSeenAt` of
     /// `user:offline`, equal to the persisted one (the latest of the nodes' records).
     left_at: HashMap<(String, String), i64>,
@@ -134,67 +142,6 @@ fn pairs_of(rooms: &Rooms) -> Vec<(String, String)> {
         .iter()
         .flat_map(|(c, users)| users.iter().map(move |u| (c.clone(), u.clone())))
         .collect()
-}
-
-/// How nodes reach each other with live signals: core NATS, or, for a single node on embedded
-/// storage, a channel inside the process. Either way a node receives its own messages too.
-#[derive(Clone)]
-pub enum Bus {
-    Nats(async_nats::Client),
-    Local(tokio::sync::broadcast::Sender<(String, bytes::Bytes)>),
-}
-
-type Messages = futures::stream::BoxStream<'static, (String, bytes::Bytes)>;
-
-impl Bus {
-    /// An in-process bus.
-    pub fn local() -> Self {
-        Self::Local(tokio::sync::broadcast::channel(4096).0)
-    }
-
-    async fn publish(&self, subject: String, payload: bytes::Bytes) -> Result<(), String> {
-        match self {
-            Self::Nats(c) => c.publish(subject, payload).await.map_err(|e| e.to_string()),
-            Self::Local(tx) => {
-                // No receiver yet is not an error: nobody is listening.
-                let _ = tx.send((subject, payload));
-                Ok(())
-            }
-        }
-    }
-
-    async fn subscribe(&self, filter: String) -> Result<Messages, String> {
-        match self {
-            Self::Nats(c) => {
-                let sub = c.subscribe(filter).await.map_err(|e| e.to_string())?;
-                c.flush().await.map_err(|e| e.to_string())?;
-                Ok(sub.map(|m| (m.subject.to_string(), m.payload)).boxed())
-            }
-            Self::Local(tx) => {
-                let rx = tx.subscribe();
-                Ok(futures::stream::unfold(rx, move |mut rx| {
-                    let filter = filter.clone();
-                    async move {
-                        loop {
-                            match rx.recv().await {
-                                Ok((s, p)) if eventlog::subject_matches(&filter, &s) => {
-                                    return Some(((s, p), rx));
-                                }
-                                Ok(_) => {}
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                    tracing::warn!(missed = n, "live: local bus lagged");
-                                }
-                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                    return None;
-                                }
-                            }
-                        }
-                    }
-                })
-                .boxed())
-            }
-        }
-    }
 }
 
 pub struct Live {
@@ -348,7 +295,9 @@ impl Live {
                     r.heard = Instant::now();
                     return;
                 }
-                st.profiles.insert(user.clone(), profile);
+                if let Some(profile) = profile {
+                    st.profiles.insert(user.clone(), profile);
+                }
                 if !online {
                     note_departure(&mut st, &conv, &user, at);
                 }
@@ -380,32 +329,43 @@ impl Live {
     /// Tells this node's sockets about users appearing in or leaving rooms; `at` is when the
     /// change happened (the `lastSeenAt` of a departure).
     async fn announce(&self, changes: Vec<Transition>, at: events::Millis) {
-        let timestamp = events::iso8601(events::now_millis());
+        let timestamp = Timestamp(events::now_millis());
         for t in changes {
-            let payload = if t.online {
+            let (Ok(conversation_id), Ok(user_id)) =
+                (ConversationId::parse(&t.conv), UserId::parse(&t.user))
+            else {
+                continue;
+            };
+            if t.online {
                 let user = self
                     .lock()
                     .profiles
                     .get(&t.user)
                     .cloned()
-                    .unwrap_or_else(|| serde_json::json!({"id": t.user, "name": t.user}));
-                serde_json::json!({"conversationId": t.conv, "userId": t.user, "user": user, "timestamp": timestamp})
+                    .unwrap_or_else(|| UserRef::new(&user_id, None, None));
+                let online = UserOnline {
+                    conversation_id,
+                    user_id,
+                    user,
+                    timestamp,
+                };
+                self.emit_local(&t.conv, UserOnline::NAME, &online, Some(&t.user))
+                    .await;
             } else {
                 let latest = self
                     .lock()
                     .left_at
                     .get(&(t.conv.clone(), t.user.clone()))
                     .copied();
-                let last = events::iso8601(latest.unwrap_or(at).max(at));
-                serde_json::json!({"conversationId": t.conv, "userId": t.user, "timestamp": timestamp, "lastSeenAt": last})
-            };
-            let event = if t.online {
-                "user:online"
-            } else {
-                "user:offline"
-            };
-            self.emit_local(&t.conv, event, &payload, Some(&t.user))
-                .await;
+                let offline = UserOffline {
+                    conversation_id,
+                    user_id,
+                    timestamp,
+                    last_seen_at: Timestamp(latest.unwrap_or(at).max(at)),
+                };
+                self.emit_local(&t.conv, UserOffline::NAME, &offline, Some(&t.user))
+                    .await;
+            }
         }
     }
 
@@ -435,11 +395,11 @@ impl Live {
         self.announce(changes, events::now_millis()).await;
     }
 
-    async fn emit_local(
+    async fn emit_local<T: Serialize + ?Sized>(
         &self,
         conv: &str,
         event: &str,
-        payload: &Value,
+        payload: &T,
         except_user: Option<&str>,
     ) {
         let Ok(id) = ConversationId::parse(conv) else {
@@ -455,15 +415,17 @@ impl Live {
     }
 
     /// Sends a room signal to every node's sockets in the room, except `except_user`'s.
-    pub async fn signal(
+    pub async fn signal<E: SocketEvent>(
         &self,
         conv: &ConversationId,
-        event: &str,
-        payload: Value,
+        payload: &E,
         except_user: Option<&UserId>,
     ) {
+        let Ok(payload) = serde_json::to_value(payload) else {
+            return;
+        };
         let s = RoomSignal {
-            event: event.to_owned(),
+            event: E::NAME.to_owned(),
             payload,
             except_user: except_user.map(ToString::to_string),
         };
@@ -498,7 +460,7 @@ impl Live {
     }
 
     /// A socket of `user` (with its `{id, name, avatarUrl}` profile) entered the room.
-    pub async fn entered(&self, conv: &ConversationId, user: &UserId, profile: Value) {
+    pub async fn entered(&self, conv: &ConversationId, user: &UserId, profile: UserRef) {
         let (changes, seq) = {
             let mut st = self.lock();
             st.profiles.insert(user.to_string(), profile.clone());
@@ -517,7 +479,7 @@ impl Live {
             node: self.node.clone(),
             conv: conv.to_string(),
             user: user.to_string(),
-            profile,
+            profile: Some(profile),
             online: true,
             at,
             seq,
@@ -551,7 +513,7 @@ impl Live {
             (
                 last_here,
                 changes,
-                st.profiles.get(user.as_str()).cloned().unwrap_or_default(),
+                st.profiles.get(user.as_str()).cloned(),
                 st.seq,
             )
         };
@@ -587,9 +549,15 @@ impl Live {
             st.typing.insert(key.clone(), g);
             g
         };
-        let payload = serde_json::json!({"conversationId": conv, "userId": user, "user": {"id": user, "name": name}});
-        self.signal(conv, "typing:user:start", payload, Some(user))
-            .await;
+        let start = TypingStart {
+            conversation_id: conv.clone(),
+            user_id: user.clone(),
+            user: NamedUser {
+                id: user.clone(),
+                name: name.to_owned(),
+            },
+        };
+        self.signal(conv, &start, Some(user)).await;
         let live = self.clone();
         let (conv, user) = (conv.clone(), user.clone());
         tokio::spawn(async move {
@@ -622,9 +590,11 @@ impl Live {
     }
 
     async fn signal_stop(&self, conv: &ConversationId, user: &UserId) {
-        let payload = serde_json::json!({"conversationId": conv, "userId": user});
-        self.signal(conv, "typing:user:stop", payload, Some(user))
-            .await;
+        let stop = TypingStop {
+            conversation_id: conv.clone(),
+            user_id: user.clone(),
+        };
+        self.signal(conv, &stop, Some(user)).await;
     }
 }
 

@@ -7,16 +7,13 @@
 
 use super::catchup::emit_room_event;
 use super::cut_off;
-use super::outbound::{emit_counted, room_event};
+use super::outbound::{emit_counted, receipts, room_event};
 use super::rooms::user_room;
-use crate::metrics::Metrics;
 use crate::node::NodeState;
 use eventlog::{EventLog, From, StoredCommit};
-use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId, iso8601};
+use events::{ConversationEvent, ConversationId, EventKind, Recorded, UserEvent, UserId};
 use futures::StreamExt;
-use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,11 +62,6 @@ pub async fn run<L: EventLog>(
     }
 }
 
-/// Emits a receipt to a user's sockets.
-async fn emit(io: &SocketIo, metrics: &Metrics, room: String, event: &str, payload: &Value) {
-    emit_counted(io.to(room), metrics, event, payload).await;
-}
-
 async fn deliver<L: EventLog>(state: &NodeState<L>, io: &SocketIo, stored: &StoredCommit) {
     let commit = &stored.commit;
     if commit.aggregate_type == UserEvent::AGGREGATE {
@@ -110,59 +102,17 @@ async fn deliver_event<L: EventLog>(
     r: &Recorded<ConversationEvent>,
 ) {
     let executor = &state.service.executor;
-    if let Some((event, p)) = room_event(executor, conv, r).await {
-        emit_room_event(io, &state.metrics, conv, r.number, event, &p).await;
+    if let Some(message) = room_event(executor, conv, r).await {
+        emit_room_event(io, &state.metrics, conv, r.number, &message).await;
         return;
     }
-    match &r.event {
-        ConversationEvent::MessagesDelivered(d) => {
-            for m in &d.messages {
-                let to: Vec<&UserId> = d.recipients.iter().filter(|u| **u != m.sender_id).collect();
-                if to.is_empty() {
-                    continue;
-                }
-                let p = json!({
-                    "messageId": m.message_id, "conversationId": conv,
-                    "deliveredTo": to, "deliveredAt": iso8601(d.delivered_at),
-                });
-                emit(
-                    io,
-                    &state.metrics,
-                    user_room(&m.sender_id),
-                    "message:delivered",
-                    &p,
-                )
-                .await;
-            }
+    for (to, receipt) in receipts(&r.event, conv) {
+        let room = io.to(user_room(&to));
+        emit_counted(room, &state.metrics, receipt.name(), &receipt).await;
+    }
+    if let ConversationEvent::ParticipantRemoved(p) = &r.event {
+        for socket in io.within(user_room(&p.user_id)).sockets() {
+            state.leave_room(&socket, &p.user_id, conv).await;
         }
-        ConversationEvent::MessagesRead(read) => {
-            let mut by_sender: BTreeMap<&UserId, Vec<&events::MessageId>> = BTreeMap::new();
-            for m in &read.messages {
-                by_sender
-                    .entry(&m.sender_id)
-                    .or_default()
-                    .push(&m.message_id);
-            }
-            for (sender, ids) in by_sender {
-                let p = json!({
-                    "conversationId": conv, "messageIds": ids, "readBy": read.reader,
-                    "readAt": iso8601(read.read_at),
-                });
-                emit(
-                    io,
-                    &state.metrics,
-                    user_room(sender),
-                    "message:read:receipt",
-                    &p,
-                )
-                .await;
-            }
-        }
-        ConversationEvent::ParticipantRemoved(p) => {
-            for socket in io.within(user_room(&p.user_id)).sockets() {
-                state.leave_room(&socket, &p.user_id, conv).await;
-            }
-        }
-        _ => {}
     }
 }

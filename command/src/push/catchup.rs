@@ -10,19 +10,18 @@
 //! replayed) and the socket leaves `catchup-<id>`, all under the buffer's lock, so an event is
 //! either buffered or emitted live, never both, never neither.
 
-use super::outbound::{emit_counted, room_event};
+use super::outbound::{RoomMessage, emit_counted, emit_named, room_event};
 use super::rooms::{catchup_room, conversation_room};
 use crate::executor::Executor;
 use eventlog::EventLog;
 use events::{ConversationEvent, ConversationId};
-use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// A live room event held back: (offset, event name, payload).
-type Held = (u64, &'static str, Value);
+/// A live room event held back, with its offset.
+type Held = (u64, RoomMessage);
 type Buffers = HashMap<ConversationId, Vec<Held>>;
 
 /// Room events held for a socket that is catching up, by conversation.
@@ -41,25 +40,24 @@ pub async fn emit_room_event(
     metrics: &crate::metrics::Metrics,
     conv: &ConversationId,
     offset: u64,
-    event: &'static str,
-    payload: &Value,
+    message: &RoomMessage,
 ) {
     let catchup = catchup_room(conv);
     let live = io.to(conversation_room(conv)).except(catchup.clone());
-    emit_counted(live, metrics, event, payload).await;
+    emit_counted(live, metrics, message.name(), message).await;
     for socket in io.within(catchup).sockets() {
         let buffered = socket.extensions.get::<CatchUps>().is_some_and(|c| {
             let mut map = c.lock();
             match map.get_mut(conv) {
                 Some(buffer) => {
-                    buffer.push((offset, event, payload.clone()));
+                    buffer.push((offset, message.clone()));
                     true
                 }
                 None => false,
             }
         });
         if !buffered {
-            let _ = socket.emit(event, payload);
+            emit_named(&socket, message.name(), message);
         }
     }
 }
@@ -104,9 +102,9 @@ pub async fn replay<L: EventLog>(
     }
     let catchups = socket.extensions.get::<CatchUps>().unwrap_or_default();
     let mut map = catchups.lock();
-    for (offset, event, payload) in map.remove(conv).unwrap_or_default() {
+    for (offset, message) in map.remove(conv).unwrap_or_default() {
         if offset > last {
-            let _ = socket.emit(event, &payload);
+            emit_named(socket, message.name(), &message);
         }
     }
     socket.leave(catchup_room(conv));
@@ -134,8 +132,8 @@ async fn replay_log<L: EventLog>(
             .decode_events::<ConversationEvent>()
             .map_err(api::ApiError::internal)?;
         for r in events.iter().filter(|r| r.number > since) {
-            if let Some((event, payload)) = room_event(executor, conv, r).await {
-                let _ = socket.emit(event, &payload);
+            if let Some(message) = room_event(executor, conv, r).await {
+                emit_named(socket, message.name(), &message);
             }
             last = r.number;
         }

@@ -15,9 +15,8 @@ use socketioxide::extract::SocketRef;
 
 /// Ends a connection with `auth:error` (refused handshake, token expired, user suspended).
 pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
-    let _ = socket.emit(
-        "auth:error",
-        &serde_json::json!({"message": e.to_string(), "code": e.code()}),
-    );
-    let _ = socket.clone().disconnect();
+    outbound::emit_to(socket, &wire::socket::AuthError::from(e));
+    if let Err(e) = socket.clone().disconnect() {
+        tracing::debug!(socket = %socket.id, error = %e, "already disconnected");
+    }
 }

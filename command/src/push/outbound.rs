@@ -1,57 +1,226 @@
 //! The one mapping from a log event to the wire message a client receives, used by the
 //! broadcaster, catch-up and the REST answers; and the counted emit every push goes through.
 
+use crate::domain::User;
 use crate::executor::Executor;
 use crate::metrics::Metrics;
-use crate::payload;
 use eventlog::EventLog;
-use events::{ConversationEvent, ConversationId, Recorded};
-use serde_json::Value;
+use events::{
+    ConversationEvent, ConversationId, MessageDeletedV1, MessageEditedV1, MessageId, MessageSentV1,
+    ReactionAddedV1, ReactionRemovedV1, Recorded, UserId,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use wire::socket::{
+    MessageDeleted, MessageDelivered, MessageNew, MessageUpdated, NamedUser, ReactionAdded,
+    ReactionRemoved, ReadReceipt, SocketEvent,
+};
+use wire::{Timestamp, UserRef};
 
-/// The Socket.IO event and payload of a room event (`None` for events that are not).
+/// An event emitted to a conversation room: it carries `offset` (contract section 1).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RoomMessage {
+    New(MessageNew),
+    Updated(MessageUpdated),
+    Deleted(MessageDeleted),
+    ReactionAdded(ReactionAdded),
+    ReactionRemoved(ReactionRemoved),
+}
+
+impl RoomMessage {
+    /// The Socket.IO event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::New(_) => MessageNew::NAME,
+            Self::Updated(_) => MessageUpdated::NAME,
+            Self::Deleted(_) => MessageDeleted::NAME,
+            Self::ReactionAdded(_) => ReactionAdded::NAME,
+            Self::ReactionRemoved(_) => ReactionRemoved::NAME,
+        }
+    }
+}
+
+/// The `sender` / `user` object of a user as this node knows them.
+pub fn user_ref(id: &UserId, user: Option<&User>) -> UserRef {
+    UserRef::new(id, user.map(User::name), user.and_then(|u| u.avatar_url()))
+}
+
+/// `message:new` (and the `POST /api/messages` body); `offset` is `None` for a retried send.
+pub fn message_new(
+    conversation_id: &ConversationId,
+    m: &MessageSentV1,
+    offset: Option<u64>,
+    sender: Option<&User>,
+) -> MessageNew {
+    MessageNew {
+        id: m.message_id.clone(),
+        conversation_id: conversation_id.clone(),
+        sender_id: m.sender_id.clone(),
+        content: m.content.clone(),
+        created_at: Timestamp(m.sent_at),
+        seq: m.seq,
+        offset,
+        sender: user_ref(&m.sender_id, sender),
+        temp_id: m.temp_id.clone(),
+    }
+}
+
+fn message_updated(conv: &ConversationId, e: &MessageEditedV1, offset: u64) -> MessageUpdated {
+    MessageUpdated {
+        id: e.message_id.clone(),
+        conversation_id: conv.clone(),
+        content: e.content.clone(),
+        edited_at: Timestamp(e.edited_at),
+        offset,
+    }
+}
+
+fn message_deleted(conv: &ConversationId, e: &MessageDeletedV1, offset: u64) -> MessageDeleted {
+    MessageDeleted {
+        id: e.message_id.clone(),
+        conversation_id: conv.clone(),
+        deleted_at: Timestamp(e.deleted_at),
+        deleted_by: e.deleted_by.clone(),
+        offset,
+    }
+}
+
+fn reaction_added(
+    conv: &ConversationId,
+    e: &ReactionAddedV1,
+    offset: u64,
+    user: Option<&User>,
+) -> ReactionAdded {
+    ReactionAdded {
+        id: e.reaction_id.clone(),
+        message_id: e.message_id.clone(),
+        conversation_id: conv.clone(),
+        emoji: e.emoji.clone(),
+        user_id: e.user_id.clone(),
+        created_at: Timestamp(e.created_at),
+        user: NamedUser {
+            id: e.user_id.clone(),
+            name: user.map_or(e.user_id.as_str(), User::name).to_owned(),
+        },
+        offset,
+    }
+}
+
+fn reaction_removed(conv: &ConversationId, e: &ReactionRemovedV1, offset: u64) -> ReactionRemoved {
+    ReactionRemoved {
+        id: e.reaction_id.clone(),
+        message_id: e.message_id.clone(),
+        conversation_id: conv.clone(),
+        user_id: e.user_id.clone(),
+        offset,
+    }
+}
+
+/// The room message of a conversation event (`None` for events that are not room events).
 pub async fn room_event<L: EventLog>(
     executor: &Executor<L>,
     conv: &ConversationId,
     r: &Recorded<ConversationEvent>,
-) -> Option<(&'static str, Value)> {
+) -> Option<RoomMessage> {
+    let offset = r.number;
     Some(match &r.event {
         ConversationEvent::MessageSent(m) => {
             let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
-            (
-                "message:new",
-                payload::message_new(conv, m, r.number, sender.as_ref()),
-            )
+            RoomMessage::New(message_new(conv, m, Some(offset), sender.as_ref()))
         }
-        ConversationEvent::MessageEdited(e) => (
-            "message:updated",
-            payload::message_updated(conv, e, r.number),
-        ),
-        ConversationEvent::MessageDeleted(e) => (
-            "message:deleted",
-            payload::message_deleted(conv, e, r.number),
-        ),
+        ConversationEvent::MessageEdited(e) => {
+            RoomMessage::Updated(message_updated(conv, e, offset))
+        }
+        ConversationEvent::MessageDeleted(e) => {
+            RoomMessage::Deleted(message_deleted(conv, e, offset))
+        }
         ConversationEvent::ReactionAdded(e) => {
             let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
-            (
-                "reaction:added",
-                payload::reaction_added(conv, e, r.number, user.as_ref()),
-            )
+            RoomMessage::ReactionAdded(reaction_added(conv, e, offset, user.as_ref()))
         }
-        ConversationEvent::ReactionRemoved(e) => (
-            "reaction:removed",
-            payload::reaction_removed(conv, e, r.number),
-        ),
+        ConversationEvent::ReactionRemoved(e) => {
+            RoomMessage::ReactionRemoved(reaction_removed(conv, e, offset))
+        }
         _ => return None,
     })
 }
 
+/// A receipt, emitted to the sender's sockets (`user-{senderId}`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Receipt {
+    Delivered(MessageDelivered),
+    Read(ReadReceipt),
+}
+
+impl Receipt {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Delivered(_) => MessageDelivered::NAME,
+            Self::Read(_) => ReadReceipt::NAME,
+        }
+    }
+}
+
+/// The receipts a conversation event yields, each with the user it goes to: one
+/// `message:delivered` per message delivered to someone other than its sender, one
+/// `message:read:receipt` per distinct sender whose messages were read.
+pub fn receipts(event: &ConversationEvent, id: &ConversationId) -> Vec<(UserId, Receipt)> {
+    match event {
+        ConversationEvent::MessagesDelivered(d) => d
+            .messages
+            .iter()
+            .filter_map(|m| {
+                let to: Vec<UserId> = d
+                    .recipients
+                    .iter()
+                    .filter(|u| **u != m.sender_id)
+                    .cloned()
+                    .collect();
+                (!to.is_empty()).then(|| {
+                    let receipt = Receipt::Delivered(MessageDelivered {
+                        message_id: m.message_id.clone(),
+                        conversation_id: id.clone(),
+                        delivered_to: to,
+                        delivered_at: Timestamp(d.delivered_at),
+                    });
+                    (m.sender_id.clone(), receipt)
+                })
+            })
+            .collect(),
+        ConversationEvent::MessagesRead(read) => {
+            let mut by_sender: BTreeMap<&UserId, Vec<MessageId>> = BTreeMap::new();
+            for m in &read.messages {
+                by_sender
+                    .entry(&m.sender_id)
+                    .or_default()
+                    .push(m.message_id.clone());
+            }
+            by_sender
+                .into_iter()
+                .map(|(sender, ids)| {
+                    let receipt = Receipt::Read(ReadReceipt {
+                        conversation_id: id.clone(),
+                        message_ids: ids,
+                        read_by: read.reader.clone(),
+                        read_at: Timestamp(read.read_at),
+                    });
+                    (sender.clone(), receipt)
+                })
+                .collect()
+        }
+        _ => vec![],
+    }
+}
+
 /// Emits through `op`. A socket whose send buffer is full misses the event: counted and
 /// logged here; the client recovers by rejoining with `sinceOffset`.
-pub async fn emit_counted(
+pub async fn emit_counted<T: Serialize + ?Sized>(
     op: socketioxide::operators::BroadcastOperators,
     metrics: &Metrics,
     event: &str,
-    payload: &Value,
+    payload: &T,
 ) {
     match op.emit(event, payload).await {
         Ok(()) => {}
@@ -65,5 +234,58 @@ pub async fn emit_counted(
             );
         }
         Err(e) => tracing::error!(event, error = %e, "broadcast failed"),
+    }
+}
+
+/// Emits a typed event to one socket. A socket already gone is not an error (its client
+/// recovers on reconnect); anything else is logged.
+pub fn emit_to<E: SocketEvent>(socket: &socketioxide::extract::SocketRef, payload: &E) {
+    emit_named(socket, E::NAME, payload);
+}
+
+/// Emits a payload under `event` to one socket (see [`emit_to`]).
+pub fn emit_named<T: Serialize + ?Sized>(
+    socket: &socketioxide::extract::SocketRef,
+    event: &str,
+    payload: &T,
+) {
+    use socketioxide::SendError;
+    match socket.emit(event, payload) {
+        Ok(()) | Err(SendError::Socket(socketioxide::SocketError::Closed)) => {}
+        Err(e) => tracing::debug!(event, socket = %socket.id, error = %e, "emit failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::{Content, MessageId, TempId};
+
+    #[test]
+    fn message_new_has_the_spec_fields() {
+        let m = MessageSentV1 {
+            message_id: MessageId::parse("msg_1").expect("valid"),
+            sender_id: UserId::parse("u1").expect("valid"),
+            content: Content::parse("Hello").expect("valid"),
+            temp_id: Some(TempId::parse("tmp").expect("valid")),
+            seq: 4,
+            sent_at: 1_762_684_200_000,
+        };
+        let user = User::registered("John", Some("https://a/b.png"));
+        let c = ConversationId::parse("conv_1").expect("valid");
+        assert_eq!(
+            serde_json::to_value(message_new(&c, &m, Some(9), Some(&user))).expect("json"),
+            serde_json::json!({
+                "id": "msg_1", "conversationId": "conv_1", "senderId": "u1", "content": "Hello",
+                "createdAt": "2025-11-09T10:30:00.000Z", "seq": 4, "offset": 9, "tempId": "tmp",
+                "sender": {"id": "u1", "name": "John", "avatarUrl": "https://a/b.png"}
+            })
+        );
+        let room = RoomMessage::New(message_new(&c, &m, Some(9), None));
+        assert_eq!(room.name(), "message:new");
+        assert_eq!(
+            serde_json::to_value(&room).expect("json")["sender"],
+            serde_json::json!({"id": "u1", "name": "u1"})
+        );
     }
 }

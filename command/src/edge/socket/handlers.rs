@@ -1,21 +1,33 @@
 //! The per-socket task: authentication, then one client event at a time, in arrival order:
-//! rate limits → parse → service (rules in `domain`) → ack, or the error reply.
+//! rate limits → parse (`request`) → one service call → ack, or the error reply. Each event
+//! runs in its own span and under its own correlation id.
 
 use super::request::Request;
 use super::{Inbound, authenticate};
 use crate::domain::User;
 use crate::node::NodeState;
-use crate::push::cut_off;
+use crate::push::outbound::{emit_to, user_ref};
 use crate::push::rooms::{conversation_room, in_room, user_room};
+use crate::push::{catchup, cut_off};
 use crate::rate::{AbuseWindow, TokenBucket};
+use crate::service::{Caller, new_correlation_id};
 use api::{ApiError, ErrorCode, Identity};
 use eventlog::EventLog;
-use events::{ConversationId, UserId, iso8601, now_millis};
-use serde_json::{Value, json};
+use events::{ConversationId, UserId, now_millis};
+use serde::Serialize;
+use serde_json::Value;
 use socketioxide::extract::SocketRef;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tracing::Instrument;
+use wire::Timestamp;
+use wire::ack::{self, Ack, Failure};
+use wire::rest::{Deleted, Edited, Positioned, Reaction};
+use wire::socket::{
+    AuthSuccess, ConversationJoinError, ConversationJoined, ConversationLeft, ErrorContext,
+    PresenceResponse,
+};
 
 /// An authenticated socket's user.
 #[derive(Debug, Clone)]
@@ -29,6 +41,21 @@ struct Limits {
     events: TokenBucket,
     events_abuse: AbuseWindow,
     sends_abuse: AbuseWindow,
+}
+
+/// A successful ack, whichever event it answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Reply {
+    Sent(Ack<ack::Sent>),
+    Joined(Ack<ack::Joined>),
+    Left(Ack<ack::Left>),
+    Edited(Ack<Edited>),
+    Deleted(Ack<Deleted>),
+    Positioned(Ack<Positioned>),
+    Reaction(Ack<Reaction>),
+    Empty(Ack<ack::Empty>),
+    Presence(Ack<PresenceResponse>),
 }
 
 pub(super) async fn run<L: EventLog>(
@@ -45,9 +72,9 @@ pub(super) async fn run<L: EventLog>(
     socket.extensions.insert(session.clone());
     state.metrics.sockets.inc();
     socket.join(user_room(&user_id));
-    let _ = socket.emit(
-        "auth:success",
-        &json!({"userId": user_id, "socketId": socket.id.to_string(), "message": "Authentication successful"}),
+    emit_to(
+        &socket,
+        &AuthSuccess::new(user_id.clone(), socket.id.to_string()),
     );
     let expiry = api::auth::millis_until_expiry(session.identity.exp, now_millis())
         .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
@@ -67,11 +94,14 @@ pub(super) async fn run<L: EventLog>(
         tokio::select! {
             next = inbox.recv() => match next {
                 Some(inbound) => {
+                    let span = tracing::info_span!("socket_event", event = %inbound.event,
+                        socket = %socket.id, user = %user_id, correlation_id = tracing::field::Empty);
                     // Boxed: the handler's future lives only while an event is handled, not in
                     // this long-lived task (whose size every idle socket pays).
-                    if !Box::pin(handle(&state, &socket, &session, &mut limits, inbound)).await {
+                    let handled = Box::pin(handle(&state, &socket, &session, &mut limits, inbound).instrument(span));
+                    if !handled.await {
                         tracing::warn!(user = %user_id, socket = %socket.id, "disconnecting a socket far over its rate limit");
-                        let _ = socket.clone().disconnect();
+                        socket.clone().disconnect().ok();
                         break;
                     }
                 }
@@ -86,27 +116,47 @@ pub(super) async fn run<L: EventLog>(
 }
 
 /// Answers a failed event: through its ack when it has one, else with an `error` event.
-pub(super) fn reply_error(socket: &SocketRef, inbound: Inbound, error: &ApiError, context: Value) {
+pub(super) fn reply_error(
+    socket: &SocketRef,
+    inbound: Inbound,
+    error: &ApiError,
+    context: ErrorContext,
+) {
     if inbound.has_ack {
-        let _ = inbound.ack.send(&json!({"success": false, "error": error}));
+        send_ack(inbound, &Failure::new(error));
     } else {
-        let _ = socket.emit(
-            "error",
-            &json!({"message": error.message, "code": error.code, "context": context}),
+        emit_to(
+            socket,
+            &wire::socket::Error {
+                message: error.message.clone(),
+                code: error.code,
+                context,
+            },
         );
     }
 }
 
-fn context_of(data: &Result<Value, String>) -> Value {
-    let mut ctx = json!({});
-    if let Ok(v) = data {
-        for key in ["conversationId", "messageId", "reactionId", "tempId"] {
-            if let Some(x) = v.get(key).filter(|x| x.is_string()) {
-                ctx[key] = x.clone();
-            }
-        }
+fn send_ack<T: Serialize>(inbound: Inbound, ack: &T) {
+    if let Err(e) = inbound.ack.send(ack) {
+        tracing::debug!(event = %inbound.event, error = %e, "ack not sent");
     }
-    ctx
+}
+
+/// The payload's string ids, echoed in an `error` event.
+fn context_of(data: &Result<Value, String>) -> ErrorContext {
+    let field = |key: &str| {
+        data.as_ref()
+            .ok()
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    ErrorContext {
+        conversation_id: field("conversationId"),
+        message_id: field("messageId"),
+        reaction_id: field("reactionId"),
+        temp_id: field("tempId"),
+    }
 }
 
 /// Handles one event; false when the socket must be disconnected for abuse.
@@ -117,8 +167,6 @@ async fn handle<L: EventLog>(
     limits: &mut Limits,
     inbound: Inbound,
 ) -> bool {
-    let span = tracing::info_span!("socket_event", event = %inbound.event, socket = %socket.id, user = %session.identity.user_id);
-    let _enter = span.enter();
     if state.drain.is_draining() {
         let error = ApiError::new(
             ErrorCode::Unavailable,
@@ -133,7 +181,7 @@ async fn handle<L: EventLog>(
     let abusive = limits.events_abuse.record(now) | (is_send && limits.sends_abuse.record(now));
     if abusive {
         let error = ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded; disconnecting");
-        reply_error(socket, inbound, &error, json!({}));
+        reply_error(socket, inbound, &error, ErrorContext::default());
         return false;
     }
     let limited = limits.events.try_take(now).err().or_else(|| {
@@ -141,34 +189,39 @@ async fn handle<L: EventLog>(
             .then(|| state.take_send_token(&session.identity.user_id, now).err())
             .flatten()
     });
+    let caller = Caller::new(&session.identity, Some(new_correlation_id()));
+    tracing::Span::current().record("correlation_id", caller.correlation_id.as_str());
     let result = match limited {
         Some(wait) => Err(ApiError {
             retry_after_secs: Some(wait.as_secs().max(1)),
             ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
         }),
-        None => dispatch(state, socket, session, &inbound).await,
+        None => dispatch(state, socket, session, &caller, &inbound).await,
     };
     match result {
-        Ok(ack) => {
-            let _ = inbound.ack.send(&ack);
+        Ok(reply) => {
+            let received = inbound.received;
+            send_ack(inbound, &reply);
             if is_send {
                 state
                     .metrics
                     .send_ack_seconds
-                    .observe(inbound.received.elapsed().as_secs_f64());
+                    .observe(received.elapsed().as_secs_f64());
             }
         }
         Err(error) => {
             let context = context_of(&inbound.data);
             if inbound.event == "conversation:join" {
-                let mut payload = json!({"message": error.message, "code": error.code});
-                payload["conversationId"] = context
-                    .get("conversationId")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let _ = socket.emit("conversation:join:error", &payload);
+                emit_to(
+                    socket,
+                    &ConversationJoinError {
+                        message: error.message.clone(),
+                        code: error.code,
+                        conversation_id: context.conversation_id,
+                    },
+                );
                 if inbound.has_ack {
-                    let _ = inbound.ack.send(&json!({"success": false, "error": error}));
+                    send_ack(inbound, &Failure::new(&error));
                 }
             } else {
                 reply_error(socket, inbound, &error, context);
@@ -182,18 +235,26 @@ async fn dispatch<L: EventLog>(
     state: &NodeState<L>,
     socket: &SocketRef,
     session: &Session,
+    caller: &Caller,
     inbound: &Inbound,
-) -> Result<Value, ApiError> {
-    let me = &session.identity.user_id;
+) -> Result<Reply, ApiError> {
+    let me = &caller.user_id;
     let service = &state.service;
-    match Request::parse(&inbound.event, &inbound.data)? {
-        Request::Join { conv, since_offset } => {
-            join(state, socket, session, conv, since_offset).await
-        }
+    Ok(match Request::parse(&inbound.event, &inbound.data)? {
+        Request::Join { conv, since_offset } => Reply::Joined(Ack::ok(
+            join(state, socket, session, caller, conv, since_offset).await?,
+        )),
         Request::Leave(conv) => {
             state.leave_room(socket, me, &conv).await;
-            let _ = socket.emit("conversation:left", &json!({"conversationId": conv}));
-            Ok(json!({"success": true, "conversationId": conv}))
+            emit_to(
+                socket,
+                &ConversationLeft {
+                    conversation_id: conv.clone(),
+                },
+            );
+            Reply::Left(Ack::ok(ack::Left {
+                conversation_id: conv,
+            }))
         }
         Request::Send {
             conv,
@@ -202,29 +263,32 @@ async fn dispatch<L: EventLog>(
         } => {
             let present = state.live.online_users(&conv);
             let sent = service
-                .send_message(me, conv.as_str(), &content, temp_id.as_deref(), present)
+                .send_message(caller, &conv, content, temp_id, present)
                 .await?;
-            Ok(json!({"success": true, "messageId": sent.message_id, "seq": sent.seq}))
+            Reply::Sent(Ack::ok(ack::Sent {
+                message_id: sent.message.id,
+                seq: sent.message.seq,
+            }))
         }
-        Request::Update { conv, msg, content } => Ok(success(
-            service.edit_message(me, &conv, &msg, &content).await?,
+        Request::Update { conv, msg, content } => Reply::Edited(Ack::ok(
+            service.edit_message(caller, &conv, &msg, content).await?,
         )),
         Request::Delete { conv, msg } => {
-            Ok(success(service.delete_message(me, &conv, &msg).await?))
+            Reply::Deleted(Ack::ok(service.delete_message(caller, &conv, &msg).await?))
         }
-        Request::Read { conv, message_ids } => {
-            Ok(success(service.mark_read(me, &conv, &message_ids).await?))
-        }
-        Request::ReactionAdd { conv, msg, emoji } => Ok(success(
-            service.add_reaction(me, &conv, &msg, &emoji).await?,
+        Request::Read { conv, message_ids } => Reply::Positioned(Ack::ok(
+            service.mark_read(caller, &conv, message_ids).await?,
+        )),
+        Request::ReactionAdd { conv, msg, emoji } => Reply::Reaction(Ack::ok(
+            service.add_reaction(caller, &conv, &msg, emoji).await?,
         )),
         Request::ReactionRemove {
             conv,
             msg,
             reaction_id,
-        } => Ok(success(
+        } => Reply::Positioned(Ack::ok(
             service
-                .remove_reaction(me, &conv, &msg, &reaction_id)
+                .remove_reaction(caller, &conv, &msg, reaction_id)
                 .await?,
         )),
         Request::Typing { conv, start } => {
@@ -234,38 +298,30 @@ async fn dispatch<L: EventLog>(
                     "Join the conversation before typing",
                 ));
             }
+            let sid = socket.id.to_string();
             if start {
-                state
-                    .live
-                    .typing_started(&socket.id.to_string(), &conv, me, &session.user.name)
-                    .await;
+                let name = session.user.name();
+                state.live.typing_started(&sid, &conv, me, name).await;
             } else {
-                state
-                    .live
-                    .typing_stopped(&socket.id.to_string(), &conv, me)
-                    .await;
+                state.live.typing_stopped(&sid, &conv, me).await;
             }
-            Ok(json!({"success": true}))
+            Reply::Empty(Ack::ok(ack::Empty {}))
         }
         Request::Presence(conv) => {
             require_member(state, &conv, me).await?;
             let mut online = Vec::new();
             for u in state.live.online_users(&conv) {
-                let user = service.executor.read_user(&u, Clone::clone).await.ok();
-                online.push(crate::payload::user_ref(&u, user.as_ref()));
+                online.push(user_ref(&u, service.profile(&u).await.as_ref()));
             }
-            let response = json!({"conversationId": conv, "onlineUsers": online, "timestamp": iso8601(now_millis())});
-            let _ = socket.emit("presence:response", &response);
-            let mut ack = response;
-            ack["success"] = true.into();
-            Ok(ack)
+            let response = PresenceResponse {
+                conversation_id: conv,
+                online_users: online,
+                timestamp: Timestamp(now_millis()),
+            };
+            emit_to(socket, &response);
+            Reply::Presence(Ack::ok(response))
         }
-    }
-}
-
-fn success(mut v: Value) -> Value {
-    v["success"] = true.into();
-    v
+    })
 }
 
 /// `NOT_FOUND` for an unknown conversation, `NOT_PARTICIPANT` for a non-member.
@@ -299,33 +355,39 @@ async fn join<L: EventLog>(
     state: &NodeState<L>,
     socket: &SocketRef,
     session: &Session,
+    caller: &Caller,
     conv: ConversationId,
     since_offset: Option<u64>,
-) -> Result<Value, ApiError> {
+) -> Result<ack::Joined, ApiError> {
     let user = &session.identity.user_id;
     require_member(state, &conv, user).await?;
     if since_offset.is_some() {
-        crate::push::catchup::begin(socket, &conv);
+        catchup::begin(socket, &conv);
     }
     let room = conversation_room(&conv);
     let already = in_room(socket, &conv);
     socket.join(room);
     if !already {
-        let profile = crate::payload::user_ref(user, Some(&session.user));
+        let profile = user_ref(user, Some(&session.user));
         state.live.entered(&conv, user, profile).await;
     }
     let count = state.live.online_users(&conv).len();
-    let _ = socket.emit(
-        "conversation:joined",
-        &json!({"conversationId": conv, "participantCount": count}),
+    emit_to(
+        socket,
+        &ConversationJoined {
+            conversation_id: conv.clone(),
+            participant_count: count,
+        },
     );
     if let Some(since) = since_offset {
         let broadcast = state.broadcast.subscribe();
-        crate::push::catchup::replay(&state.service.executor, broadcast, socket, &conv, since)
-            .await?;
+        catchup::replay(&state.service.executor, broadcast, socket, &conv, since).await?;
     }
-    if let Err(e) = state.service.deliver_pending(user, &conv).await {
-        tracing::warn!(error = %e.message, "could not record deliveries on join");
+    if let Err(e) = state.service.deliver_pending(caller, &conv).await {
+        tracing::warn!(error = %e, "could not record deliveries on join");
     }
-    Ok(json!({"success": true, "conversationId": conv, "participantCount": count}))
+    Ok(ack::Joined {
+        conversation_id: conv,
+        participant_count: count,
+    })
 }

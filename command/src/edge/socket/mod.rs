@@ -18,7 +18,7 @@ use crate::node::NodeState;
 use crate::push::rooms::conversations_of;
 use api::AuthError;
 use eventlog::EventLog;
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::FromMessageParts;
@@ -76,7 +76,7 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Enqueued {
         if let Err(mpsc::error::TrySendError::Full(inbound)) = tx.try_send(inbound) {
             let error = api::ApiError::new(api::ErrorCode::RateLimit, "Too many pending events");
             let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
-            handlers::reply_error(&socket, inbound, &error, json!({}));
+            handlers::reply_error(&socket, inbound, &error, Default::default());
         }
         Ok(Enqueued)
     }

@@ -1,9 +1,11 @@
-//! What a socket event asks for, parsed and checked for shape before anything runs: ids are
-//! well-formed, fields present and typed. Rules that need state (membership, authorship, the
-//! content's limits) are decided in `domain`. Pure, so it is fuzzed (`fuzz/`).
+//! What a socket event asks for, parsed once, before anything runs, into typed values: ids
+//! well-formed, `content`, `emoji` and `tempId` within the contract's limits, fields present.
+//! Rules that need state (membership, authorship) are decided in `domain`. Pure, so it is
+//! fuzzed (`fuzz/`).
 
+use super::super::{id, text};
 use api::ApiError;
-use events::{ConversationId, MessageId};
+use events::{Content, ConversationId, Emoji, MessageId, ReactionId, TempId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,13 +19,13 @@ pub enum Request {
     Leave(ConversationId),
     Send {
         conv: ConversationId,
-        content: String,
-        temp_id: Option<String>,
+        content: Content,
+        temp_id: Option<TempId>,
     },
     Update {
         conv: ConversationId,
         msg: MessageId,
-        content: String,
+        content: Content,
     },
     Delete {
         conv: ConversationId,
@@ -31,17 +33,17 @@ pub enum Request {
     },
     Read {
         conv: ConversationId,
-        message_ids: Vec<String>,
+        message_ids: Vec<MessageId>,
     },
     ReactionAdd {
         conv: ConversationId,
         msg: MessageId,
-        emoji: String,
+        emoji: Emoji,
     },
     ReactionRemove {
         conv: ConversationId,
         msg: MessageId,
-        reaction_id: String,
+        reaction_id: ReactionId,
     },
     Typing {
         conv: ConversationId,
@@ -82,8 +84,8 @@ impl Request {
                 let p: SendPayload = parse(data)?;
                 Self::Send {
                     conv: id(&p.conversation_id)?,
-                    content: p.content,
-                    temp_id: p.temp_id,
+                    content: text(Content::parse(&p.content))?,
+                    temp_id: p.temp_id.map(|t| text(TempId::parse(&t))).transpose()?,
                 }
             }
             "message:update" => {
@@ -91,7 +93,7 @@ impl Request {
                 Self::Update {
                     conv: id(&p.conversation_id)?,
                     msg: id(&p.message_id)?,
-                    content: p.content,
+                    content: text(Content::parse(&p.content))?,
                 }
             }
             "message:delete" => {
@@ -105,7 +107,11 @@ impl Request {
                 let p: ReadPayload = parse(data)?;
                 Self::Read {
                     conv: id(&p.conversation_id)?,
-                    message_ids: p.message_ids,
+                    message_ids: p
+                        .message_ids
+                        .iter()
+                        .map(|m| id(m))
+                        .collect::<Result<_, _>>()?,
                 }
             }
             "reaction:add" => {
@@ -113,7 +119,7 @@ impl Request {
                 Self::ReactionAdd {
                     conv: id(&p.conversation_id)?,
                     msg: id(&p.message_id)?,
-                    emoji: p.emoji,
+                    emoji: text(Emoji::parse(&p.emoji))?,
                 }
             }
             "reaction:remove" => {
@@ -121,7 +127,7 @@ impl Request {
                 Self::ReactionRemove {
                     conv: id(&p.conversation_id)?,
                     msg: id(&p.message_id)?,
-                    reaction_id: p.reaction_id,
+                    reaction_id: id(&p.reaction_id)?,
                 }
             }
             "typing:start" | "typing:stop" => Self::Typing {
@@ -139,11 +145,6 @@ fn parse<T: serde::de::DeserializeOwned>(data: &Result<Value, String>) -> Result
         .as_ref()
         .map_err(|e| ApiError::invalid_input(format!("Malformed payload: {e}")))?;
     T::deserialize(value).map_err(|e| ApiError::invalid_input(format!("Invalid payload: {e}")))
-}
-
-fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result<T, ApiError> {
-    s.parse()
-        .map_err(|e: events::IdError| ApiError::invalid_input(e.to_string()))
 }
 
 /// The conversation of a `{conversationId}` payload.
@@ -222,7 +223,7 @@ mod tests {
         let conv = ConversationId::generate();
         let msg = MessageId::generate();
         let ok = json!({"conversationId": conv, "messageId": msg, "content": "hi", "emoji": "👍",
-            "reactionId": "r", "messageIds": [msg], "sinceOffset": 3, "tempId": "t"});
+            "reactionId": "rxn_1", "messageIds": [msg], "sinceOffset": 3, "tempId": "t"});
         for event in EVENTS {
             assert!(Request::parse(event, &Ok(ok.clone())).is_ok(), "{event}");
             for bad in [
@@ -242,6 +243,27 @@ mod tests {
                 since_offset: Some(3)
             })
         );
+        assert_eq!(
+            Request::parse("message:send", &Ok(ok.clone())).ok(),
+            Some(Request::Send {
+                conv: conv.clone(),
+                content: Content::parse("hi").expect("valid"),
+                temp_id: Some(TempId::parse("t").expect("valid")),
+            })
+        );
+        for (event, field, bad) in [
+            ("message:send", "content", json!("   ")),
+            ("message:send", "tempId", json!("x".repeat(129))),
+            ("message:update", "content", json!("")),
+            ("message:read", "messageIds", json!(["bad id"])),
+            ("reaction:add", "emoji", json!("not an emoji")),
+            ("reaction:remove", "reactionId", json!("")),
+        ] {
+            let mut payload = ok.clone();
+            payload[field] = bad;
+            let e = Request::parse(event, &Ok(payload)).expect_err(event);
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{event} {field}");
+        }
         let e = Request::parse("nope", &Ok(ok)).expect_err("unknown");
         assert_eq!(e.code, ErrorCode::InvalidInput);
     }
