@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use command::Service;
 use command::executor::Executor;
 use command::live::Bus;
-use eventlog::JetStreamLog;
+use eventlog::{JetStreamLog, Log};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -94,27 +94,19 @@ pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
 /// Starts the given roles (all when empty) on `config.listen`: on NATS JetStream when
 /// `CHAT_NATS_URL` is set, else on the embedded log under `CHAT_DATA_DIR` (one node).
 pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
-    if config.nats_url.is_some() {
+    let (log, bus, keys) = if config.nats_url.is_some() {
         let nats = connect_nats(config).await?;
         let log =
             JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
-        let keys = Arc::new(JwtKeys::new(config.jwt_secret()?));
-        start_with(config, roles, log, "jetstream", Bus::Nats(nats), keys).await
+        let keys = JwtKeys::new(config.jwt_secret()?);
+        (Log::JetStream(Arc::new(log)), Bus::Nats(nats), keys)
     } else {
         let log = eventlog::EmbeddedLog::open(&crate::cli::embedded_log_path(config))?;
-        let keys = Arc::new(JwtKeys::new(&crate::config::embedded_secret(config)?));
-        start_with(config, roles, log, "embedded", Bus::local(), keys).await
-    }
-}
-
-async fn start_with<L: eventlog::EventLog>(
-    config: &Config,
-    roles: &[Role],
-    log: L,
-    log_backend: &'static str,
-    bus: Bus,
-    keys: Arc<JwtKeys>,
-) -> anyhow::Result<Node> {
+        let keys = JwtKeys::new(&crate::config::embedded_secret(config)?);
+        (Log::Embedded(log), Bus::local(), keys)
+    };
+    let log_backend = log.backend();
+    let keys = Arc::new(keys);
     let all = roles.is_empty();
     let has = |r: Role| all || roles.contains(&r);
     let store = readstore::ReadStore::open(&config.read_store_url())

@@ -1,6 +1,6 @@
 //! Operator commands that read the log or the read models: `chat events`, `chat audit
 //! verify`, `chat projections status|rebuild`, `chat users add`, `chat log copy`. Each works on
-//! the log the configuration names (see [`with_log!`]).
+//! the log the configuration names (see [`open_log`]).
 
 use crate::config::Config;
 use anyhow::Context;
@@ -9,31 +9,25 @@ use futures::StreamExt;
 use readstore::ReadStore;
 use std::io::Write;
 
-/// Runs `$body` with `$log` bound to the log `$config` names: JetStream when `CHAT_NATS_URL` is
-/// set, else the embedded file (which a running `chat serve` holds: the command then says so).
-/// `read_only` commands read a snapshot of the embedded file instead, so they also work while
-/// `chat serve` runs.
-macro_rules! with_log {
-    ($config:expr, |$log:ident| $body:expr) => {
-        $crate::cli::with_log!($config, false, |$log| $body)
-    };
-    ($config:expr, read_only, |$log:ident| $body:expr) => {
-        $crate::cli::with_log!($config, true, |$log| $body)
-    };
-    ($config:expr, $read_only:expr, |$log:ident| $body:expr) => {
-        if $config.nats_url.is_some() {
-            let $log = $crate::app::connect_log($config).await?;
-            $body
-        } else if $read_only {
-            let $log = $crate::cli::embedded_snapshot($config)?;
-            $body
-        } else {
-            let $log = $crate::cli::open_embedded($config)?;
-            $body
-        }
-    };
+/// How a command uses the embedded log: as its owner (no `chat serve` may hold it), or on a
+/// snapshot (so that it also works while `chat serve` runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Owner,
+    Snapshot,
 }
-pub(crate) use with_log;
+
+/// The log `config` names: JetStream when `CHAT_NATS_URL` is set, else the embedded file.
+/// The one place a command chooses its backend.
+pub async fn open_log(config: &Config, access: Access) -> anyhow::Result<eventlog::Log> {
+    Ok(if config.nats_url.is_some() {
+        eventlog::Log::JetStream(std::sync::Arc::new(crate::app::connect_log(config).await?))
+    } else if access == Access::Snapshot {
+        eventlog::Log::Embedded(embedded_snapshot(config)?)
+    } else {
+        eventlog::Log::Embedded(open_embedded(config)?)
+    })
+}
 
 /// A read-only snapshot of the embedded log.
 pub fn embedded_snapshot(config: &Config) -> anyhow::Result<eventlog::EmbeddedLog> {
@@ -80,10 +74,8 @@ pub async fn events(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
-    with_log!(config, read_only, |log| print_events(
-        &log, &filter, from, follow
-    )
-    .await)
+    let log = open_log(config, Access::Snapshot).await?;
+    print_events(&log, &filter, from, follow).await
 }
 
 async fn print_events<L: EventLog>(
@@ -122,10 +114,8 @@ async fn print_events<L: EventLog>(
 /// `chat audit verify`: true when every chain is intact.
 pub async fn verify(config: &Config) -> anyhow::Result<bool> {
     let filter = config.subjects().all();
-    let outcome = with_log!(config, read_only, |log| eventlog::verify::verify_log(
-        &log, &filter
-    )
-    .await?);
+    let log = open_log(config, Access::Snapshot).await?;
+    let outcome = eventlog::verify::verify_log(&log, &filter).await?;
     match outcome {
         eventlog::verify::Outcome::Intact {
             commits,
@@ -146,7 +136,10 @@ pub async fn verify(config: &Config) -> anyhow::Result<bool> {
 
 /// `chat projections status`.
 pub async fn status(config: &Config) -> anyhow::Result<()> {
-    let last = with_log!(config, read_only, |log| log.last_position().await?);
+    let last = open_log(config, Access::Snapshot)
+        .await?
+        .last_position()
+        .await?;
     let store = ReadStore::open(&config.read_store_url())
         .await
         .context("read-model store")?;
@@ -167,7 +160,8 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
 /// `chat projections rebuild NAME`: replays the log into fresh tables with a progress bar,
 /// then swaps them in. Interrupting is safe; rerunning resumes.
 pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
-    with_log!(config, |log| rebuild_from(config, log, name).await)
+    let log = open_log(config, Access::Owner).await?;
+    rebuild_from(config, log, name).await
 }
 
 async fn rebuild_from<L: EventLog>(config: &Config, log: L, name: &str) -> anyhow::Result<()> {

@@ -7,10 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod app;
-mod cli;
-mod config;
-mod ops;
+use chat::{app, cli, config};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -227,9 +224,8 @@ async fn main() -> anyhow::Result<()> {
                     avatar_url,
                 },
         } => {
-            let user = cli::with_log!(&config, |log| {
-                cli::add_user(log, &config, &id, name, avatar_url).await?
-            });
+            let log = cli::open_log(&config, cli::Access::Owner).await?;
+            let user = cli::add_user(log, &config, &id, name, avatar_url).await?;
             println!("{user}");
         }
         Command::Migrate => {

@@ -92,6 +92,60 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     fn last_position(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
 }
 
+/// The log a deployment runs on, chosen once (`chat` opens it from the configuration) and
+/// passed down: JetStream, or the embedded file log for a single node.
+#[derive(Clone)]
+pub enum Log {
+    /// Shared: the JetStream context is large, and the log is cloned into every role.
+    JetStream(std::sync::Arc<JetStreamLog>),
+    Embedded(EmbeddedLog),
+}
+
+impl Log {
+    /// The backend's name, as `/readyz` and the banner report it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::JetStream(_) => "jetstream",
+            Self::Embedded(_) => "embedded",
+        }
+    }
+}
+
+impl EventLog for Log {
+    async fn append(
+        &self,
+        subject: &str,
+        commit: &Commit,
+        expected_last: u64,
+    ) -> Result<u64, LogError> {
+        match self {
+            Self::JetStream(l) => l.append(subject, commit, expected_last).await,
+            Self::Embedded(l) => l.append(subject, commit, expected_last).await,
+        }
+    }
+
+    async fn read_subject(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
+        match self {
+            Self::JetStream(l) => l.read_subject(subject, after).await,
+            Self::Embedded(l) => l.read_subject(subject, after).await,
+        }
+    }
+
+    async fn follow(&self, filter: &str, from: From) -> Result<CommitStream, LogError> {
+        match self {
+            Self::JetStream(l) => l.follow(filter, from).await,
+            Self::Embedded(l) => l.follow(filter, from).await,
+        }
+    }
+
+    async fn last_position(&self) -> Result<u64, LogError> {
+        match self {
+            Self::JetStream(l) => l.last_position().await,
+            Self::Embedded(l) => l.last_position().await,
+        }
+    }
+}
+
 /// Up to `limit` commits on `filter` after position `after`, as far as the log reaches now.
 /// Returns them and whether more follow.
 pub async fn read_range<L: EventLog>(
