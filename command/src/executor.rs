@@ -311,9 +311,12 @@ impl<L: EventLog> Executor<L> {
                 // sent there a moment ago): a refusal is only final against the log's latest.
                 Err(refused) => {
                     if self.catch_up(loaded, subject).await?.is_empty() {
-                        return Err(refused.into());
+                        return Err(ExecError::Domain(refused.into()));
                     }
-                    loaded.state.decide(command)?
+                    loaded
+                        .state
+                        .decide(command)
+                        .map_err(|e| ExecError::Domain(e.into()))?
                 }
             };
             if events.is_empty() {

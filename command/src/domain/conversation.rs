@@ -1,7 +1,7 @@
 //! The conversation aggregate: creation, participants, messages. It decides `seq` (the
 //! message's position in the conversation, 1, 2, 3… with no gap) and `tempId` idempotency.
 
-use super::{DomainError, check_text, cqrs_aggregate};
+use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
     Content, ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
     MessageEditedV1, MessageId, MessageRefV1, MessageSentV1, MessagesDeliveredV1, MessagesReadV1,
@@ -201,29 +201,335 @@ impl Conversation {
     }
 
     /// A live (not deleted) message, or `NOT_FOUND`.
-    fn live_message(&self, id: &MessageId) -> Result<(u64, &MessageState), DomainError> {
+    fn live_message(&self, id: &MessageId) -> Result<(u64, &MessageState), ConversationError> {
         match self.message(id) {
             Some((seq, m)) if !m.deleted => Ok((seq, m)),
-            _ => Err(DomainError::NotFound("Message")),
+            _ => Err(ConversationError::MessageNotFound),
         }
     }
 
-    fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, DomainError> {
+    fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, ConversationError> {
         if !self.exists() {
-            return Err(DomainError::NotFound("Conversation"));
+            return Err(ConversationError::NotFound);
         }
         self.participants
             .get(user)
             .copied()
-            .ok_or(DomainError::NotParticipant)
+            .ok_or(ConversationError::NotParticipant)
     }
 }
 
-impl super::Decide for Conversation {
+/// A rule of the conversation a command broke. Each maps to one stable contract code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConversationError {
+    #[error("Conversation not found")]
+    NotFound,
+    #[error("Conversation already exists")]
+    AlreadyExists,
+    #[error("Not a participant of this conversation")]
+    NotParticipant,
+    #[error("Participant not found")]
+    ParticipantNotFound,
+    #[error("Message not found")]
+    MessageNotFound,
+    #[error("Reaction not found")]
+    ReactionNotFound,
+    #[error("Only a conversation admin can add participants")]
+    OnlyAdminsAdd,
+    #[error("Only a conversation admin can remove other participants")]
+    OnlyAdminsRemoveOthers,
+    #[error("Only the author can edit a message")]
+    OnlyAuthorEdits,
+    #[error("Only the author or a conversation admin can delete a message")]
+    OnlyAuthorOrAdminDeletes,
+    #[error("Only the owner can remove a reaction")]
+    OnlyOwnerRemovesReaction,
+    #[error(transparent)]
+    Title(TextRule),
+    #[error("participantIds must list at most {MAX_INITIAL_PARTICIPANTS} users")]
+    TooManyParticipants,
+    #[error("messageIds must list 1 to {MAX_READ_IDS} ids")]
+    ReadIdCount,
+}
+
+impl ConversationError {
+    pub fn code(&self) -> api::ErrorCode {
+        use api::ErrorCode as C;
+        match self {
+            Self::NotFound
+            | Self::ParticipantNotFound
+            | Self::MessageNotFound
+            | Self::ReactionNotFound => C::NotFound,
+            Self::AlreadyExists => C::Conflict,
+            Self::NotParticipant => C::NotParticipant,
+            Self::OnlyAdminsAdd
+            | Self::OnlyAdminsRemoveOthers
+            | Self::OnlyAuthorEdits
+            | Self::OnlyAuthorOrAdminDeletes
+            | Self::OnlyOwnerRemovesReaction => C::Unauthorized,
+            Self::Title(_) | Self::TooManyParticipants | Self::ReadIdCount => C::InvalidInput,
+        }
+    }
+}
+
+type Decision = Result<Vec<ConversationEvent>, ConversationError>;
+
+/// One method per command; [`Decide::decide`] only dispatches.
+impl Conversation {
+    fn create(
+        &self,
+        id: &ConversationId,
+        title: Option<&String>,
+        creator: &UserId,
+        participants: &[UserId],
+    ) -> Decision {
+        if self.exists() {
+            return Err(ConversationError::AlreadyExists);
+        }
+        if let Some(t) = title {
+            check_text("title", t, MAX_TITLE_CHARS).map_err(ConversationError::Title)?;
+        }
+        if participants.len() > MAX_INITIAL_PARTICIPANTS {
+            return Err(ConversationError::TooManyParticipants);
+        }
+        let mut events = vec![
+            ConversationEvent::Created(ConversationCreatedV1 {
+                conversation_id: id.clone(),
+                title: title.map(|t| t.trim().to_owned()),
+                created_by: creator.clone(),
+            }),
+            ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
+                user_id: creator.clone(),
+                role: ParticipantRole::Admin,
+            }),
+        ];
+        let mut seen = HashSet::from([creator]);
+        for p in participants {
+            if seen.insert(p) {
+                events.push(ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
+                    user_id: p.clone(),
+                    role: ParticipantRole::Member,
+                }));
+            }
+        }
+        Ok(events)
+    }
+
+    fn add_participant(&self, by: &UserId, user: &UserId) -> Decision {
+        if self.require_participant(by)? != ParticipantRole::Admin {
+            return Err(ConversationError::OnlyAdminsAdd);
+        }
+        if self.is_participant(user) {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::ParticipantAdded(
+            ParticipantAddedV1 {
+                user_id: user.clone(),
+                role: ParticipantRole::Member,
+            },
+        )])
+    }
+
+    fn remove_participant(&self, by: &UserId, user: &UserId) -> Decision {
+        let role = self.require_participant(by)?;
+        if by != user && role != ParticipantRole::Admin {
+            return Err(ConversationError::OnlyAdminsRemoveOthers);
+        }
+        if !self.is_participant(user) {
+            return Err(ConversationError::ParticipantNotFound);
+        }
+        Ok(vec![ConversationEvent::ParticipantRemoved(
+            ParticipantRemovedV1 {
+                user_id: user.clone(),
+            },
+        )])
+    }
+
+    fn send_message(
+        &self,
+        sender: &UserId,
+        message_id: &MessageId,
+        content: &Content,
+        temp_id: Option<&TempId>,
+        now: Millis,
+        present: &[UserId],
+    ) -> Decision {
+        self.require_participant(sender)?;
+        if let Some(t) = temp_id
+            && self.message_for_temp_id(sender, t).is_some()
+        {
+            return Ok(vec![]);
+        }
+        let mut events = vec![ConversationEvent::MessageSent(MessageSentV1 {
+            message_id: message_id.clone(),
+            sender_id: sender.clone(),
+            content: content.clone(),
+            temp_id: temp_id.cloned(),
+            seq: self.last_seq + 1,
+            sent_at: now,
+        })];
+        let mut seen = HashSet::new();
+        let recipients: Vec<UserId> = present
+            .iter()
+            .filter(|u| *u != sender && self.is_participant(u) && seen.insert(*u))
+            .cloned()
+            .collect();
+        if !recipients.is_empty() {
+            events.push(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
+                recipients,
+                messages: vec![MessageRefV1 {
+                    message_id: message_id.clone(),
+                    sender_id: sender.clone(),
+                }],
+                delivered_at: now,
+            }));
+        }
+        Ok(events)
+    }
+
+    fn edit_message(
+        &self,
+        by: &UserId,
+        message_id: &MessageId,
+        content: &Content,
+        now: Millis,
+    ) -> Decision {
+        self.require_participant(by)?;
+        let (_, m) = self.live_message(message_id)?;
+        if &m.sender != by {
+            return Err(ConversationError::OnlyAuthorEdits);
+        }
+        Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
+            message_id: message_id.clone(),
+            content: content.clone(),
+            edited_at: now,
+        })])
+    }
+
+    fn delete_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
+        let role = self.require_participant(by)?;
+        let (_, m) = self.live_message(message_id)?;
+        if &m.sender != by && role != ParticipantRole::Admin {
+            return Err(ConversationError::OnlyAuthorOrAdminDeletes);
+        }
+        Ok(vec![ConversationEvent::MessageDeleted(MessageDeletedV1 {
+            message_id: message_id.clone(),
+            deleted_by: by.clone(),
+            deleted_at: now,
+        })])
+    }
+
+    fn deliver_pending(&self, to: &UserId, now: Millis) -> Decision {
+        self.require_participant(to)?;
+        let from = self.delivered_upto.get(to).copied().unwrap_or(0);
+        let messages: Vec<MessageRefV1> = self
+            .messages
+            .iter()
+            .skip(usize::try_from(from).unwrap_or(usize::MAX))
+            .filter(|m| &m.sender != to && !m.deleted)
+            .take(MAX_DELIVERY_BATCH)
+            .map(|m| MessageRefV1 {
+                message_id: m.id.clone(),
+                sender_id: m.sender.clone(),
+            })
+            .collect();
+        if messages.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::MessagesDelivered(
+            MessagesDeliveredV1 {
+                recipients: vec![to.clone()],
+                messages,
+                delivered_at: now,
+            },
+        )])
+    }
+
+    fn mark_read(&self, reader: &UserId, message_ids: &[MessageId], now: Millis) -> Decision {
+        if message_ids.is_empty() || message_ids.len() > MAX_READ_IDS {
+            return Err(ConversationError::ReadIdCount);
+        }
+        self.require_participant(reader)?;
+        let mut seen = HashSet::new();
+        let mut messages = Vec::new();
+        for id in message_ids {
+            let (seq, m) = self.message(id).ok_or(ConversationError::MessageNotFound)?;
+            if &m.sender == reader
+                || m.deleted
+                || self.read.contains(&(reader.clone(), seq))
+                || !seen.insert(seq)
+            {
+                continue;
+            }
+            messages.push(MessageRefV1 {
+                message_id: m.id.clone(),
+                sender_id: m.sender.clone(),
+            });
+        }
+        if messages.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::MessagesRead(MessagesReadV1 {
+            reader: reader.clone(),
+            messages,
+            read_at: now,
+        })])
+    }
+
+    fn add_reaction(
+        &self,
+        by: &UserId,
+        message_id: &MessageId,
+        reaction_id: &ReactionId,
+        emoji: &Emoji,
+        now: Millis,
+    ) -> Decision {
+        self.require_participant(by)?;
+        self.live_message(message_id)?;
+        if self.reaction_of(message_id, by, emoji).is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::ReactionAdded(ReactionAddedV1 {
+            reaction_id: reaction_id.clone(),
+            message_id: message_id.clone(),
+            user_id: by.clone(),
+            emoji: emoji.clone(),
+            created_at: now,
+        })])
+    }
+
+    fn remove_reaction(
+        &self,
+        by: &UserId,
+        message_id: &MessageId,
+        reaction_id: &ReactionId,
+    ) -> Decision {
+        self.require_participant(by)?;
+        let (seq, _) = self.live_message(message_id)?;
+        let r = self
+            .reactions
+            .get(reaction_id)
+            .filter(|r| r.message_seq == seq)
+            .ok_or(ConversationError::ReactionNotFound)?;
+        if &r.user != by {
+            return Err(ConversationError::OnlyOwnerRemovesReaction);
+        }
+        Ok(vec![ConversationEvent::ReactionRemoved(
+            ReactionRemovedV1 {
+                reaction_id: reaction_id.clone(),
+                message_id: message_id.clone(),
+                user_id: by.clone(),
+            },
+        )])
+    }
+}
+
+impl Decide for Conversation {
     type Command = ConversationCommand;
     type Event = ConversationEvent;
+    type Error = ConversationError;
 
-    fn decide(&self, command: &ConversationCommand) -> Result<Vec<ConversationEvent>, DomainError> {
+    fn decide(&self, command: &ConversationCommand) -> Decision {
         use ConversationCommand as C;
         match command {
             C::Create {
@@ -231,72 +537,9 @@ impl super::Decide for Conversation {
                 title,
                 creator,
                 participants,
-            } => {
-                if self.exists() {
-                    return Err(DomainError::Conflict("Conversation already exists"));
-                }
-                if let Some(t) = title {
-                    check_text("title", t, MAX_TITLE_CHARS)?;
-                }
-                if participants.len() > MAX_INITIAL_PARTICIPANTS {
-                    return Err(DomainError::InvalidInput(format!(
-                        "participantIds must list at most {MAX_INITIAL_PARTICIPANTS} users"
-                    )));
-                }
-                let mut events = vec![
-                    ConversationEvent::Created(ConversationCreatedV1 {
-                        conversation_id: id.clone(),
-                        title: title.as_ref().map(|t| t.trim().to_owned()),
-                        created_by: creator.clone(),
-                    }),
-                    ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
-                        user_id: creator.clone(),
-                        role: ParticipantRole::Admin,
-                    }),
-                ];
-                let mut seen = std::collections::HashSet::from([creator]);
-                for p in participants {
-                    if seen.insert(p) {
-                        events.push(ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
-                            user_id: p.clone(),
-                            role: ParticipantRole::Member,
-                        }));
-                    }
-                }
-                Ok(events)
-            }
-            C::AddParticipant { by, user } => {
-                if self.require_participant(by)? != ParticipantRole::Admin {
-                    return Err(DomainError::Unauthorized(
-                        "Only a conversation admin can add participants",
-                    ));
-                }
-                if self.is_participant(user) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![ConversationEvent::ParticipantAdded(
-                    ParticipantAddedV1 {
-                        user_id: user.clone(),
-                        role: ParticipantRole::Member,
-                    },
-                )])
-            }
-            C::RemoveParticipant { by, user } => {
-                let role = self.require_participant(by)?;
-                if by != user && role != ParticipantRole::Admin {
-                    return Err(DomainError::Unauthorized(
-                        "Only a conversation admin can remove other participants",
-                    ));
-                }
-                if !self.is_participant(user) {
-                    return Err(DomainError::NotFound("Participant"));
-                }
-                Ok(vec![ConversationEvent::ParticipantRemoved(
-                    ParticipantRemovedV1 {
-                        user_id: user.clone(),
-                    },
-                )])
-            }
+            } => self.create(id, title.as_ref(), creator, participants),
+            C::AddParticipant { by, user } => self.add_participant(by, user),
+            C::RemoveParticipant { by, user } => self.remove_participant(by, user),
             C::SendMessage {
                 sender,
                 message_id,
@@ -304,182 +547,36 @@ impl super::Decide for Conversation {
                 temp_id,
                 now,
                 present,
-            } => {
-                self.require_participant(sender)?;
-                if let Some(t) = temp_id
-                    && self.message_for_temp_id(sender, t).is_some()
-                {
-                    return Ok(vec![]);
-                }
-                let mut events = vec![ConversationEvent::MessageSent(MessageSentV1 {
-                    message_id: message_id.clone(),
-                    sender_id: sender.clone(),
-                    content: content.clone(),
-                    temp_id: temp_id.clone(),
-                    seq: self.last_seq + 1,
-                    sent_at: *now,
-                })];
-                let mut seen = HashSet::new();
-                let recipients: Vec<UserId> = present
-                    .iter()
-                    .filter(|u| *u != sender && self.is_participant(u) && seen.insert(*u))
-                    .cloned()
-                    .collect();
-                if !recipients.is_empty() {
-                    events.push(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
-                        recipients,
-                        messages: vec![MessageRefV1 {
-                            message_id: message_id.clone(),
-                            sender_id: sender.clone(),
-                        }],
-                        delivered_at: *now,
-                    }));
-                }
-                Ok(events)
-            }
+            } => self.send_message(sender, message_id, content, temp_id.as_ref(), *now, present),
             C::EditMessage {
                 by,
                 message_id,
                 content,
                 now,
-            } => {
-                self.require_participant(by)?;
-                let (_, m) = self.live_message(message_id)?;
-                if &m.sender != by {
-                    return Err(DomainError::Unauthorized(
-                        "Only the author can edit a message",
-                    ));
-                }
-                Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
-                    message_id: message_id.clone(),
-                    content: content.clone(),
-                    edited_at: *now,
-                })])
-            }
+            } => self.edit_message(by, message_id, content, *now),
             C::DeleteMessage {
                 by,
                 message_id,
                 now,
-            } => {
-                let role = self.require_participant(by)?;
-                let (_, m) = self.live_message(message_id)?;
-                if &m.sender != by && role != ParticipantRole::Admin {
-                    return Err(DomainError::Unauthorized(
-                        "Only the author or a conversation admin can delete a message",
-                    ));
-                }
-                Ok(vec![ConversationEvent::MessageDeleted(MessageDeletedV1 {
-                    message_id: message_id.clone(),
-                    deleted_by: by.clone(),
-                    deleted_at: *now,
-                })])
-            }
-            C::DeliverPending { to, now } => {
-                self.require_participant(to)?;
-                let from = self.delivered_upto.get(to).copied().unwrap_or(0);
-                let messages: Vec<MessageRefV1> = self
-                    .messages
-                    .iter()
-                    .skip(usize::try_from(from).unwrap_or(usize::MAX))
-                    .filter(|m| &m.sender != to && !m.deleted)
-                    .take(MAX_DELIVERY_BATCH)
-                    .map(|m| MessageRefV1 {
-                        message_id: m.id.clone(),
-                        sender_id: m.sender.clone(),
-                    })
-                    .collect();
-                if messages.is_empty() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![ConversationEvent::MessagesDelivered(
-                    MessagesDeliveredV1 {
-                        recipients: vec![to.clone()],
-                        messages,
-                        delivered_at: *now,
-                    },
-                )])
-            }
+            } => self.delete_message(by, message_id, *now),
+            C::DeliverPending { to, now } => self.deliver_pending(to, *now),
             C::MarkRead {
                 reader,
                 message_ids,
                 now,
-            } => {
-                if message_ids.is_empty() || message_ids.len() > MAX_READ_IDS {
-                    return Err(DomainError::InvalidInput(format!(
-                        "messageIds must list 1 to {MAX_READ_IDS} ids"
-                    )));
-                }
-                self.require_participant(reader)?;
-                let mut seen = HashSet::new();
-                let mut messages = Vec::new();
-                for id in message_ids {
-                    let (seq, m) = self.message(id).ok_or(DomainError::NotFound("Message"))?;
-                    if &m.sender == reader
-                        || m.deleted
-                        || self.read.contains(&(reader.clone(), seq))
-                        || !seen.insert(seq)
-                    {
-                        continue;
-                    }
-                    messages.push(MessageRefV1 {
-                        message_id: m.id.clone(),
-                        sender_id: m.sender.clone(),
-                    });
-                }
-                if messages.is_empty() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![ConversationEvent::MessagesRead(MessagesReadV1 {
-                    reader: reader.clone(),
-                    messages,
-                    read_at: *now,
-                })])
-            }
+            } => self.mark_read(reader, message_ids, *now),
             C::AddReaction {
                 by,
                 message_id,
                 reaction_id,
                 emoji,
                 now,
-            } => {
-                self.require_participant(by)?;
-                self.live_message(message_id)?;
-                if self.reaction_of(message_id, by, emoji).is_some() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![ConversationEvent::ReactionAdded(ReactionAddedV1 {
-                    reaction_id: reaction_id.clone(),
-                    message_id: message_id.clone(),
-                    user_id: by.clone(),
-                    emoji: emoji.clone(),
-                    created_at: *now,
-                })])
-            }
+            } => self.add_reaction(by, message_id, reaction_id, emoji, *now),
             C::RemoveReaction {
                 by,
                 message_id,
                 reaction_id,
-            } => {
-                self.require_participant(by)?;
-                let (seq, _) = self.live_message(message_id)?;
-                let r = self
-                    .reactions
-                    .get(reaction_id)
-                    .filter(|r| r.message_seq == seq)
-                    .ok_or(DomainError::NotFound("Reaction"))?;
-                if &r.user != by {
-                    return Err(DomainError::Unauthorized(
-                        "Only the owner can remove a reaction",
-                    ));
-                }
-                Ok(vec![ConversationEvent::ReactionRemoved(
-                    ReactionRemovedV1 {
-                        reaction_id: reaction_id.clone(),
-                        message_id: message_id.clone(),
-                        user_id: by.clone(),
-                    },
-                )])
-            }
+            } => self.remove_reaction(by, message_id, reaction_id),
         }
     }
 
@@ -648,7 +745,7 @@ mod tests {
                 creator: u("ann"),
                 participants: vec![],
             })
-            .then_expect_error(DomainError::Conflict("Conversation already exists"));
+            .then_expect_error(ConversationError::AlreadyExists);
     }
 
     #[test]
@@ -683,7 +780,7 @@ mod tests {
         Given::with(())
             .given(created())
             .when(send("eve", "msg_1", None))
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 
     #[test]
@@ -691,7 +788,7 @@ mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(send("ann", "msg_1", None))
-            .then_expect_error(DomainError::NotFound("Conversation"));
+            .then_expect_error(ConversationError::NotFound);
     }
 
     #[test]
@@ -702,7 +799,7 @@ mod tests {
                 ParticipantRemovedV1 { user_id: u("bob") },
             ))])
             .when(send("bob", "msg_1", None))
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 
     #[test]
@@ -720,9 +817,7 @@ mod tests {
                 by: u("bob"),
                 user: u("cat"),
             })
-            .then_expect_error(DomainError::Unauthorized(
-                "Only a conversation admin can add participants",
-            ));
+            .then_expect_error(ConversationError::OnlyAdminsAdd);
         Given::with(())
             .given(created())
             .when(ConversationCommand::AddParticipant {
@@ -749,16 +844,14 @@ mod tests {
                 by: u("bob"),
                 user: u("ann"),
             })
-            .then_expect_error(DomainError::Unauthorized(
-                "Only a conversation admin can remove other participants",
-            ));
+            .then_expect_error(ConversationError::OnlyAdminsRemoveOthers);
         Given::with(())
             .given(created())
             .when(ConversationCommand::RemoveParticipant {
                 by: u("ann"),
                 user: u("zed"),
             })
-            .then_expect_error(DomainError::NotFound("Participant"));
+            .then_expect_error(ConversationError::ParticipantNotFound);
     }
 
     // ------------------------------------------------------------ edits, deletes, receipts
@@ -827,17 +920,15 @@ mod tests {
         Given::with(())
             .given(with_messages())
             .when(edit("bob", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized(
-                "Only the author can edit a message",
-            ));
+            .then_expect_error(ConversationError::OnlyAuthorEdits);
         Given::with(())
             .given(with_messages())
             .when(edit("ann", "msg_9"))
-            .then_expect_error(DomainError::NotFound("Message"));
+            .then_expect_error(ConversationError::MessageNotFound);
         Given::with(())
             .given(with_messages())
             .when(edit("eve", "msg_1"))
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 
     #[test]
@@ -850,11 +941,11 @@ mod tests {
         Given::with(())
             .given(given())
             .when(edit("ann", "msg_1"))
-            .then_expect_error(DomainError::NotFound("Message"));
+            .then_expect_error(ConversationError::MessageNotFound);
         Given::with(())
             .given(given())
             .when(delete("ann", "msg_1"))
-            .then_expect_error(DomainError::NotFound("Message"));
+            .then_expect_error(ConversationError::MessageNotFound);
         Given::with(())
             .given(given())
             .when(ConversationCommand::AddReaction {
@@ -864,7 +955,7 @@ mod tests {
                 emoji: emoji("👍"),
                 now: 9,
             })
-            .then_expect_error(DomainError::NotFound("Message"));
+            .then_expect_error(ConversationError::MessageNotFound);
     }
 
     #[test]
@@ -880,9 +971,7 @@ mod tests {
         Given::with(())
             .given(with_messages())
             .when(delete("bob", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized(
-                "Only the author or a conversation admin can delete a message",
-            ));
+            .then_expect_error(ConversationError::OnlyAuthorOrAdminDeletes);
     }
 
     #[test]
@@ -946,7 +1035,7 @@ mod tests {
         Given::with(())
             .given(created())
             .when(pending("eve"))
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 
     #[test]
@@ -974,13 +1063,15 @@ mod tests {
         Given::with(())
             .given(with_messages())
             .when(read(&["msg_9"]))
-            .then_expect_error(DomainError::NotFound("Message"));
+            .then_expect_error(ConversationError::MessageNotFound);
         Given::with(())
             .given(with_messages())
             .when(read(&[]))
-            .then_expect_error(DomainError::InvalidInput(
-                "messageIds must list 1 to 100 ids".into(),
-            ));
+            .then_expect_error(ConversationError::ReadIdCount);
+        assert_eq!(
+            ConversationError::ReadIdCount.to_string(),
+            "messageIds must list 1 to 100 ids"
+        );
         Given::with(())
             .given(with_messages())
             .when(ConversationCommand::MarkRead {
@@ -988,7 +1079,7 @@ mod tests {
                 message_ids: vec![msg("msg_1")],
                 now: 8,
             })
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 
     #[test]
@@ -1047,17 +1138,15 @@ mod tests {
         Given::with(())
             .given(given.clone())
             .when(remove("ann", "rxn_1", "msg_1"))
-            .then_expect_error(DomainError::Unauthorized(
-                "Only the owner can remove a reaction",
-            ));
+            .then_expect_error(ConversationError::OnlyOwnerRemovesReaction);
         Given::with(())
             .given(given.clone())
             .when(remove("bob", "rxn_9", "msg_1"))
-            .then_expect_error(DomainError::NotFound("Reaction"));
+            .then_expect_error(ConversationError::ReactionNotFound);
         Given::with(())
             .given(given)
             .when(remove("bob", "rxn_1", "msg_2"))
-            .then_expect_error(DomainError::NotFound("Reaction"));
+            .then_expect_error(ConversationError::ReactionNotFound);
     }
 
     #[test]
@@ -1067,7 +1156,7 @@ mod tests {
         Given::with(())
             .given(given.clone())
             .when(edit("bob", "msg_2"))
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
         Given::with(())
             .given(given)
             .when(ConversationCommand::MarkRead {
@@ -1075,6 +1164,6 @@ mod tests {
                 message_ids: vec![msg("msg_1")],
                 now: 1,
             })
-            .then_expect_error(DomainError::NotParticipant);
+            .then_expect_error(ConversationError::NotParticipant);
     }
 }

@@ -6,38 +6,37 @@
 pub mod conversation;
 pub mod user;
 
-pub use conversation::{Conversation, ConversationCommand};
-pub use user::{User, UserCommand};
+pub use conversation::{Conversation, ConversationCommand, ConversationError};
+pub use user::{User, UserCommand, UserError};
 
 use serde::{Deserialize, Serialize};
 
-/// A rule the command broke. Each maps to one stable contract code.
+/// A rule a command broke, by aggregate. Each maps to one stable contract code (`code`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    #[error("{0}")]
-    InvalidInput(String),
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("Not a participant of this conversation")]
-    NotParticipant,
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error("{0}")]
-    Conflict(&'static str),
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    #[error(transparent)]
+    User(#[from] UserError),
 }
 
 impl DomainError {
     /// The contract's code for this refusal.
     pub fn code(&self) -> api::ErrorCode {
-        use api::ErrorCode as C;
         match self {
-            Self::InvalidInput(_) => C::InvalidInput,
-            Self::NotFound(_) => C::NotFound,
-            Self::NotParticipant => C::NotParticipant,
-            Self::Unauthorized(_) => C::Unauthorized,
-            Self::Conflict(_) => C::Conflict,
+            Self::Conversation(e) => e.code(),
+            Self::User(e) => e.code(),
         }
     }
+}
+
+/// A display name, title or reason that is blank or too long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextRule {
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} must be at most {max} characters")]
+    TooLong { field: &'static str, max: usize },
 }
 
 /// The cqrs-es event type of an aggregate: the event enum of the `events` crate, wrapped so
@@ -71,8 +70,10 @@ where
 pub trait Decide: Default + Clone + Send + Sync + 'static {
     type Command: Send + Sync;
     type Event: events::EventKind + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
+    /// The aggregate's own refusals.
+    type Error: std::error::Error + Into<DomainError> + Clone + PartialEq + Send + Sync + 'static;
 
-    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
     fn evolve(&mut self, event: &Self::Event);
 }
 
@@ -83,7 +84,7 @@ macro_rules! cqrs_aggregate {
             const TYPE: &'static str = $name;
             type Command = <$ty as $crate::domain::Decide>::Command;
             type Event = $crate::domain::Ev<<$ty as $crate::domain::Decide>::Event>;
-            type Error = $crate::domain::DomainError;
+            type Error = <$ty as $crate::domain::Decide>::Error;
             type Services = ();
 
             async fn handle(
@@ -107,16 +108,12 @@ macro_rules! cqrs_aggregate {
 pub(crate) use cqrs_aggregate;
 
 /// Checks a display name or title: trimmed length 1..=max characters.
-pub(crate) fn check_text(field: &str, s: &str, max: usize) -> Result<(), DomainError> {
+pub(crate) fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), TextRule> {
     if s.trim().is_empty() {
-        return Err(DomainError::InvalidInput(format!(
-            "{field} must not be empty"
-        )));
+        return Err(TextRule::Empty { field });
     }
     if s.chars().count() > max {
-        return Err(DomainError::InvalidInput(format!(
-            "{field} must be at most {max} characters"
-        )));
+        return Err(TextRule::TooLong { field, max });
     }
     Ok(())
 }

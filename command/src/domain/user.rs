@@ -1,6 +1,6 @@
 //! The user aggregate: registration and profile. Decides `UserRegistered` / `UserUpdated`.
 
-use super::{Decide, DomainError, check_text, cqrs_aggregate};
+use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
     Millis, UserEvent, UserLastSeenV1, UserRegisteredV1, UserReinstatedV1, UserSuspendedV1,
     UserUpdatedV1,
@@ -52,6 +52,24 @@ impl User {
     }
 }
 
+/// A rule of the user aggregate a command broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("User not found")]
+    NotFound,
+    #[error(transparent)]
+    Text(#[from] TextRule),
+}
+
+impl UserError {
+    pub fn code(&self) -> api::ErrorCode {
+        match self {
+            Self::NotFound => api::ErrorCode::NotFound,
+            Self::Text(_) => api::ErrorCode::InvalidInput,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
     /// Register the user, or update the profile of a registered one.
@@ -72,8 +90,9 @@ pub enum UserCommand {
 impl Decide for User {
     type Command = UserCommand;
     type Event = UserEvent;
+    type Error = UserError;
 
-    fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, DomainError> {
+    fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {
         match command {
             UserCommand::Upsert { name, avatar_url } => {
                 check_text("name", name, MAX_NAME_CHARS)?;
@@ -97,7 +116,7 @@ impl Decide for User {
             }
             UserCommand::Suspend { reason } => {
                 if !self.registered {
-                    return Err(DomainError::NotFound("User"));
+                    return Err(UserError::NotFound);
                 }
                 if let Some(r) = reason {
                     check_text("reason", r, 500)?;
@@ -111,7 +130,7 @@ impl Decide for User {
             }
             UserCommand::Reinstate => {
                 if !self.registered {
-                    return Err(DomainError::NotFound("User"));
+                    return Err(UserError::NotFound);
                 }
                 if !self.suspended {
                     return Ok(vec![]);
@@ -227,7 +246,7 @@ mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(UserCommand::Suspend { reason: None })
-            .then_expect_error(DomainError::NotFound("User"));
+            .then_expect_error(UserError::NotFound);
     }
 
     #[test]
@@ -248,12 +267,21 @@ mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(upsert("  ", None))
-            .then_expect_error(DomainError::InvalidInput("name must not be empty".into()));
+            .then_expect_error(UserError::Text(TextRule::Empty { field: "name" }));
         Given::with(())
             .given_no_previous_events()
             .when(upsert(&"n".repeat(101), None))
-            .then_expect_error(DomainError::InvalidInput(
-                "name must be at most 100 characters".into(),
-            ));
+            .then_expect_error(UserError::Text(TextRule::TooLong {
+                field: "name",
+                max: 100,
+            }));
+        let empty = UserError::Text(TextRule::Empty { field: "name" });
+        assert_eq!(empty.to_string(), "name must not be empty");
+        assert_eq!(empty.code(), api::ErrorCode::InvalidInput);
+        let long = UserError::Text(TextRule::TooLong {
+            field: "name",
+            max: 100,
+        });
+        assert_eq!(long.to_string(), "name must be at most 100 characters");
     }
 }
