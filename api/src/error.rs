@@ -95,6 +95,14 @@ impl ApiError {
         Self::new(ErrorCode::Internal, "Internal error")
     }
 
+    /// `RATE_LIMIT`, with `Retry-After` of at least one second.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Self {
+            retry_after_secs: Some(wait.as_secs().max(1)),
+            ..Self::new(ErrorCode::RateLimit, "Rate limit exceeded")
+        }
+    }
+
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %detail, "dependency unavailable");
         Self::new(ErrorCode::Unavailable, "Service temporarily unavailable")

@@ -69,11 +69,18 @@ impl Caller {
         metadata(self.user_id.as_str(), Some(&self.correlation_id))
     }
 
+    /// `UNAUTHORIZED` unless the caller's token has the admin role.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(CommandError::AdminRequired)
+        }
+    }
+
     /// Admin commands are recorded with actor `admin:<id>`.
     fn admin_metadata(&self) -> Result<Metadata> {
-        if !self.admin {
-            return Err(CommandError::AdminRequired);
-        }
+        self.require_admin()?;
         Ok(metadata(
             &format!("admin:{}", self.user_id),
             Some(&self.correlation_id),

@@ -275,9 +275,7 @@ async fn put_user<L: EventLog>(
     ApiJson(body): ApiJson<UserBody>,
 ) -> Result<Json<UserSaved>, ApiError> {
     let saved = traced("put_user", &who, async {
-        if !who.admin {
-            return Err(crate::error::CommandError::AdminRequired.into());
-        }
+        who.require_admin()?;
         let user: UserId = id(&user)?;
         Ok(s.node
             .service
@@ -310,9 +308,7 @@ async fn set_suspended<L: EventLog>(
     suspended: bool,
 ) -> Result<Json<UserStatus>, ApiError> {
     let changed = traced("set_suspended", who, async {
-        if !who.admin {
-            return Err(crate::error::CommandError::AdminRequired.into());
-        }
+        who.require_admin()?;
         let user: UserId = id(user)?;
         Ok(s.node.service.set_suspended(who, user, suspended).await?)
     });
@@ -395,10 +391,7 @@ async fn post_message<L: EventLog>(
         .node
         .take_send_token(&who.user_id, std::time::Instant::now())
     {
-        return Err(ApiError {
-            retry_after_secs: Some(wait.as_secs().max(1)),
-            ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
-        });
+        return Err(ApiError::rate_limited(wait));
     }
     let conv: ConversationId = id(&body.conversation_id)?;
     let content = text(Content::parse(&body.content))?;

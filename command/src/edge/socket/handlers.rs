@@ -192,10 +192,7 @@ async fn handle<L: EventLog>(
     let caller = Caller::new(&session.identity, Some(new_correlation_id()));
     tracing::Span::current().record("correlation_id", caller.correlation_id.as_str());
     let result = match limited {
-        Some(wait) => Err(ApiError {
-            retry_after_secs: Some(wait.as_secs().max(1)),
-            ..ApiError::new(ErrorCode::RateLimit, "Rate limit exceeded")
-        }),
+        Some(wait) => Err(ApiError::rate_limited(wait)),
         None => dispatch(state, socket, session, &caller, &inbound).await,
     };
     match result {
