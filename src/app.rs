@@ -122,24 +122,14 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     let mut socket_layer = None;
 
     if has(Role::Projector) {
-        let filter = config.subjects().all();
-        let defaults = projector::ProjectorConfig::default;
-        let chat = projector::Projector::new(
-            projector::chat::Chat,
-            log.clone(),
-            store.clone(),
-            filter.clone(),
-            defaults(),
-        );
-        let unread = projector::Projector::new(
-            projector::unread::Unread,
-            log.clone(),
-            store.clone(),
-            filter,
-            defaults(),
-        );
-        stoppable.push(tokio::spawn(chat.run_until(stop.clone())));
-        stoppable.push(tokio::spawn(unread.run_until(stop.clone())));
+        for projection in projector::registry::ALL {
+            stoppable.push(tokio::spawn(projection.run(
+                log.clone(),
+                store.clone(),
+                config.subjects().all(),
+                stop.clone(),
+            )));
+        }
     }
     if has(Role::Query) {
         app = app.merge(query::router(query::QueryState {

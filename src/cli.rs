@@ -144,7 +144,7 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         .await
         .context("read-model store")?;
     println!("log position {last}");
-    for name in projector::ALL {
+    for name in projector::registry::names() {
         let at = projector::checkpoint(store.pool(), name).await?;
         println!(
             "{name:<10} checkpoint {at:>10}  lag {:>10}",
@@ -160,11 +160,11 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
 /// `chat projections rebuild NAME`: replays the log into fresh tables with a progress bar,
 /// then swaps them in. Interrupting is safe; rerunning resumes.
 pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
+    let Some(projection) = projector::registry::find(name) else {
+        let known: Vec<&str> = projector::registry::names().collect();
+        anyhow::bail!("unknown projection {name}; known: {}", known.join(", "));
+    };
     let log = open_log(config, Access::Owner).await?;
-    rebuild_from(config, log, name).await
-}
-
-async fn rebuild_from<L: EventLog>(config: &Config, log: L, name: &str) -> anyhow::Result<()> {
     let store = ReadStore::open(&config.read_store_url())
         .await
         .context("read-model store")?;
@@ -179,27 +179,10 @@ async fn rebuild_from<L: EventLog>(config: &Config, log: L, name: &str) -> anyho
         bar.set_length(target);
         bar.set_position(done);
     };
-    let filter = config.subjects().all();
     let started = std::time::Instant::now();
-    let rebuilt = match name {
-        projector::chat::NAME => {
-            replay(projector::chat::Chat, log, &store, filter, &mut progress).await?
-        }
-        projector::unread::NAME => {
-            replay(
-                projector::unread::Unread,
-                log,
-                &store,
-                filter,
-                &mut progress,
-            )
-            .await?
-        }
-        other => anyhow::bail!(
-            "unknown projection {other}; known: {}",
-            projector::ALL.join(", ")
-        ),
-    };
+    let rebuilt = projection
+        .rebuild(log, &store, config.subjects().all(), &mut progress)
+        .await?;
     bar.finish();
     println!(
         "{name} rebuilt up to position {} in {:.1}s and swapped in",
@@ -207,16 +190,6 @@ async fn rebuild_from<L: EventLog>(config: &Config, log: L, name: &str) -> anyho
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-async fn replay<L: EventLog, P: projector::Projection + Clone>(
-    projection: P,
-    log: L,
-    store: &ReadStore,
-    filter: String,
-    progress: &mut (dyn FnMut(u64, u64) + Send),
-) -> anyhow::Result<projector::rebuild::Rebuilt> {
-    Ok(projector::rebuild::rebuild(projection, log, store, filter, true, progress).await?)
 }
 
 /// Where the embedded event log lives under the data directory.

@@ -42,7 +42,7 @@ async fn lags<L: EventLog>(ops: &Ops<L>) -> Result<(u64, Vec<(&'static str, u64,
         .map_err(|_| "the log did not answer".to_owned())?
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for name in projector::ALL {
+    for name in projector::registry::names() {
         let at = projector::checkpoint(&ops.pool, name)
             .await
             .map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod rebuild;
+pub mod registry;
 pub mod runner;
 pub mod unread;
 
@@ -26,8 +27,7 @@ pub enum ProjectionError {
 }
 
 /// One read model built from the log. Adding a projection: implement this (see `unread.rs`,
-/// about 150 lines), add its tables as a migration, and start it in `chat serve` and in
-/// `chat projections` (the `ALL` list below).
+/// about 150 lines), add its tables as a migration, and one line to [`registry::ALL`].
 pub trait Projection: Send + Sync + 'static {
     /// Writes a projection holds back within one transaction to send them as multi-row
     /// statements (`()` for none). Whatever is pending must be flushed before any write whose
@@ -58,6 +58,3 @@ pub trait Projection: Send + Sync + 'static {
 
 /// The checkpoint table, for a projection rebuilt into a schema of its own.
 pub const CHECKPOINTS_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_checkpoints (projection TEXT PRIMARY KEY, last_position BIGINT NOT NULL);";
-
-/// Names of every projection.
-pub const ALL: [&str; 2] = [chat::NAME, unread::NAME];

@@ -7,6 +7,7 @@ use readstore::ReadStore;
 use sqlx::{AnyConnection, AnyPool};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -242,7 +243,18 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         }
     }
 
+    /// Writes `batch` and its checkpoint in one transaction, in a span of its own.
     async fn apply_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
+        let span = tracing::debug_span!(
+            "project_batch",
+            projection = self.projection.name(),
+            from = batch.first().map(|b| b.position),
+            commits = batch.len()
+        );
+        self.write_batch(batch, done).instrument(span).await
+    }
+
+    async fn write_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
         let name = self.projection.name();
         // Batches of this projection commit one at a time, and a rebuild's swap takes the same
         // lock; the checkpoint read under it is the truth (a swap may have moved it on).
@@ -255,8 +267,10 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         let mut pending = P::Pending::default();
         for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
-            let _e = span.enter();
-            self.projection.apply(&mut tx, &mut pending, stored).await?;
+            self.projection
+                .apply(&mut tx, &mut pending, stored)
+                .instrument(span)
+                .await?;
             last = stored.position;
             self.applied += 1;
             if let Some(fault) = &self.config.fault

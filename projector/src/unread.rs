@@ -3,7 +3,7 @@
 //! their own messages and deleted messages do not count.
 //!
 //! It shows what adding a projection takes: this file, its migration
-//! (`migrations/0003_unread_counts.sql`), and a line in `ALL` / `by_name` (`lib.rs`).
+//! (`migrations/0003_unread_counts.sql`), and a line in `registry::ALL`.
 
 use crate::ProjectionError;
 use eventlog::StoredCommit;

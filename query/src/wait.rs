@@ -7,8 +7,6 @@ use std::time::Duration;
 
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
-/// The projections a read waits for (every one the query side reads).
-pub const PROJECTIONS: [&str; 2] = ["chat", "unread"];
 
 pub async fn until(pool: &AnyPool, min_position: Option<u64>) -> Result<(), ApiError> {
     let Some(min) = min_position.filter(|m| *m > 0) else {
@@ -17,16 +15,17 @@ pub async fn until(pool: &AnyPool, min_position: Option<u64>) -> Result<(), ApiE
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     loop {
+        let names: Vec<&str> = projector::registry::read_models().collect();
         let sql = format!(
             "SELECT COUNT(*) FROM projection_checkpoints WHERE last_position >= $1 AND projection IN ({})",
-            readstore::placeholders(2, PROJECTIONS.len())
+            readstore::placeholders(2, names.len())
         );
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(min);
-        for name in PROJECTIONS {
+        for name in &names {
             query = query.bind(name);
         }
         let (caught_up,): (i64,) = query.fetch_one(pool).await.map_err(ApiError::unavailable)?;
-        if caught_up == PROJECTIONS.len() as i64 {
+        if usize::try_from(caught_up).is_ok_and(|n| n == names.len()) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

@@ -1,0 +1,138 @@
+//! Every projection, declared once. `chat serve` starts each of [`ALL`], `chat projections
+//! status` and `/readyz` report each, `chat projections rebuild NAME` finds it here, and a read
+//! carrying `minPosition` waits for each that is a read model. Adding a projection is one
+//! line in [`ALL`] (plus its module and migration).
+//!
+//! Must not hold projection logic: a registration only names what runs.
+
+use crate::rebuild::Rebuilt;
+use crate::runner::RunError;
+use crate::{Projection, Projector, ProjectorConfig, chat, unread};
+use eventlog::Log;
+use futures::future::BoxFuture;
+use readstore::ReadStore;
+use tokio_util::sync::CancellationToken;
+
+/// `progress(done, target)` of a rebuild.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
+
+type RunFn = fn(Log, ReadStore, String, CancellationToken) -> BoxFuture<'static, ()>;
+type RebuildFn = for<'a> fn(
+    Log,
+    &'a ReadStore,
+    String,
+    Progress<'a>,
+) -> BoxFuture<'a, Result<Rebuilt, RunError>>;
+
+/// One projection, type-erased: what the runner, rebuild, status and waiting need.
+pub struct Registered {
+    pub name: &'static str,
+    /// Whether the query side reads its tables (reads with `minPosition` wait for it).
+    pub read_model: bool,
+    run: RunFn,
+    rebuild: RebuildFn,
+}
+
+/// Every projection of the product.
+pub const ALL: &[Registered] = &[
+    Registered::of::<chat::Chat>(chat::NAME, true),
+    Registered::of::<unread::Unread>(unread::NAME, true),
+];
+
+/// The projection called `name`.
+pub fn find(name: &str) -> Option<&'static Registered> {
+    ALL.iter().find(|r| r.name == name)
+}
+
+/// The names of every projection, in [`ALL`]'s order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|r| r.name)
+}
+
+/// The names of the read models the query side waits for.
+pub fn read_models() -> impl Iterator<Item = &'static str> {
+    ALL.iter().filter(|r| r.read_model).map(|r| r.name)
+}
+
+impl Registered {
+    const fn of<P: Projection + Clone + Default>(name: &'static str, read_model: bool) -> Self {
+        Self {
+            name,
+            read_model,
+            run: run::<P>,
+            rebuild: rebuild::<P>,
+        }
+    }
+
+    /// Follows the log (`filter`) into `store` until `stop` (one active instance per
+    /// projection: the others wait for its lock).
+    pub fn run(
+        &self,
+        log: Log,
+        store: ReadStore,
+        filter: String,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        (self.run)(log, store, filter, stop)
+    }
+
+    /// Replays the whole log into fresh tables, then swaps them in (see `rebuild.rs`).
+    pub fn rebuild<'a>(
+        &self,
+        log: Log,
+        store: &'a ReadStore,
+        filter: String,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Rebuilt, RunError>> {
+        (self.rebuild)(log, store, filter, progress)
+    }
+}
+
+fn run<P: Projection + Default>(
+    log: Log,
+    store: ReadStore,
+    filter: String,
+    stop: CancellationToken,
+) -> BoxFuture<'static, ()> {
+    let projector = Projector::new(P::default(), log, store, filter, ProjectorConfig::default());
+    Box::pin(projector.run_until(stop))
+}
+
+fn rebuild<'a, P: Projection + Clone + Default>(
+    log: Log,
+    store: &'a ReadStore,
+    filter: String,
+    progress: Progress<'a>,
+) -> BoxFuture<'a, Result<Rebuilt, RunError>> {
+    Box::pin(crate::rebuild::rebuild(
+        P::default(),
+        log,
+        store,
+        filter,
+        true,
+        progress,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_found() {
+        let names: Vec<_> = names().collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        for n in &names {
+            assert_eq!(find(n).map(|r| r.name), Some(*n));
+        }
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn the_query_side_waits_for_both_read_models() {
+        assert_eq!(read_models().collect::<Vec<_>>(), ["chat", "unread"]);
+    }
+}
