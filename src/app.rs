@@ -35,7 +35,11 @@ pub struct Node {
     /// Tasks that end by themselves once `stop` is cancelled (the projectors).
     stoppable: Vec<tokio::task::JoinHandle<()>>,
     /// The socket edge, when this node has the command role.
-    sockets: Option<(Arc<command::drain::Drain>, socketioxide::SocketIo)>,
+    sockets: Option<(
+        Arc<command::drain::Drain>,
+        socketioxide::SocketIo,
+        Arc<command::live::Live>,
+    )>,
 }
 
 impl Node {
@@ -46,13 +50,16 @@ impl Node {
     pub async fn shutdown(mut self, grace: std::time::Duration) {
         use tokio::time::timeout;
         self.stop.cancel();
-        if let Some((drain, io)) = self.sockets.take() {
+        if let Some((drain, io, live)) = self.sockets.take() {
             drain.start();
             if timeout(grace, drain.idle()).await.is_err() {
                 tracing::warn!("shutdown: socket events still in hand after the grace period");
             }
             if timeout(grace, io.close()).await.is_err() {
                 tracing::warn!("shutdown: sockets still open after the grace period");
+            }
+            if timeout(grace, live.settled()).await.is_err() {
+                tracing::warn!("shutdown: presence still holding disconnected sockets");
             }
         }
         for task in std::mem::take(&mut self.stoppable) {
@@ -150,9 +157,15 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             // 1 KB; `content` is at most 10,000 characters, a few reads); 4 KB by default.
             .ws_read_buffer_size(1024)
             .build_layer();
-        let (live, live_tasks) = command::live::Live::start(bus, &config.subjects(), io.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
+        let (live, live_tasks) = command::live::Live::start(
+            bus,
+            &config.subjects(),
+            io.clone(),
+            std::time::Duration::from_millis(config.presence_grace_ms),
+            metrics.presence_held.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start presence: {e}"))?;
         tasks.extend(live_tasks);
         let limits = command::rate::RateLimits {
             messages_per_min: config.rate_messages_per_min,
@@ -165,7 +178,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             limits,
         ));
         command::edge::socket::register(&io, state.clone());
-        sockets = Some((state.drain.clone(), io.clone()));
+        sockets = Some((state.drain.clone(), io.clone(), state.live.clone()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(command::push::broadcaster::run(
             state.clone(),

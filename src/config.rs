@@ -62,6 +62,10 @@ pub struct Config {
     /// Replicas of the stream (3 in a three-node NATS cluster).
     #[arg(long, env = "CHAT_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// How long a disconnected socket still counts in its rooms, so that a reconnect within it
+    /// shows no `user:offline` / `user:online` (0 = off).
+    #[arg(long, env = "CHAT_PRESENCE_GRACE_MS", default_value_t = 2000)]
+    pub presence_grace_ms: u64,
 }
 
 impl Config {

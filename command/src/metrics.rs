@@ -12,6 +12,8 @@ type Labels = Vec<(&'static str, String)>;
 pub struct Metrics {
     /// Sockets authenticated and connected to this node.
     pub sockets: Gauge,
+    /// Disconnected sockets still counted in their rooms until the presence grace ends.
+    pub presence_held: Gauge,
     /// Events appended to the log by this node.
     pub events_appended: Counter,
     /// Commands by outcome: `ok`, `rejected` (a rule said no), `conflict`, `unavailable`, `error`.
@@ -37,6 +39,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("chat");
         let m = Self {
             sockets: Gauge::default(),
+            presence_held: Gauge::default(),
             events_appended: Counter::default(),
             commands: Family::default(),
             send_ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -48,6 +51,11 @@ impl Default for Metrics {
             "sockets",
             "Authenticated sockets connected to this node",
             m.sockets.clone(),
+        );
+        registry.register(
+            "presence_held",
+            "Disconnected sockets still counted in their rooms until the presence grace ends",
+            m.presence_held.clone(),
         );
         registry.register(
             "events_appended",

@@ -63,23 +63,45 @@ impl<L: EventLog> NodeState<L> {
             .try_take(now)
     }
 
-    /// Takes `socket` out of the room: presence (each node then tells its sockets
-    /// `user:offline` when the user is in the room on no node), typing, and a persisted
-    /// `lastSeenAt` when it was the user's last socket there on this node.
+    /// Takes `socket` out of the room at once (`conversation:leave`, removal): presence (each
+    /// node then tells its sockets `user:offline` when the user is in the room on no node),
+    /// typing, and a persisted `lastSeenAt` when it was the user's last socket there on this
+    /// node.
     pub async fn leave_room(&self, socket: &SocketRef, user: &UserId, conv: &ConversationId) {
         if !in_room(socket, conv) {
             return;
         }
         socket.leave(conversation_room(conv));
-        self.live
-            .typing_stopped(&socket.id.to_string(), conv, user)
-            .await;
+        self.live.typing_stopped(socket.id, conv, user).await;
         let now = now_millis();
-        if self.live.left(conv, user, now).await
-            && let Err(e) = self
-                .service
-                .record_last_seen(&crate::service::Caller::system(user), now)
-                .await
+        if self.live.left(socket.id, conv, user, now).await {
+            self.record_last_seen(user, now).await;
+        }
+    }
+
+    /// `socket` of `user` disconnected: typing stops at once; in each room it was in, presence
+    /// holds the socket for the grace period (`CHAT_PRESENCE_GRACE_MS`) in the background, so
+    /// that a quick reconnect is not seen as leaving, then persists `lastSeenAt` (the time of
+    /// the disconnect) when it was the user's last socket in a room on this node.
+    pub async fn disconnected(self: &Arc<Self>, socket: &SocketRef, user: UserId) {
+        let holds = self.live.hold(socket.id, &user, now_millis());
+        for conv in holds.conversations() {
+            self.live.typing_stopped(socket.id, conv, &user).await;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let (at, last_here) = node.live.release(holds).await;
+            if last_here {
+                node.record_last_seen(&user, at).await;
+            }
+        });
+    }
+
+    async fn record_last_seen(&self, user: &UserId, at: events::Millis) {
+        if let Err(e) = self
+            .service
+            .record_last_seen(&crate::service::Caller::system(user), at)
+            .await
         {
             tracing::warn!(error = %e, "could not persist lastSeenAt");
         }

@@ -1,156 +1,87 @@
 //! Ephemeral, cross-node state and signals that never enter the log: who is in which room
-//! (presence) and who is typing. Carried by core NATS (not the stream) under
-//! `_live.<prefix>.…`:
+//! (presence) and who is typing. Carried by the [`Bus`] (core NATS between nodes, not the
+//! stream) under `_live.<prefix>.…`:
 //!
-//! - `…presence`: every node announces its local changes (`delta`), its whole local state every
-//!   [`HEARTBEAT`] (`state`), and answers a `sync` request from a starting node. A node not heard
-//!   from for [`EXPIRY`] is forgotten, so a dead node cannot leave its users online.
-//!   `user:online` / `user:offline` are decided by each node for its own sockets, when a user
-//!   appears in or disappears from a room in that node's view of all nodes. Two sockets of one
-//!   user leaving on two nodes at once therefore still yield exactly one `user:offline` per
-//!   watching socket (a "last one out" decided by one node would race).
+//! - `…presence`: every node announces its local changes (deltas), its whole local state every
+//!   [`HEARTBEAT`], and answers a starting node's `sync` with its state.
+//! - `…confirm.<node>`: the answers to a join's delta; a join is acknowledged only once every
+//!   node counts the socket.
 //! - `…room.<conversationId>`: a room signal (typing). Every node, the sender included, emits
 //!   it to its own sockets of that room, except the sockets of the user it is about.
+//!
+//! This module is the driver: it owns the clock, the timers (typing's stop, the disconnect
+//! grace, the heartbeat) and the emits. What presence and typing mean is decided in
+//! [`presence`] and [`typing`], pure state machines with their own tests; what nodes send each
+//! other is [`protocol`]. Must not touch the log or parse client input.
 
 mod bus;
+pub mod presence;
+pub mod protocol;
+pub mod typing;
 
 pub use bus::Bus;
 
 use crate::push::rooms::{conversation_room, user_room};
-use events::{ConversationId, Subjects, UserId};
+use events::{ConversationId, Millis, Subjects, UserId, now_millis};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use presence::{Change, Changed, HoldId, Presence, Transition};
+use prometheus_client::metrics::gauge::Gauge;
+use protocol::{Confirm, NodeId, PresenceMsg, RoomSignal};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
+use socketioxide::socket::Sid;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+use typing::{TYPING_TIMEOUT, Typing};
+use wire::Timestamp;
 use wire::socket::{NamedUser, SocketEvent, TypingStart, TypingStop, UserOffline, UserOnline};
-use wire::{Timestamp, UserRef};
+
+pub use presence::EXPIRY;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-pub const EXPIRY: Duration = Duration::from_secs(15);
-/// Silence after which the server stops a typist by itself.
-pub const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long a join waits for the other nodes to confirm they count it.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Rooms = HashMap<String, HashSet<String>>;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum PresenceMsg {
-    /// `user` (with its `{id, name, avatarUrl}` profile) entered or left `conv` on `node` at `at`.
-    Delta {
-        node: String,
-        conv: String,
-        user: String,
-        /// Absent (null) from a node that does not know the profile.
-        #[serde(default)]
-        profile: Option<UserRef>,
-        online: bool,
-        at: i64,
-        /// The sending node's change counter after this change (see [`State::seq`]).
-        #[serde(default)]
-        seq: u64,
-    },
-    State {
-        node: String,
-        rooms: Rooms,
-        profiles: HashMap<String, UserRef>,
-        /// The sending node's change counter when this snapshot was taken.
-        #[serde(default)]
-        seq: u64,
-    },
-    Sync {
-        node: String,
-    },
-}
-
-/// A user appearing in (or disappearing from) a room in this node's view.
-struct Transition {
-    conv: String,
-    user: String,
-    online: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RoomSignal {
-    event: String,
-    payload: Value,
-    except_user: Option<String>,
-}
-
-struct Remote {
-    heard: Instant,
-    rooms: Rooms,
-    /// The latest change counter applied from that node.
-    seq: u64,
-}
-
-impl Remote {
-    /// Whether a message with change counter `seq` is older than what was applied (messages
-    /// are published after the lock that ordered them is released, so a snapshot or a delta
-    /// can arrive after a later delta; 0 is a sender without counters: always applied).
-    fn is_stale(&self, seq: u64) -> bool {
-        seq != 0 && seq < self.seq
-    }
-}
-
-#[derive(Default)]
-struct State {
-    /// conversation → user → number of this node's sockets in the room.
-    local: HashMap<String, HashMap<String, usize>>,
-    remote: HashMap<String, Remote>,
-    /// Profiles of the users in rooms, for `user:online`.
-    profiles: HashMap<String, UserRef>,
-    /// Latest departure seen of each (conversation, user), on any node: the `lastSeenAt` of
-    /// `user:offline`, equal to the persisted one (the latest of the nodes' records).
-    left_at: HashMap<(String, String), i64>,
-    /// (socket id, conversation) → generation of the running typing timer.
-    typing: HashMap<(String, String), u64>,
-    generation: u64,
-    /// Counts this node's presence changes; sent with each delta and snapshot so that other
-    /// nodes apply them in order.
-    seq: u64,
-}
-
-impl State {
-    /// Runs `change` and reports which of `pairs` changed between online and offline.
-    fn transitions(
-        &mut self,
-        pairs: Vec<(String, String)>,
-        change: impl FnOnce(&mut Self),
-    ) -> Vec<Transition> {
-        let before: Vec<bool> = pairs.iter().map(|(c, u)| online_in(self, c, u)).collect();
-        change(self);
-        pairs
-            .into_iter()
-            .zip(before)
-            .filter_map(|((conv, user), was)| {
-                let now = online_in(self, &conv, &user);
-                (now != was).then_some(Transition {
-                    conv,
-                    user,
-                    online: now,
-                })
-            })
-            .collect()
-    }
-}
-
-fn pairs_of(rooms: &Rooms) -> Vec<(String, String)> {
-    rooms
-        .iter()
-        .flat_map(|(c, users)| users.iter().map(move |u| (c.clone(), u.clone())))
-        .collect()
+struct LiveSubjects {
+    presence: String,
+    room_prefix: String,
+    confirm_prefix: String,
 }
 
 pub struct Live {
-    node: String,
     bus: Bus,
-    presence_subject: String,
-    room_prefix: String,
+    subjects: LiveSubjects,
     io: SocketIo,
-    state: Mutex<State>,
+    /// How long a disconnected socket still counts (`CHAT_PRESENCE_GRACE_MS`).
+    grace: Duration,
+    presence: Mutex<Presence>,
+    typing: Mutex<Typing>,
+    /// Woken by every confirm received.
+    confirmed: Notify,
+    /// Disconnected sockets still held (shutdown waits for their grace to end), also shown as
+    /// the `chat_presence_held` gauge.
+    holds: watch::Sender<usize>,
+    held_gauge: Gauge,
+    /// The rooms each socket of this node entered: socketioxide forgets a socket's rooms when
+    /// its transport closes, which can be before its disconnect handler runs.
+    joined: Mutex<HashMap<Sid, HashSet<ConversationId>>>,
+}
+
+/// The disconnects of one socket, held until their grace ends ([`Live::release`]).
+#[must_use]
+pub struct Holds {
+    at: Millis,
+    held: Vec<(ConversationId, HoldId)>,
+}
+
+impl Holds {
+    /// The rooms the socket was in.
+    pub fn conversations(&self) -> impl Iterator<Item = &ConversationId> {
+        self.held.iter().map(|(c, _)| c)
+    }
 }
 
 impl Live {
@@ -160,33 +91,64 @@ impl Live {
         bus: Bus,
         subjects: &Subjects,
         io: SocketIo,
+        grace: Duration,
+        held_gauge: Gauge,
     ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), String> {
         let base = format!("_live.{}", subjects.prefix);
+        let node = NodeId::generate();
         let live = Arc::new(Self {
-            node: ulid::Ulid::new().to_string(),
             bus: bus.clone(),
-            presence_subject: format!("{base}.presence"),
-            room_prefix: format!("{base}.room"),
+            subjects: LiveSubjects {
+                presence: format!("{base}.presence"),
+                room_prefix: format!("{base}.room"),
+                confirm_prefix: format!("{base}.confirm"),
+            },
             io,
-            state: Mutex::new(State::default()),
+            grace,
+            presence: Mutex::new(Presence::new(node.clone())),
+            typing: Mutex::default(),
+            confirmed: Notify::new(),
+            holds: watch::Sender::new(0),
+            held_gauge,
+            joined: Mutex::default(),
         });
-        let mut presence = bus.subscribe(live.presence_subject.clone()).await?;
-        let mut rooms = bus.subscribe(format!("{}.>", live.room_prefix)).await?;
+        let mut presence = bus.subscribe(live.subjects.presence.clone()).await?;
+        let mut confirms = bus
+            .subscribe(format!("{}.{node}", live.subjects.confirm_prefix))
+            .await?;
+        let mut rooms = bus
+            .subscribe(format!("{}.>", live.subjects.room_prefix))
+            .await?;
         let mut tasks = Vec::new();
         let l = live.clone();
         tasks.push(tokio::spawn(async move {
             while let Some((_, payload)) = presence.next().await {
-                if let Ok(m) = serde_json::from_slice::<PresenceMsg>(&payload) {
+                if let Some(m) = decode::<PresenceMsg>(&payload) {
                     l.on_presence(m).await;
                 }
             }
         }));
         let l = live.clone();
         tasks.push(tokio::spawn(async move {
+            while let Some((_, payload)) = confirms.next().await {
+                if let Some(c) = decode::<Confirm>(&payload) {
+                    l.lock().confirmed(c, Instant::now());
+                    l.confirmed.notify_waiters();
+                }
+            }
+        }));
+        let l = live.clone();
+        tasks.push(tokio::spawn(async move {
             while let Some((subject, payload)) = rooms.next().await {
-                let conv = subject.rsplit('.').next().unwrap_or_default().to_owned();
-                if let Ok(s) = serde_json::from_slice::<RoomSignal>(&payload) {
-                    l.emit_local(&conv, &s.event, &s.payload, s.except_user.as_deref())
+                let Some(conv) = subject
+                    .rsplit('.')
+                    .next()
+                    .and_then(|c| ConversationId::parse(c).ok())
+                else {
+                    continue;
+                };
+                if let Some(s) = decode::<RoomSignal>(&payload) {
+                    l.emit_local(&conv, &s.event, &s.payload, s.except_user.as_ref())
                         .await;
                 }
             }
@@ -196,175 +158,94 @@ impl Live {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
-                l.publish_presence(&l.state_message()).await;
+                let snapshot = l.lock().snapshot();
+                l.publish_presence(&snapshot).await;
                 l.expire().await;
+                l.lock().prune();
             }
         }));
-        live.publish_presence(&PresenceMsg::Sync {
-            node: live.node.clone(),
-        })
-        .await;
+        let hello = live.lock().hello();
+        live.publish_presence(&hello).await;
         Ok((live, tasks))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn state_message(&self) -> PresenceMsg {
-        let st = self.lock();
-        let rooms: Rooms = st
-            .local
-            .iter()
-            .map(|(c, users)| (c.clone(), users.keys().cloned().collect()))
-            .collect();
-        let profiles = rooms
-            .values()
-            .flatten()
-            .filter_map(|u| st.profiles.get(u).map(|p| (u.clone(), p.clone())))
-            .collect();
-        PresenceMsg::State {
-            node: self.node.clone(),
-            rooms,
-            seq: st.seq,
-            profiles,
+    fn lock_typing(&self) -> MutexGuard<'_, Typing> {
+        self.typing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_holds(&self, n: usize) {
+        self.holds.send_replace(n);
+        self.held_gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn lock_joined(&self) -> MutexGuard<'_, HashMap<Sid, HashSet<ConversationId>>> {
+        self.joined.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn publish<T: Serialize>(&self, subject: String, m: &T) {
+        match serde_json::to_vec(m) {
+            Ok(bytes) => {
+                if let Err(e) = self.bus.publish(subject, bytes.into()).await {
+                    tracing::warn!(error = %e, "live: cannot publish");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "live: cannot encode a message"),
         }
     }
 
     async fn publish_presence(&self, m: &PresenceMsg) {
-        if let Ok(bytes) = serde_json::to_vec(m)
-            && let Err(e) = self
-                .bus
-                .publish(self.presence_subject.clone(), bytes.into())
-                .await
-        {
-            tracing::warn!(error = %e, "live: cannot publish presence");
-        }
+        self.publish(self.subjects.presence.clone(), m).await;
     }
 
     async fn on_presence(&self, m: PresenceMsg) {
-        let now = events::now_millis();
-        let (changes, at) = match m {
-            PresenceMsg::Sync { node } if node != self.node => {
-                self.publish_presence(&self.state_message()).await;
-                return;
-            }
-            PresenceMsg::State {
-                node,
-                rooms,
-                profiles,
-                seq,
-            } if node != self.node => {
-                let mut st = self.lock();
-                if let Some(r) = st.remote.get_mut(&node)
-                    && r.is_stale(seq)
-                {
-                    r.heard = Instant::now();
-                    return;
-                }
-                st.profiles.extend(profiles);
-                let mut pairs = pairs_of(&rooms);
-                if let Some(old) = st.remote.get(&node) {
-                    pairs.extend(pairs_of(&old.rooms));
-                }
-                let changes = st.transitions(pairs, |st| {
-                    st.remote.insert(
-                        node,
-                        Remote {
-                            heard: Instant::now(),
-                            rooms,
-                            seq,
-                        },
-                    );
-                });
-                (changes, now)
-            }
-            PresenceMsg::Delta {
-                node,
-                conv,
-                user,
-                profile,
-                online,
-                at,
-                seq,
-            } if node != self.node => {
-                let mut st = self.lock();
-                if let Some(r) = st.remote.get_mut(&node)
-                    && (r.is_stale(seq) || (seq != 0 && seq == r.seq))
-                {
-                    r.heard = Instant::now();
-                    return;
-                }
-                if let Some(profile) = profile {
-                    st.profiles.insert(user.clone(), profile);
-                }
-                if !online {
-                    note_departure(&mut st, &conv, &user, at);
-                }
-                let changes = st.transitions(vec![(conv.clone(), user.clone())], |st| {
-                    let r = st.remote.entry(node).or_insert_with(|| Remote {
-                        heard: Instant::now(),
-                        rooms: Rooms::new(),
-                        seq: 0,
-                    });
-                    r.heard = Instant::now();
-                    r.seq = r.seq.max(seq);
-                    let users = r.rooms.entry(conv.clone()).or_default();
-                    if online {
-                        users.insert(user);
-                    } else {
-                        users.remove(&user);
-                        if users.is_empty() {
-                            r.rooms.remove(&conv);
-                        }
-                    }
-                });
-                (changes, at)
-            }
-            _ => return,
-        };
-        self.announce(changes, at).await;
+        let r = self.lock().receive(m, Instant::now(), now_millis());
+        if let Some(reply) = &r.reply {
+            self.publish_presence(reply).await;
+        }
+        if let Some((to, confirm)) = &r.confirm {
+            self.publish(format!("{}.{to}", self.subjects.confirm_prefix), confirm)
+                .await;
+        }
+        self.announce(r.transitions).await;
     }
 
-    /// Tells this node's sockets about users appearing in or leaving rooms; `at` is when the
-    /// change happened (the `lastSeenAt` of a departure).
-    async fn announce(&self, changes: Vec<Transition>, at: events::Millis) {
-        let timestamp = Timestamp(events::now_millis());
-        for t in changes {
-            let (Ok(conversation_id), Ok(user_id)) =
-                (ConversationId::parse(&t.conv), UserId::parse(&t.user))
-            else {
-                continue;
-            };
-            if t.online {
-                let user = self
-                    .lock()
-                    .profiles
-                    .get(&t.user)
-                    .cloned()
-                    .unwrap_or_else(|| UserRef::new(&user_id, None, None));
-                let online = UserOnline {
-                    conversation_id,
-                    user_id,
-                    user,
-                    timestamp,
-                };
-                self.emit_local(&t.conv, UserOnline::NAME, &online, Some(&t.user))
-                    .await;
-            } else {
-                let latest = self
-                    .lock()
-                    .left_at
-                    .get(&(t.conv.clone(), t.user.clone()))
-                    .copied();
-                let offline = UserOffline {
-                    conversation_id,
-                    user_id,
-                    timestamp,
-                    last_seen_at: Timestamp(latest.unwrap_or(at).max(at)),
-                };
-                self.emit_local(&t.conv, UserOffline::NAME, &offline, Some(&t.user))
-                    .await;
+    /// Publishes a change of this node's sockets and tells this node's sockets about it.
+    async fn apply(&self, changed: Changed) {
+        if let Some(delta) = &changed.delta {
+            self.publish_presence(delta).await;
+        }
+        self.announce(changed.transitions).await;
+    }
+
+    /// Tells this node's sockets about users appearing in or leaving rooms.
+    async fn announce(&self, transitions: Vec<Transition>) {
+        let timestamp = Timestamp(now_millis());
+        for Transition { conv, user, change } in transitions {
+            match change {
+                Change::Online(profile) => {
+                    let online = UserOnline {
+                        conversation_id: conv.clone(),
+                        user_id: user.clone(),
+                        user: profile,
+                        timestamp,
+                    };
+                    self.emit_local(&conv, UserOnline::NAME, &online, Some(&user))
+                        .await;
+                }
+                Change::Offline { last_seen_at } => {
+                    let offline = UserOffline {
+                        conversation_id: conv.clone(),
+                        user_id: user.clone(),
+                        timestamp,
+                        last_seen_at: Timestamp(last_seen_at),
+                    };
+                    self.emit_local(&conv, UserOffline::NAME, &offline, Some(&user))
+                        .await;
+                }
             }
         }
     }
@@ -372,42 +253,23 @@ impl Live {
     /// Forgets nodes not heard from; their users who are now nowhere in a room go offline for
     /// this node's sockets of that room.
     async fn expire(&self) {
-        let changes = {
-            let mut st = self.lock();
-            let dead: Vec<String> = st
-                .remote
-                .iter()
-                .filter(|(_, r)| r.heard.elapsed() > EXPIRY)
-                .map(|(n, _)| n.clone())
-                .collect();
-            let pairs = dead
-                .iter()
-                .filter_map(|n| st.remote.get(n))
-                .flat_map(|r| pairs_of(&r.rooms))
-                .collect();
-            st.transitions(pairs, |st| {
-                for n in &dead {
-                    tracing::warn!(node = %n, "live: node expired");
-                    st.remote.remove(n);
-                }
-            })
-        };
-        self.announce(changes, events::now_millis()).await;
+        let (dead, transitions) = self.lock().expire(Instant::now(), now_millis());
+        for n in dead {
+            tracing::warn!(node = %n, "live: node expired");
+        }
+        self.announce(transitions).await;
     }
 
     async fn emit_local<T: Serialize + ?Sized>(
         &self,
-        conv: &str,
+        conv: &ConversationId,
         event: &str,
         payload: &T,
-        except_user: Option<&str>,
+        except_user: Option<&UserId>,
     ) {
-        let Ok(id) = ConversationId::parse(conv) else {
-            return;
-        };
-        let mut op = self.io.to(conversation_room(&id));
-        if let Some(u) = except_user.and_then(|u| UserId::parse(u).ok()) {
-            op = op.except(user_room(&u));
+        let mut op = self.io.to(conversation_room(conv));
+        if let Some(u) = except_user {
+            op = op.except(user_room(u));
         }
         if let Err(e) = op.emit(event, payload).await {
             tracing::debug!(error = %e, event, "live: emit failed for some sockets");
@@ -421,134 +283,157 @@ impl Live {
         payload: &E,
         except_user: Option<&UserId>,
     ) {
-        let Ok(payload) = serde_json::to_value(payload) else {
-            return;
+        let payload = match serde_json::to_value(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, event = E::NAME, "live: cannot encode a room signal");
+                return;
+            }
         };
         let s = RoomSignal {
             event: E::NAME.to_owned(),
             payload,
-            except_user: except_user.map(ToString::to_string),
+            except_user: except_user.cloned(),
         };
-        if let Ok(bytes) = serde_json::to_vec(&s)
-            && let Err(e) = self
-                .bus
-                .publish(format!("{}.{conv}", self.room_prefix), bytes.into())
-                .await
-        {
-            tracing::warn!(error = %e, "live: cannot publish a room signal");
-        }
+        self.publish(format!("{}.{conv}", self.subjects.room_prefix), &s)
+            .await;
     }
 
     /// Distinct users with a socket in the room, all nodes.
     pub fn online_users(&self, conv: &ConversationId) -> Vec<UserId> {
-        let st = self.lock();
-        let mut all: HashSet<&String> = HashSet::new();
-        if let Some(users) = st.local.get(conv.as_str()) {
-            all.extend(users.keys());
+        self.lock().online_users(conv)
+    }
+
+    /// Socket `sid` of `user` (with its `{id, name, avatarUrl}` profile) entered the room; a
+    /// second entry of the same socket changes nothing. Returns once every node that answers
+    /// counts it (at most [`CONFIRM_TIMEOUT`]).
+    pub async fn entered(
+        &self,
+        sid: Sid,
+        conv: &ConversationId,
+        user: &UserId,
+        profile: wire::UserRef,
+    ) {
+        if !self
+            .lock_joined()
+            .entry(sid)
+            .or_default()
+            .insert(conv.clone())
+        {
+            return;
         }
-        for r in st.remote.values() {
-            if let Some(users) = r.rooms.get(conv.as_str()) {
-                all.extend(users.iter());
+        let changed = self.lock().enter(conv, user, profile, now_millis());
+        let held = self.lock().holds();
+        self.count_holds(held);
+        let awaits = changed.awaits();
+        self.apply(changed).await;
+        if let Some(seq) = awaits {
+            self.await_confirms(seq).await;
+        }
+    }
+
+    async fn await_confirms(&self, seq: u64) {
+        let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+        loop {
+            let notified = self.confirmed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let missing = self.lock().awaiting(seq);
+            if missing.is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    nodes = ?missing,
+                    "live: nodes did not confirm a join in time; not waiting for them until they answer"
+                );
+                self.lock().unresponsive(&missing);
+                return;
             }
         }
-        let mut out: Vec<UserId> = all
-            .into_iter()
-            .filter_map(|u| UserId::parse(u).ok())
-            .collect();
-        out.sort();
-        out
     }
 
-    /// A socket of `user` (with its `{id, name, avatarUrl}` profile) entered the room.
-    pub async fn entered(&self, conv: &ConversationId, user: &UserId, profile: UserRef) {
-        let (changes, seq) = {
-            let mut st = self.lock();
-            st.profiles.insert(user.to_string(), profile.clone());
-            st.seq += 1;
-            let changes = st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
-                *st.local
-                    .entry(conv.to_string())
-                    .or_default()
-                    .entry(user.to_string())
-                    .or_insert(0) += 1;
-            });
-            (changes, st.seq)
-        };
-        let at = events::now_millis();
-        self.publish_presence(&PresenceMsg::Delta {
-            node: self.node.clone(),
-            conv: conv.to_string(),
-            user: user.to_string(),
-            profile: Some(profile),
-            online: true,
-            at,
-            seq,
-        })
-        .await;
-        self.announce(changes, at).await;
-    }
-
-    /// A socket of `user` left the room at `at`. Returns whether it was the user's last socket
-    /// there on this node.
-    pub async fn left(&self, conv: &ConversationId, user: &UserId, at: events::Millis) -> bool {
-        let (last_here, changes, profile, seq) = {
-            let mut st = self.lock();
-            note_departure(&mut st, conv.as_str(), user.as_str(), at);
-            st.seq += 1;
-            let mut last_here = false;
-            let changes = st.transitions(vec![(conv.to_string(), user.to_string())], |st| {
-                if let Some(users) = st.local.get_mut(conv.as_str()) {
-                    if let Some(n) = users.get_mut(user.as_str()) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            users.remove(user.as_str());
-                            last_here = true;
-                        }
-                    }
-                    if users.is_empty() {
-                        st.local.remove(conv.as_str());
-                    }
-                }
-            });
-            (
-                last_here,
-                changes,
-                st.profiles.get(user.as_str()).cloned(),
-                st.seq,
-            )
-        };
-        if last_here {
-            self.publish_presence(&PresenceMsg::Delta {
-                node: self.node.clone(),
-                conv: conv.to_string(),
-                user: user.to_string(),
-                profile,
-                online: false,
-                at,
-                seq,
-            })
-            .await;
+    /// Socket `sid` of `user` left the room at `at`. Returns whether it was the user's last
+    /// socket in the room on this node (false when the socket was not in it).
+    pub async fn left(&self, sid: Sid, conv: &ConversationId, user: &UserId, at: Millis) -> bool {
+        if !self.forget(sid, Some(conv)).contains(conv) {
+            return false;
         }
-        self.announce(changes, at).await;
+        let changed = self.lock().leave(conv, user, at);
+        let last_here = changed.last_here;
+        self.apply(changed).await;
         last_here
+    }
+
+    /// Socket `sid` of `user` disconnected at `at`: in each room it was in, it keeps counting
+    /// for the grace period, so that a socket of the user joining within it replaces it
+    /// unnoticed. End the holds with [`Self::release`].
+    pub fn hold(&self, sid: Sid, user: &UserId, at: Millis) -> Holds {
+        let convs = self.forget(sid, None);
+        let mut p = self.lock();
+        let held = convs
+            .into_iter()
+            .map(|c| {
+                let id = p.hold(&c, user, at);
+                (c, id)
+            })
+            .collect();
+        self.count_holds(p.holds());
+        Holds { at, held }
+    }
+
+    /// Takes `conv` (or every room, for `None`) off the rooms socket `sid` entered; returns
+    /// those it was in.
+    fn forget(&self, sid: Sid, conv: Option<&ConversationId>) -> HashSet<ConversationId> {
+        let mut joined = self.lock_joined();
+        let Some(rooms) = joined.get_mut(&sid) else {
+            return HashSet::new();
+        };
+        let gone = match conv {
+            Some(c) => rooms.take(c).into_iter().collect(),
+            None => std::mem::take(rooms),
+        };
+        if rooms.is_empty() {
+            joined.remove(&sid);
+        }
+        gone
+    }
+
+    /// Waits out the grace of `holds`, then ends them. Returns when the socket left, and
+    /// whether it was the user's last socket on this node in any of the rooms.
+    pub async fn release(&self, holds: Holds) -> (Millis, bool) {
+        tokio::time::sleep(self.grace).await;
+        let mut last_here = false;
+        for (_, id) in holds.held {
+            let released = self.lock().release(id);
+            if let Some(changed) = released {
+                last_here |= changed.last_here;
+                self.apply(changed).await;
+            }
+        }
+        let held = self.lock().holds();
+        self.count_holds(held);
+        (holds.at, last_here)
+    }
+
+    /// Resolves when no disconnected socket is held any more (shutdown waits for this, so that
+    /// the grace of its sockets runs out before the node is gone).
+    pub async fn settled(&self) {
+        let mut rx = self.holds.subscribe();
+        if rx.wait_for(|n| *n == 0).await.is_err() {
+            tracing::debug!("live: hold counter closed");
+        }
     }
 
     /// `typing:start` from socket `sid`: tells the room, and (re)arms the 6 s stop.
     pub async fn typing_started(
         self: &Arc<Self>,
-        sid: &str,
+        sid: Sid,
         conv: &ConversationId,
         user: &UserId,
         name: &str,
     ) {
-        let key = (sid.to_owned(), conv.to_string());
-        let generation = {
-            let mut st = self.lock();
-            st.generation += 1;
-            let g = st.generation;
-            st.typing.insert(key.clone(), g);
-            g
-        };
+        let generation = self.lock_typing().start(sid, conv);
         let start = TypingStart {
             conversation_id: conv.clone(),
             user_id: user.clone(),
@@ -562,15 +447,7 @@ impl Live {
         let (conv, user) = (conv.clone(), user.clone());
         tokio::spawn(async move {
             tokio::time::sleep(TYPING_TIMEOUT).await;
-            let expired = {
-                let mut st = live.lock();
-                if st.typing.get(&key) == Some(&generation) {
-                    st.typing.remove(&key);
-                    true
-                } else {
-                    false
-                }
-            };
+            let expired = live.lock_typing().timed_out(sid, &conv, generation);
             if expired {
                 live.signal_stop(&conv, &user).await;
             }
@@ -578,12 +455,8 @@ impl Live {
     }
 
     /// `typing:stop`, leaving or disconnecting: tells the room if `sid` was typing there.
-    pub async fn typing_stopped(&self, sid: &str, conv: &ConversationId, user: &UserId) {
-        let was = self
-            .lock()
-            .typing
-            .remove(&(sid.to_owned(), conv.to_string()))
-            .is_some();
+    pub async fn typing_stopped(&self, sid: Sid, conv: &ConversationId, user: &UserId) {
+        let was = self.lock_typing().stop(sid, conv);
         if was {
             self.signal_stop(conv, user).await;
         }
@@ -598,18 +471,12 @@ impl Live {
     }
 }
 
-fn note_departure(st: &mut State, conv: &str, user: &str, at: i64) {
-    let e = st
-        .left_at
-        .entry((conv.to_owned(), user.to_owned()))
-        .or_insert(at);
-    *e = (*e).max(at);
-}
-
-fn online_in(st: &State, conv: &str, user: &str) -> bool {
-    st.local.get(conv).is_some_and(|u| u.contains_key(user))
-        || st
-            .remote
-            .values()
-            .any(|r| r.rooms.get(conv).is_some_and(|u| u.contains(user)))
+fn decode<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {
+    match serde_json::from_slice(payload) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::debug!(error = %e, "live: ignoring a message that does not decode");
+            None
+        }
+    }
 }

@@ -22,18 +22,6 @@ pub fn in_room(socket: &SocketRef, conv: &ConversationId) -> bool {
     socket.rooms().iter().any(|r| r.as_ref() == room)
 }
 
-/// Every conversation room a socket is in.
-pub fn conversations_of(socket: &SocketRef) -> Vec<ConversationId> {
-    socket
-        .rooms()
-        .iter()
-        .filter_map(|r| {
-            r.strip_prefix("conversation-")
-                .and_then(|c| ConversationId::parse(c).ok())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,12 +295,11 @@ async fn dispatch<L: EventLog>(
                     "Join the conversation before typing",
                 ));
             }
-            let sid = socket.id.to_string();
             if start {
                 let name = session.user.name();
-                state.live.typing_started(&sid, &conv, me, name).await;
+                state.live.typing_started(socket.id, &conv, me, name).await;
             } else {
-                state.live.typing_stopped(&sid, &conv, me).await;
+                state.live.typing_stopped(socket.id, &conv, me).await;
             }
             Reply::Empty(Ack::ok(ack::Empty {}))
         }
@@ -361,13 +360,9 @@ async fn join<L: EventLog>(
     if since_offset.is_some() {
         catchup::begin(socket, &conv);
     }
-    let room = conversation_room(&conv);
-    let already = in_room(socket, &conv);
-    socket.join(room);
-    if !already {
-        let profile = user_ref(user, Some(&session.user));
-        state.live.entered(&conv, user, profile).await;
-    }
+    socket.join(conversation_room(&conv));
+    let profile = user_ref(user, Some(&session.user));
+    state.live.entered(socket.id, &conv, user, profile).await;
     let count = state.live.online_users(&conv).len();
     emit_to(
         socket,

@@ -15,7 +15,6 @@ pub mod request;
 
 use crate::drain;
 use crate::node::NodeState;
-use crate::push::rooms::conversations_of;
 use api::AuthError;
 use eventlog::EventLog;
 use serde_json::Value;
@@ -97,9 +96,7 @@ pub fn register<L: EventLog>(io: &SocketIo, state: Arc<NodeState<L>>) {
                 if let Some(session) = socket.extensions.get::<handlers::Session>() {
                     on_disconnect.metrics.sockets.dec();
                     let user = session.identity.user_id;
-                    for conv in conversations_of(&socket) {
-                        on_disconnect.leave_room(&socket, &user, &conv).await;
-                    }
+                    on_disconnect.disconnected(&socket, user).await;
                 }
             });
             let token = auth
