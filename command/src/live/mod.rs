@@ -10,9 +10,9 @@
 //!   it to its own sockets of that room, except the sockets of the user it is about.
 //!
 //! This module is the driver: it owns the clock, the timers (typing's stop, the disconnect
-//! grace, the heartbeat) and the emits. What presence and typing mean is decided in
-//! [`presence`] and [`typing`], pure state machines with their own tests; what nodes send each
-//! other is [`protocol`]. Must not touch the log or parse client input.
+//! grace, the heartbeat), the emits, and which rooms each socket of this node is in. What
+//! presence and typing mean is decided in [`presence`] and [`typing`], pure state machines
+//! with their own tests; what nodes send each other is [`protocol`]. Must not touch the log or parse client input.
 
 mod bus;
 pub mod presence;
@@ -322,8 +322,10 @@ impl Live {
         {
             return;
         }
-        let changed = self.lock().enter(conv, user, profile, now_millis());
-        let held = self.lock().holds();
+        let (changed, held) = {
+            let mut p = self.lock();
+            (p.enter(conv, user, profile, now_millis()), p.holds())
+        };
         self.count_holds(held);
         let awaits = changed.awaits();
         self.apply(changed).await;
