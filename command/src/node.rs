@@ -2,7 +2,7 @@
 //! service, the JWT keys, presence, the per-user send buckets, the position the broadcaster has
 //! pushed up to, and the drain of graceful shutdown.
 //!
-//! Owns the room bookkeeping that more than one path needs (a socket leaving a room: on
+//! Owns the room bookkeeping: a socket joining a room, and leaving it (on
 //! `conversation:leave`, on disconnect, on removal from the conversation). Must not parse
 //! client input or shape client JSON.
 
@@ -61,6 +61,26 @@ impl<L: EventLog> NodeState<L> {
             .entry(user.clone())
             .or_insert_with(|| TokenBucket::per_minute(self.limits.messages_per_min))
             .try_take(now)
+    }
+
+    /// Puts `socket` in the room and counts it in presence (returning once every node does). A
+    /// socket that disconnected meanwhile leaves again at once: its disconnect may have taken
+    /// its rooms before this one was added.
+    pub async fn join_room(
+        &self,
+        socket: &SocketRef,
+        user: &UserId,
+        conv: &ConversationId,
+        profile: wire::UserRef,
+    ) {
+        socket.join(conversation_room(conv));
+        self.live.entered(socket.id, conv, user, profile).await;
+        if !socket.connected() {
+            let now = now_millis();
+            if self.live.left(socket.id, conv, user, now).await {
+                self.record_last_seen(user, now).await;
+            }
+        }
     }
 
     /// Takes `socket` out of the room at once (`conversation:leave`, removal): presence (each

@@ -7,7 +7,7 @@ use super::{Inbound, authenticate};
 use crate::domain::User;
 use crate::node::NodeState;
 use crate::push::outbound::{emit_to, user_ref};
-use crate::push::rooms::{conversation_room, in_room, user_room};
+use crate::push::rooms::{in_room, user_room};
 use crate::push::{catchup, cut_off};
 use crate::rate::{AbuseWindow, TokenBucket};
 use crate::service::{Caller, new_correlation_id};
@@ -360,9 +360,9 @@ async fn join<L: EventLog>(
     if since_offset.is_some() {
         catchup::begin(socket, &conv);
     }
-    socket.join(conversation_room(&conv));
-    let profile = user_ref(user, Some(&session.user));
-    state.live.entered(socket.id, &conv, user, profile).await;
+    state
+        .join_room(socket, user, &conv, user_ref(user, Some(&session.user)))
+        .await;
     let count = state.live.online_users(&conv).len();
     emit_to(
         socket,
