@@ -10,13 +10,12 @@ use crate::drain::Drain;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::push::rooms::{conversation_room, in_room};
-use crate::rate::{RateLimits, TokenBucket};
+use crate::rate::{Buckets, RateLimits};
 use crate::service::Service;
 use api::JwtKeys;
 use eventlog::EventLog;
 use events::{ConversationId, UserId, now_millis};
 use socketioxide::extract::SocketRef;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ pub struct NodeState<L> {
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
     /// `message:send` buckets per user on this node, shared with `POST /api/messages`.
-    send_buckets: Mutex<HashMap<UserId, TokenBucket>>,
+    send_buckets: Mutex<Buckets<UserId>>,
     /// The log position this node's broadcaster has emitted up to (catch-up waits for it).
     pub broadcast: tokio::sync::watch::Sender<u64>,
     /// Graceful shutdown: refuse new events, wait for those in hand.
@@ -48,7 +47,7 @@ impl<L: EventLog> NodeState<L> {
             keys,
             live,
             limits,
-            send_buckets: Mutex::default(),
+            send_buckets: Mutex::new(Buckets::per_minute(limits.messages_per_min)),
             broadcast: tokio::sync::watch::Sender::new(0),
             drain: Arc::default(),
         }
@@ -56,11 +55,10 @@ impl<L: EventLog> NodeState<L> {
 
     /// Takes a `message:send` token of `user`, or says how long to wait.
     pub fn take_send_token(&self, user: &UserId, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.send_buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .entry(user.clone())
-            .or_insert_with(|| TokenBucket::per_minute(self.limits.messages_per_min))
-            .try_take(now)
+        self.send_buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_take(user.clone(), now)
     }
 
     /// Puts `socket` in the room and counts it in presence (returning once every node does). A

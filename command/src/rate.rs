@@ -1,6 +1,8 @@
 //! Rate limits: token buckets (the contract's figures: `message:send` per user, all events per
 //! socket), and the "ten times the limit" rule that disconnects an abusive socket.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// Limits per minute; 0 turns a limit off.
@@ -56,6 +58,55 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Whether the bucket has refilled completely by `now` (it then limits exactly as a new one).
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_sec >= self.capacity
+    }
+}
+
+/// One [`TokenBucket`] per key (a user), holding only the buckets that are not full: a full
+/// bucket limits exactly as a new one, so those are dropped once a minute and the map grows
+/// with the users sending within a minute, not with every user ever seen.
+#[derive(Debug)]
+pub struct Buckets<K> {
+    per_min: u32,
+    buckets: HashMap<K, TokenBucket>,
+    swept: Instant,
+}
+
+impl<K: Eq + Hash> Buckets<K> {
+    pub fn per_minute(per_min: u32) -> Self {
+        Self {
+            per_min,
+            buckets: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+
+    /// Takes a token of `key`, or says how long until one is available.
+    pub fn try_take(&mut self, key: K, now: Instant) -> Result<(), Duration> {
+        if now.saturating_duration_since(self.swept) >= Duration::from_secs(60) {
+            self.buckets.retain(|_, b| !b.is_full(now));
+            self.swept = now;
+        }
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::per_minute(self.per_min))
+            .try_take(now)
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 /// Counts attempts in one-minute windows; trips when a window sees ten times the limit.
 #[derive(Debug, Clone)]
 pub struct AbuseWindow {
@@ -102,6 +153,27 @@ mod tests {
         assert!(wait <= Duration::from_secs(2) && wait > Duration::from_millis(1900));
         assert!(b.try_take(t0 + Duration::from_secs(2)).is_ok());
         assert!(b.try_take(t0 + Duration::from_secs(2)).is_err());
+    }
+
+    #[test]
+    fn buckets_of_users_who_stopped_sending_are_dropped_and_limits_hold() {
+        let t0 = Instant::now();
+        let mut b = Buckets::per_minute(2);
+        for user in 0..100 {
+            assert!(b.try_take(user, t0).is_ok());
+        }
+        assert!(b.try_take(7, t0).is_ok());
+        assert!(b.try_take(7, t0).is_err(), "user 7 used both tokens");
+        assert_eq!(b.len(), 100);
+        // A minute on, every bucket has refilled: the sweep keeps none but the one in use.
+        let later = t0 + Duration::from_secs(61);
+        assert!(b.try_take(7, later).is_ok());
+        assert_eq!(b.len(), 1);
+        assert!(b.try_take(7, later).is_ok());
+        assert!(
+            b.try_take(7, later).is_err(),
+            "the limit still holds after the sweep"
+        );
     }
 
     #[test]
