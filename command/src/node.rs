@@ -99,8 +99,9 @@ impl<L: EventLog> NodeState<L> {
 
     /// `socket` of `user` disconnected: typing stops at once; in each room it was in, presence
     /// holds the socket for the grace period (`CHAT_PRESENCE_GRACE_MS`) in the background, so
-    /// that a quick reconnect is not seen as leaving, then persists `lastSeenAt` (the time of
-    /// the disconnect) when it was the user's last socket in a room on this node.
+    /// that a quick reconnect is not seen as leaving, then persists `lastSeenAt` (the
+    /// disconnect, or a later departure that `user:offline` reported) when it was the user's
+    /// last socket in a room on this node.
     pub async fn disconnected(self: &Arc<Self>, socket: &SocketRef, user: UserId) {
         let holds = self.live.hold(socket.id, &user, now_millis());
         for conv in holds.conversations() {

@@ -401,21 +401,27 @@ impl Live {
         gone
     }
 
-    /// Waits out the grace of `holds`, then ends them. Returns when the socket left, and
+    /// Waits out the grace of `holds`, then ends them. Returns when the user was last seen
+    /// (the disconnect, or a later departure of theirs that `user:offline` reports), and
     /// whether it was the user's last socket on this node in any of the rooms.
     pub async fn release(&self, holds: Holds) -> (Millis, bool) {
         tokio::time::sleep(self.grace).await;
-        let mut last_here = false;
+        let (mut seen, mut last_here) = (holds.at, false);
         for (_, id) in holds.held {
             let released = self.lock().release(id);
             if let Some(changed) = released {
                 last_here |= changed.last_here;
+                for t in &changed.transitions {
+                    if let Change::Offline { last_seen_at } = t.change {
+                        seen = seen.max(last_seen_at);
+                    }
+                }
                 self.apply(changed).await;
             }
         }
         let held = self.lock().holds();
         self.count_holds(held);
-        (holds.at, last_here)
+        (seen, last_here)
     }
 
     /// Resolves when no disconnected socket is held any more (shutdown waits for this, so that
