@@ -74,10 +74,7 @@ impl<L: EventLog> NodeState<L> {
         socket.join(conversation_room(conv));
         self.live.entered(socket.id, conv, user, profile).await;
         if !socket.connected() {
-            let now = now_millis();
-            if self.live.left(socket.id, conv, user, now).await {
-                self.record_last_seen(user, now).await;
-            }
+            self.left_now(socket, user, conv).await;
         }
     }
 
@@ -90,11 +87,7 @@ impl<L: EventLog> NodeState<L> {
             return;
         }
         socket.leave(conversation_room(conv));
-        self.live.typing_stopped(socket.id, conv, user).await;
-        let now = now_millis();
-        if self.live.left(socket.id, conv, user, now).await {
-            self.record_last_seen(user, now).await;
-        }
+        self.left_now(socket, user, conv).await;
     }
 
     /// `socket` of `user` disconnected: typing stops at once; in each room it was in, presence
@@ -114,6 +107,16 @@ impl<L: EventLog> NodeState<L> {
                 node.record_last_seen(&user, at).await;
             }
         });
+    }
+
+    /// Typing stops and presence counts `socket` out of the room now; `lastSeenAt` persists
+    /// when it was the user's last socket there on this node.
+    async fn left_now(&self, socket: &SocketRef, user: &UserId, conv: &ConversationId) {
+        self.live.typing_stopped(socket.id, conv, user).await;
+        let now = now_millis();
+        if self.live.left(socket.id, conv, user, now).await {
+            self.record_last_seen(user, now).await;
+        }
     }
 
     async fn record_last_seen(&self, user: &UserId, at: events::Millis) {
