@@ -440,7 +440,7 @@ impl<L: EventLog> Service<L> {
         let sender_id = &who.user_id;
         let command = ConversationCommand::SendMessage {
             sender: sender_id.clone(),
-            message_id: MessageId::generate(),
+            message_id: MessageId::generate_at(meta.occurred_at),
             content: content.clone(),
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
@@ -449,7 +449,7 @@ impl<L: EventLog> Service<L> {
         let earlier = |c: &Conversation| {
             temp_id
                 .as_ref()
-                .and_then(|t| c.message_for_temp_id(sender_id, t).cloned())
+                .and_then(|t| c.message_for_temp_id(sender_id, t))
         };
         let (outcome, first) = self
             .executor

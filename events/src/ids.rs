@@ -95,6 +95,25 @@ id_type!(
     /// A message (`msg_…`).
     MessageId, "messageId", "msg_"
 );
+impl MessageId {
+    /// A fresh id carrying the time `at`, above every message id this process made before
+    /// (within one millisecond the random part counts up), so that a conversation's ids
+    /// mostly ascend with `seq` and its state finds them by binary search. Edges only.
+    pub fn generate_at(at: crate::Millis) -> Self {
+        static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+        let time = u64::try_from(at).unwrap_or(0);
+        let fresh = ulid::Ulid::from_parts(time, ulid::Ulid::new().random()).0;
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let next = if fresh > *last || *last == u128::MAX {
+            fresh
+        } else {
+            *last + 1
+        };
+        *last = next;
+        Self::from_ulid(ulid::Ulid(next))
+    }
+}
+
 id_type!(
     /// A reaction (`rxn_…`).
     ReactionId, "reactionId", "rxn_"
@@ -119,6 +138,17 @@ mod tests {
         );
         assert!(ConversationId::parse("a>b").is_err());
         assert!(ConversationId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn message_ids_made_at_one_time_ascend_and_carry_it() {
+        let ids: Vec<MessageId> = (0..100)
+            .map(|_| MessageId::generate_at(1_700_000_000_000))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let text = ids[99].as_str().strip_prefix("msg_").expect("prefix");
+        let ulid = ulid::Ulid::from_string(text).expect("ulid");
+        assert_eq!(ulid.timestamp_ms(), 1_700_000_000_000);
     }
 
     #[test]

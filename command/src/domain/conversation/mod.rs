@@ -1,5 +1,15 @@
 //! The conversation aggregate: creation, participants, messages. It decides `seq` (the
 //! message's position in the conversation, 1, 2, 3… with no gap) and `tempId` idempotency.
+//!
+//! The rules read the state through [`Facts`]; [`Conversation`] (`state.rs`) is the compact
+//! state the node caches, and a plain reference state in the tests checks that it answers
+//! every rule exactly as a map of every message would.
+
+#[cfg(test)]
+mod reference;
+mod state;
+
+pub use state::Conversation;
 
 use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
@@ -9,7 +19,7 @@ use events::{
     ReactionRemovedV1, TempId, UserId,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Most participants a conversation may be created with.
@@ -19,68 +29,62 @@ pub const MAX_DELIVERY_BATCH: usize = 500;
 /// Most message ids one `message:read` may name.
 pub const MAX_READ_IDS: usize = 100;
 
-/// What the aggregate remembers of each message to decide later commands about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageState {
-    pub id: MessageId,
-    pub sender: UserId,
+/// What the rules read of a conversation's state.
+pub(crate) trait Facts {
+    fn exists(&self) -> bool;
+    /// The role of an active participant.
+    fn role(&self, user: &UserId) -> Option<ParticipantRole>;
+    /// `seq` of the last message (0 before the first).
+    fn last_seq(&self) -> u64;
+    fn message(&self, id: &MessageId) -> Option<MessageFacts<'_>>;
+    fn message_at(&self, seq: u64) -> Option<MessageFacts<'_>>;
+    fn message_id(&self, seq: u64) -> Option<MessageId>;
+    /// The message an earlier send with this (sender, tempId) created.
+    fn sent_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<SentRef>;
+    /// Highest `seq` delivered to `user` (0: none).
+    fn delivered_upto(&self, user: &UserId) -> u64;
+    /// Whether `user` read message `seq`. May also answer `true` for the user's own messages
+    /// and for deleted ones: no rule tells those apart from read ones.
+    fn has_read(&self, user: &UserId, seq: u64) -> bool;
+    /// The reaction `user` has on message `seq` with `emoji`.
+    fn reaction_key(&self, seq: u64, user: &UserId, emoji: &Emoji) -> Option<&ReactionId>;
+    /// The message `seq` and the owner of a reaction.
+    fn reaction(&self, id: &ReactionId) -> Option<(u64, &UserId)>;
+}
+
+/// What the rules know of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageFacts<'a> {
+    pub seq: u64,
+    pub sender: &'a UserId,
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReactionState {
-    pub message_seq: u64,
-    pub user: UserId,
-    pub emoji: Emoji,
-}
+/// The rules, over any [`Facts`].
+struct Rules<'a, F>(&'a F);
 
-/// The conversation's state: what its decisions need. Every field is rebuilt from the events
-/// alone (`evolve`), and a serde round trip keeps every one of them (maps with composite keys
-/// are written as lists of pairs).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Conversation {
-    id: Option<ConversationId>,
-    title: Option<String>,
-    /// Active participants and their roles.
-    participants: BTreeMap<UserId, ParticipantRole>,
-    /// `seq` of the last message.
-    last_seq: u64,
-    /// First message of each (sender, tempId), for idempotent retries.
-    #[serde(with = "pairs")]
-    by_temp_id: HashMap<(UserId, TempId), SentRef>,
-    /// Every message, at index `seq - 1`.
-    messages: Vec<MessageState>,
-    seq_of: HashMap<MessageId, u64>,
-    /// Highest `seq` delivered to each user.
-    delivered_upto: HashMap<UserId, u64>,
-    /// (reader, seq) of every read receipt.
-    read: HashSet<(UserId, u64)>,
-    reactions: HashMap<ReactionId, ReactionState>,
-    #[serde(with = "pairs")]
-    reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
-}
-
-/// Maps whose keys are not strings, written as a list of `(key, value)` pairs (serde formats
-/// such as JSON only take string keys). Written by hand: three lines, no crate needed.
-mod pairs {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::HashMap;
-    use std::hash::Hash;
-
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &HashMap<K, V>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(map.iter())
+impl<F: Facts> Rules<'_, F> {
+    fn exists(&self) -> bool {
+        self.0.exists()
     }
 
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
-    where
-        K: Deserialize<'de> + Eq + Hash,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    fn is_participant(&self, user: &UserId) -> bool {
+        self.0.role(user).is_some()
+    }
+
+    /// A live (not deleted) message, or `NOT_FOUND`.
+    fn live_message(&self, id: &MessageId) -> Result<MessageFacts<'_>, ConversationError> {
+        match self.0.message(id) {
+            Some(m) if !m.deleted => Ok(m),
+            _ => Err(ConversationError::MessageNotFound),
+        }
+    }
+
+    fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, ConversationError> {
+        if !self.exists() {
+            return Err(ConversationError::NotFound);
+        }
+        self.0.role(user).ok_or(ConversationError::NotParticipant)
     }
 }
 
@@ -154,71 +158,6 @@ pub enum ConversationCommand {
     },
 }
 
-impl Conversation {
-    pub fn exists(&self) -> bool {
-        self.id.is_some()
-    }
-
-    pub fn title(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
-
-    /// Active participants and their roles, by user id.
-    pub fn participants(&self) -> impl Iterator<Item = (&UserId, ParticipantRole)> {
-        self.participants.iter().map(|(u, r)| (u, *r))
-    }
-
-    /// `seq` of the last message (0 before the first).
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
-    }
-
-    pub fn is_participant(&self, user: &UserId) -> bool {
-        self.participants.contains_key(user)
-    }
-
-    /// The message an earlier send with this (sender, tempId) created, if any.
-    pub fn message_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<&SentRef> {
-        self.by_temp_id.get(&(sender.clone(), temp_id.clone()))
-    }
-
-    /// A message of this conversation by id, with its `seq`.
-    pub fn message(&self, id: &MessageId) -> Option<(u64, &MessageState)> {
-        let seq = *self.seq_of.get(id)?;
-        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
-        self.messages.get(index).map(|m| (seq, m))
-    }
-
-    /// The reaction `user` already has on `message` with `emoji`, if any.
-    pub fn reaction_of(
-        &self,
-        message: &MessageId,
-        user: &UserId,
-        emoji: &Emoji,
-    ) -> Option<&ReactionId> {
-        let (seq, _) = self.message(message)?;
-        self.reaction_keys.get(&(seq, user.clone(), emoji.clone()))
-    }
-
-    /// A live (not deleted) message, or `NOT_FOUND`.
-    fn live_message(&self, id: &MessageId) -> Result<(u64, &MessageState), ConversationError> {
-        match self.message(id) {
-            Some((seq, m)) if !m.deleted => Ok((seq, m)),
-            _ => Err(ConversationError::MessageNotFound),
-        }
-    }
-
-    fn require_participant(&self, user: &UserId) -> Result<ParticipantRole, ConversationError> {
-        if !self.exists() {
-            return Err(ConversationError::NotFound);
-        }
-        self.participants
-            .get(user)
-            .copied()
-            .ok_or(ConversationError::NotParticipant)
-    }
-}
-
 /// A rule of the conversation a command broke. Each maps to one stable contract code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConversationError {
@@ -274,8 +213,8 @@ impl ConversationError {
 
 type Decision = Result<Vec<ConversationEvent>, ConversationError>;
 
-/// One method per command; [`Decide::decide`] only dispatches.
-impl Conversation {
+/// One method per command; [`decide`] only dispatches.
+impl<F: Facts> Rules<'_, F> {
     fn create(
         &self,
         id: &ConversationId,
@@ -356,7 +295,7 @@ impl Conversation {
     ) -> Decision {
         self.require_participant(sender)?;
         if let Some(t) = temp_id
-            && self.message_for_temp_id(sender, t).is_some()
+            && self.0.sent_for_temp_id(sender, t).is_some()
         {
             return Ok(vec![]);
         }
@@ -365,7 +304,7 @@ impl Conversation {
             sender_id: sender.clone(),
             content: content.clone(),
             temp_id: temp_id.cloned(),
-            seq: self.last_seq + 1,
+            seq: self.0.last_seq() + 1,
             sent_at: now,
         })];
         let mut seen = HashSet::new();
@@ -395,8 +334,8 @@ impl Conversation {
         now: Millis,
     ) -> Decision {
         self.require_participant(by)?;
-        let (_, m) = self.live_message(message_id)?;
-        if &m.sender != by {
+        let m = self.live_message(message_id)?;
+        if m.sender != by {
             return Err(ConversationError::OnlyAuthorEdits);
         }
         Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
@@ -408,8 +347,8 @@ impl Conversation {
 
     fn delete_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
         let role = self.require_participant(by)?;
-        let (_, m) = self.live_message(message_id)?;
-        if &m.sender != by && role != ParticipantRole::Admin {
+        let m = self.live_message(message_id)?;
+        if m.sender != by && role != ParticipantRole::Admin {
             return Err(ConversationError::OnlyAuthorOrAdminDeletes);
         }
         Ok(vec![ConversationEvent::MessageDeleted(MessageDeletedV1 {
@@ -421,16 +360,16 @@ impl Conversation {
 
     fn deliver_pending(&self, to: &UserId, now: Millis) -> Decision {
         self.require_participant(to)?;
-        let from = self.delivered_upto.get(to).copied().unwrap_or(0);
-        let messages: Vec<MessageRefV1> = self
-            .messages
-            .iter()
-            .skip(usize::try_from(from).unwrap_or(usize::MAX))
-            .filter(|m| &m.sender != to && !m.deleted)
+        let from = self.0.delivered_upto(to);
+        let messages: Vec<MessageRefV1> = (from.saturating_add(1)..=self.0.last_seq())
+            .filter_map(|seq| self.0.message_at(seq))
+            .filter(|m| m.sender != to && !m.deleted)
             .take(MAX_DELIVERY_BATCH)
-            .map(|m| MessageRefV1 {
-                message_id: m.id.clone(),
-                sender_id: m.sender.clone(),
+            .filter_map(|m| {
+                Some(MessageRefV1 {
+                    message_id: self.0.message_id(m.seq)?,
+                    sender_id: m.sender.clone(),
+                })
             })
             .collect();
         if messages.is_empty() {
@@ -453,16 +392,19 @@ impl Conversation {
         let mut seen = HashSet::new();
         let mut messages = Vec::new();
         for id in message_ids {
-            let (seq, m) = self.message(id).ok_or(ConversationError::MessageNotFound)?;
-            if &m.sender == reader
+            let m = self
+                .0
+                .message(id)
+                .ok_or(ConversationError::MessageNotFound)?;
+            if m.sender == reader
                 || m.deleted
-                || self.read.contains(&(reader.clone(), seq))
-                || !seen.insert(seq)
+                || self.0.has_read(reader, m.seq)
+                || !seen.insert(m.seq)
             {
                 continue;
             }
             messages.push(MessageRefV1 {
-                message_id: m.id.clone(),
+                message_id: id.clone(),
                 sender_id: m.sender.clone(),
             });
         }
@@ -485,8 +427,8 @@ impl Conversation {
         now: Millis,
     ) -> Decision {
         self.require_participant(by)?;
-        self.live_message(message_id)?;
-        if self.reaction_of(message_id, by, emoji).is_some() {
+        let m = self.live_message(message_id)?;
+        if self.0.reaction_key(m.seq, by, emoji).is_some() {
             return Ok(vec![]);
         }
         Ok(vec![ConversationEvent::ReactionAdded(ReactionAddedV1 {
@@ -505,13 +447,13 @@ impl Conversation {
         reaction_id: &ReactionId,
     ) -> Decision {
         self.require_participant(by)?;
-        let (seq, _) = self.live_message(message_id)?;
-        let r = self
-            .reactions
-            .get(reaction_id)
-            .filter(|r| r.message_seq == seq)
+        let m = self.live_message(message_id)?;
+        let (_, owner) = self
+            .0
+            .reaction(reaction_id)
+            .filter(|(seq, _)| *seq == m.seq)
             .ok_or(ConversationError::ReactionNotFound)?;
-        if &r.user != by {
+        if owner != by {
             return Err(ConversationError::OnlyOwnerRemovesReaction);
         }
         Ok(vec![ConversationEvent::ReactionRemoved(
@@ -524,144 +466,70 @@ impl Conversation {
     }
 }
 
+/// Decides a command against any [`Facts`].
+pub(crate) fn decide(facts: &impl Facts, command: &ConversationCommand) -> Decision {
+    let rules = Rules(facts);
+    use ConversationCommand as C;
+    match command {
+        C::Create {
+            id,
+            title,
+            creator,
+            participants,
+        } => rules.create(id, title.as_ref(), creator, participants),
+        C::AddParticipant { by, user } => rules.add_participant(by, user),
+        C::RemoveParticipant { by, user } => rules.remove_participant(by, user),
+        C::SendMessage {
+            sender,
+            message_id,
+            content,
+            temp_id,
+            now,
+            present,
+        } => rules.send_message(sender, message_id, content, temp_id.as_ref(), *now, present),
+        C::EditMessage {
+            by,
+            message_id,
+            content,
+            now,
+        } => rules.edit_message(by, message_id, content, *now),
+        C::DeleteMessage {
+            by,
+            message_id,
+            now,
+        } => rules.delete_message(by, message_id, *now),
+        C::DeliverPending { to, now } => rules.deliver_pending(to, *now),
+        C::MarkRead {
+            reader,
+            message_ids,
+            now,
+        } => rules.mark_read(reader, message_ids, *now),
+        C::AddReaction {
+            by,
+            message_id,
+            reaction_id,
+            emoji,
+            now,
+        } => rules.add_reaction(by, message_id, reaction_id, emoji, *now),
+        C::RemoveReaction {
+            by,
+            message_id,
+            reaction_id,
+        } => rules.remove_reaction(by, message_id, reaction_id),
+    }
+}
+
 impl Decide for Conversation {
     type Command = ConversationCommand;
     type Event = ConversationEvent;
     type Error = ConversationError;
 
     fn decide(&self, command: &ConversationCommand) -> Decision {
-        use ConversationCommand as C;
-        match command {
-            C::Create {
-                id,
-                title,
-                creator,
-                participants,
-            } => self.create(id, title.as_ref(), creator, participants),
-            C::AddParticipant { by, user } => self.add_participant(by, user),
-            C::RemoveParticipant { by, user } => self.remove_participant(by, user),
-            C::SendMessage {
-                sender,
-                message_id,
-                content,
-                temp_id,
-                now,
-                present,
-            } => self.send_message(sender, message_id, content, temp_id.as_ref(), *now, present),
-            C::EditMessage {
-                by,
-                message_id,
-                content,
-                now,
-            } => self.edit_message(by, message_id, content, *now),
-            C::DeleteMessage {
-                by,
-                message_id,
-                now,
-            } => self.delete_message(by, message_id, *now),
-            C::DeliverPending { to, now } => self.deliver_pending(to, *now),
-            C::MarkRead {
-                reader,
-                message_ids,
-                now,
-            } => self.mark_read(reader, message_ids, *now),
-            C::AddReaction {
-                by,
-                message_id,
-                reaction_id,
-                emoji,
-                now,
-            } => self.add_reaction(by, message_id, reaction_id, emoji, *now),
-            C::RemoveReaction {
-                by,
-                message_id,
-                reaction_id,
-            } => self.remove_reaction(by, message_id, reaction_id),
-        }
+        decide(self, command)
     }
 
     fn evolve(&mut self, event: &ConversationEvent) {
-        match event {
-            ConversationEvent::Created(e) => {
-                self.id = Some(e.conversation_id.clone());
-                self.title = e.title.clone();
-            }
-            ConversationEvent::ParticipantAdded(e) => {
-                self.participants.insert(e.user_id.clone(), e.role);
-            }
-            ConversationEvent::ParticipantRemoved(e) => {
-                self.participants.remove(&e.user_id);
-            }
-            ConversationEvent::MessageSent(e) => {
-                self.last_seq = e.seq;
-                self.messages.push(MessageState {
-                    id: e.message_id.clone(),
-                    sender: e.sender_id.clone(),
-                    deleted: false,
-                });
-                self.seq_of.insert(e.message_id.clone(), e.seq);
-                if let Some(t) = &e.temp_id {
-                    self.by_temp_id.insert(
-                        (e.sender_id.clone(), t.clone()),
-                        SentRef {
-                            message_id: e.message_id.clone(),
-                            seq: e.seq,
-                            sent_at: e.sent_at,
-                        },
-                    );
-                }
-            }
-            ConversationEvent::MessageEdited(_) => {}
-            ConversationEvent::MessageDeleted(e) => {
-                if let Some(seq) = self.seq_of.get(&e.message_id).copied()
-                    && let Some(m) = usize::try_from(seq.saturating_sub(1))
-                        .ok()
-                        .and_then(|i| self.messages.get_mut(i))
-                {
-                    m.deleted = true;
-                }
-            }
-            ConversationEvent::MessagesDelivered(e) => {
-                let top = e
-                    .messages
-                    .iter()
-                    .filter_map(|m| self.seq_of.get(&m.message_id).copied())
-                    .max()
-                    .unwrap_or(0);
-                for r in &e.recipients {
-                    let upto = self.delivered_upto.entry(r.clone()).or_insert(0);
-                    *upto = (*upto).max(top);
-                }
-            }
-            ConversationEvent::MessagesRead(e) => {
-                for m in &e.messages {
-                    if let Some(seq) = self.seq_of.get(&m.message_id).copied() {
-                        self.read.insert((e.reader.clone(), seq));
-                    }
-                }
-            }
-            ConversationEvent::ReactionAdded(e) => {
-                if let Some(seq) = self.seq_of.get(&e.message_id).copied() {
-                    self.reaction_keys.insert(
-                        (seq, e.user_id.clone(), e.emoji.clone()),
-                        e.reaction_id.clone(),
-                    );
-                    self.reactions.insert(
-                        e.reaction_id.clone(),
-                        ReactionState {
-                            message_seq: seq,
-                            user: e.user_id.clone(),
-                            emoji: e.emoji.clone(),
-                        },
-                    );
-                }
-            }
-            ConversationEvent::ReactionRemoved(e) => {
-                if let Some(r) = self.reactions.remove(&e.reaction_id) {
-                    self.reaction_keys.remove(&(r.message_seq, r.user, r.emoji));
-                }
-            }
-        }
+        Conversation::evolve(self, event);
     }
 }
 
