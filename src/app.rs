@@ -145,7 +145,10 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         }));
     }
     if has(Role::Command) {
-        let executor = Arc::new(Executor::new(log.clone(), config.subjects()));
+        let executor = Arc::new(
+            Executor::new(log.clone(), config.subjects())
+                .with_cache_bytes(config.cache_mb.saturating_mul(1 << 20)),
+        );
         metrics = executor.metrics().clone();
         let service = Arc::new(Service::new(executor.clone()));
         let (layer, io) = socketioxide::SocketIo::builder()

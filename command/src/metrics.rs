@@ -25,6 +25,12 @@ pub struct Metrics {
     pub dropped_emits: Counter,
     /// Log positions a projection is behind the log, set when scraped.
     pub projection_lag: Family<Labels, Gauge>,
+    /// Estimated bytes of the aggregates cached in memory, and how many there are.
+    pub cache_bytes: Gauge,
+    pub cache_entries: Gauge,
+    /// Aggregates loaded into the cache, by `source`: `snapshot` (plus its tail) or `log`.
+    pub aggregate_loads: Family<Labels, Counter>,
+    pub aggregate_load_seconds: Histogram,
     registry: Registry,
 }
 
@@ -45,6 +51,10 @@ impl Default for Metrics {
             send_ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             dropped_emits: Counter::default(),
             projection_lag: Family::default(),
+            cache_bytes: Gauge::default(),
+            cache_entries: Gauge::default(),
+            aggregate_loads: Family::default(),
+            aggregate_load_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             registry: Registry::default(),
         };
         registry.register(
@@ -78,6 +88,26 @@ impl Default for Metrics {
             "Log positions a projection is behind",
             m.projection_lag.clone(),
         );
+        registry.register(
+            "aggregate_cache_bytes",
+            "Estimated bytes of the aggregates cached in memory",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "aggregate_cache_entries",
+            "Aggregates cached in memory",
+            m.cache_entries.clone(),
+        );
+        registry.register(
+            "aggregate_loads",
+            "Aggregates loaded into the cache, by source",
+            m.aggregate_loads.clone(),
+        );
+        registry.register(
+            "aggregate_load_seconds",
+            "Time to load an aggregate into the cache",
+            m.aggregate_load_seconds.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -91,6 +121,14 @@ impl Metrics {
         self.commands
             .get_or_create(&vec![("outcome", outcome.to_owned())])
             .inc();
+    }
+
+    /// An aggregate loaded from `source` (`snapshot` or `log`) in `seconds`.
+    pub fn aggregate_loaded(&self, source: &'static str, seconds: f64) {
+        self.aggregate_loads
+            .get_or_create(&vec![("source", source.to_owned())])
+            .inc();
+        self.aggregate_load_seconds.observe(seconds);
     }
 
     pub fn set_lag(&self, projection: &str, lag: u64) {

@@ -20,6 +20,7 @@ testkit::on_both_backends!(
     follow_delivers_commits_in_log_order_from_a_position,
     a_command_whose_first_append_landed_is_not_appended_twice,
     a_refusal_is_checked_against_the_latest_state,
+    aggregates_evicted_from_a_tiny_cache_reload_with_seq_temp_ids_and_reactions_intact,
 );
 
 fn u(s: &str) -> UserId {
@@ -311,5 +312,102 @@ async fn a_refusal_is_checked_against_the_latest_state<L: EventLog>(
             .await,
         Err(command::executor::ExecError::Domain(_))
     ));
+    Ok(())
+}
+
+async fn aggregates_evicted_from_a_tiny_cache_reload_with_seq_temp_ids_and_reactions_intact<
+    L: EventLog,
+>(
+    on: Setup<L>,
+) -> anyhow::Result<()> {
+    use events::{Emoji, ReactionId, TempId};
+    let node = Executor::new(on.log.clone(), on.subjects.clone()).with_cache_bytes(1);
+    let mut conversations = Vec::new();
+    for _ in 0..6 {
+        conversations.push(setup(&node).await?);
+    }
+    let send_with = |temp: &str| ConversationCommand::SendMessage {
+        sender: u("bob"),
+        message_id: MessageId::generate_at(events::now_millis()),
+        content: Content::parse("hi").expect("valid"),
+        temp_id: Some(TempId::parse(temp).expect("valid")),
+        now: events::now_millis(),
+        present: vec![],
+    };
+    let mut first = Vec::new();
+    for round in 0..3u64 {
+        for conv in &conversations {
+            let (outcome, _) = node
+                .conversation(
+                    conv,
+                    send_with(&format!("t{round}")),
+                    &metadata("bob", None),
+                    |_| (),
+                )
+                .await?;
+            let Some(ConversationEvent::MessageSent(m)) = outcome.events.first().map(|r| &r.event)
+            else {
+                anyhow::bail!("no message sent: {:?}", outcome.events);
+            };
+            assert_eq!(m.seq, round + 1);
+            if round == 0 {
+                first.push(m.message_id.clone());
+            }
+        }
+    }
+    for (conv, message) in conversations.iter().zip(&first) {
+        let (outcome, earlier) = node
+            .conversation(conv, send_with("t0"), &metadata("bob", None), |c| {
+                c.message_for_temp_id(&u("bob"), &TempId::parse("t0").expect("valid"))
+            })
+            .await?;
+        assert!(outcome.events.is_empty(), "a retry appends nothing");
+        let earlier = earlier.expect("the first message");
+        assert_eq!((&earlier.message_id, earlier.seq), (message, 1));
+    }
+    for _ in 0..2 {
+        for (conv, message) in conversations.iter().zip(&first) {
+            let react = ConversationCommand::AddReaction {
+                by: u("ann"),
+                message_id: message.clone(),
+                reaction_id: ReactionId::generate(),
+                emoji: Emoji::parse("👍").expect("valid"),
+                now: events::now_millis(),
+            };
+            node.conversation(conv, react, &metadata("ann", None), |_| ())
+                .await?;
+        }
+    }
+    let mut added = 0;
+    for conv in &conversations {
+        for stored in on
+            .log
+            .read_subject(&on.subjects.conversation(conv), 0)
+            .await?
+        {
+            for r in stored.commit.decode_events::<ConversationEvent>()? {
+                added += usize::from(matches!(r.event, ConversationEvent::ReactionAdded(_)));
+            }
+        }
+    }
+    assert_eq!(
+        added,
+        conversations.len(),
+        "the second reaction of each was a no-op"
+    );
+    let metrics = node.metrics().render();
+    assert!(
+        metrics.contains("chat_aggregate_cache_entries 1\n"),
+        "{metrics}"
+    );
+    let loads: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chat_aggregate_loads_total{source=\"log\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        loads >= 6 * 6,
+        "every command reloaded its evicted aggregate: {loads}"
+    );
     Ok(())
 }

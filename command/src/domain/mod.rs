@@ -75,6 +75,8 @@ pub trait Decide: Default + Clone + Send + Sync + 'static {
 
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
     fn evolve(&mut self, event: &Self::Event);
+    /// An estimate of the heap memory the state holds, in bytes.
+    fn heap_bytes(&self) -> usize;
 }
 
 /// Implements cqrs-es's `Aggregate` for a [`Decide`] type.

@@ -148,6 +148,10 @@ impl Decide for User {
         }
     }
 
+    fn heap_bytes(&self) -> usize {
+        self.name.len() + self.avatar_url.as_deref().map_or(0, str::len)
+    }
+
     fn evolve(&mut self, event: &UserEvent) {
         match event {
             UserEvent::Registered(e) => {

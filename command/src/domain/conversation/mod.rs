@@ -531,6 +531,10 @@ impl Decide for Conversation {
     fn evolve(&mut self, event: &ConversationEvent) {
         Conversation::evolve(self, event);
     }
+
+    fn heap_bytes(&self) -> usize {
+        Conversation::heap_bytes(self)
+    }
 }
 
 cqrs_aggregate!(Conversation, "conversation");

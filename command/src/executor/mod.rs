@@ -1,6 +1,7 @@
 //! The command executor: load → decide → append → apply, with
 //!
-//! - an in-memory cache of aggregates (state, version, last position, last commit hash);
+//! - a cache of aggregates (state, version, last position, last commit hash), bounded in
+//!   bytes ([`cache`]);
 //! - one writer at a time per aggregate on this node (a lock per cache slot), which keeps
 //!   conflicts rare and a socket's messages in the order it sent them;
 //! - optimistic concurrency against the log: on a conflict (another node appended), catch up
@@ -8,15 +9,20 @@
 //! - [`Executor::observe`], fed by the broadcaster, which keeps cached aggregates current with
 //!   what other nodes append.
 
+mod cache;
+
 use crate::domain::{Conversation, Decide, DomainError, User};
+use cache::{Cache, Evictable};
 use eventlog::{EventLog, LogError, StoredCommit};
 use events::{Commit, CommitHash, ConversationId, EventKind, Metadata, Recorded, Subjects, UserId};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Attempts per command before a persistent conflict is reported as `CONFLICT`.
 pub const MAX_ATTEMPTS: usize = 32;
+
+/// The cache's limit when none is configured (`CHAT_CACHE_MB`).
+pub const DEFAULT_CACHE_MB: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -90,47 +96,84 @@ impl<A: Decide> Loaded<A> {
 
 type Slot<A> = Arc<AsyncMutex<Option<Loaded<A>>>>;
 
-struct Cache<A> {
-    slots: Mutex<HashMap<String, Slot<A>>>,
+/// A cache slot of either aggregate.
+#[derive(Clone)]
+enum AnySlot {
+    User(Slot<User>),
+    Conversation(Slot<Conversation>),
 }
 
-impl<A> Default for Cache<A> {
-    fn default() -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
+impl Evictable for AnySlot {
+    fn in_use(&self) -> bool {
+        match self {
+            Self::User(s) => s.in_use(),
+            Self::Conversation(s) => s.in_use(),
         }
     }
 }
 
-impl<A> Cache<A> {
-    fn slot(&self, id: &str) -> Slot<A> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(id.to_owned()).or_default().clone()
-    }
+/// An aggregate the executor caches.
+trait Cached: Decide {
+    const KIND: &'static str;
+    fn wrap(slot: Slot<Self>) -> AnySlot;
+    fn unwrap(slot: AnySlot) -> Option<Slot<Self>>;
+}
 
-    fn existing(&self, id: &str) -> Option<Slot<A>> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.get(id).cloned()
+impl Cached for User {
+    const KIND: &'static str = events::UserEvent::AGGREGATE;
+    fn wrap(slot: Slot<Self>) -> AnySlot {
+        AnySlot::User(slot)
     }
+    fn unwrap(slot: AnySlot) -> Option<Slot<Self>> {
+        match slot {
+            AnySlot::User(s) => Some(s),
+            AnySlot::Conversation(_) => None,
+        }
+    }
+}
+
+impl Cached for Conversation {
+    const KIND: &'static str = events::ConversationEvent::AGGREGATE;
+    fn wrap(slot: Slot<Self>) -> AnySlot {
+        AnySlot::Conversation(slot)
+    }
+    fn unwrap(slot: AnySlot) -> Option<Slot<Self>> {
+        match slot {
+            AnySlot::Conversation(s) => Some(s),
+            AnySlot::User(_) => None,
+        }
+    }
+}
+
+type Key = (&'static str, String);
+
+fn key<A: Cached>(id: &str) -> Key {
+    (A::KIND, id.to_owned())
 }
 
 pub struct Executor<L> {
     log: L,
     metrics: Arc<crate::metrics::Metrics>,
     subjects: Subjects,
-    users: Cache<User>,
-    conversations: Cache<Conversation>,
+    cache: Cache<Key, AnySlot>,
 }
 
 impl<L: EventLog> Executor<L> {
+    /// An executor whose cache holds up to [`DEFAULT_CACHE_MB`].
     pub fn new(log: L, subjects: Subjects) -> Self {
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
         Self {
             log,
-            metrics: Arc::default(),
+            cache: Cache::new(DEFAULT_CACHE_MB << 20, metrics.clone()),
+            metrics,
             subjects,
-            users: Cache::default(),
-            conversations: Cache::default(),
         }
+    }
+
+    /// The same executor with its cache bounded to `bytes` (before any use).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache = Cache::new(bytes, self.metrics.clone());
+        self
     }
 
     /// The node's metrics (commands and appends are counted here).
@@ -155,7 +198,7 @@ impl<L: EventLog> Executor<L> {
         reply: impl FnOnce(&User) -> R,
     ) -> Result<(Outcome<events::UserEvent>, R), ExecError> {
         let subject = self.subjects.user(id);
-        self.execute(&self.users, &subject, id.as_str(), command, meta, reply)
+        self.execute(&subject, id.as_str(), command, meta, reply)
             .await
     }
 
@@ -168,15 +211,8 @@ impl<L: EventLog> Executor<L> {
         reply: impl FnOnce(&Conversation) -> R,
     ) -> Result<(Outcome<events::ConversationEvent>, R), ExecError> {
         let subject = self.subjects.conversation(id);
-        self.execute(
-            &self.conversations,
-            &subject,
-            id.as_str(),
-            command,
-            meta,
-            reply,
-        )
-        .await
+        self.execute(&subject, id.as_str(), command, meta, reply)
+            .await
     }
 
     /// Reads a user's current state (loading it on first use).
@@ -186,7 +222,7 @@ impl<L: EventLog> Executor<L> {
         f: impl FnOnce(&User) -> R,
     ) -> Result<R, ExecError> {
         let subject = self.subjects.user(id);
-        self.read(&self.users, &subject, id.as_str(), f).await
+        self.read(&subject, id.as_str(), f).await
     }
 
     /// Reads a conversation's current state (loading it on first use).
@@ -196,8 +232,7 @@ impl<L: EventLog> Executor<L> {
         f: impl FnOnce(&Conversation) -> R,
     ) -> Result<R, ExecError> {
         let subject = self.subjects.conversation(id);
-        self.read(&self.conversations, &subject, id.as_str(), f)
-            .await
+        self.read(&subject, id.as_str(), f).await
     }
 
     /// Brings a cached aggregate up to date with a commit seen in the log (usually appended by
@@ -206,25 +241,62 @@ impl<L: EventLog> Executor<L> {
     pub async fn observe(&self, stored: &StoredCommit) {
         let id = stored.commit.aggregate_id.as_str();
         match stored.commit.aggregate_type.as_str() {
-            t if t == events::UserEvent::AGGREGATE => observe_in(&self.users, id, stored).await,
-            t if t == events::ConversationEvent::AGGREGATE => {
-                observe_in(&self.conversations, id, stored).await
-            }
+            User::KIND => self.observe_in::<User>(id, stored),
+            Conversation::KIND => self.observe_in::<Conversation>(id, stored),
             _ => {}
         }
     }
 
-    async fn read<A: Decide, R>(
+    fn observe_in<A: Cached>(&self, id: &str, stored: &StoredCommit) {
+        let Some(slot) = self.cache.peek(&key::<A>(id)).and_then(A::unwrap) else {
+            return;
+        };
+        // A command on this aggregate holds the slot while it appends (most often, it is this
+        // very commit): the broadcaster does not wait for it, whose every event would then
+        // queue behind that append. The observation is applied as soon as the slot is free;
+        // one that lands out of order only drops the cached state (reloaded when next needed).
+        match slot.clone().try_lock_owned() {
+            Ok(mut guard) => {
+                observe_locked(&mut guard, stored);
+                self.account(id, &guard);
+            }
+            Err(_) => {
+                let stored = stored.clone();
+                tokio::spawn(async move {
+                    let mut guard = slot.lock_owned().await;
+                    observe_locked(&mut guard, &stored);
+                });
+            }
+        }
+    }
+
+    /// The cache slot of an aggregate, created empty when absent.
+    fn slot<A: Cached>(&self, id: &str) -> Slot<A> {
+        let any = self
+            .cache
+            .get_or_insert(&key::<A>(id), || A::wrap(Slot::default()));
+        // A key names one kind, so the slot is always of `A`.
+        A::unwrap(any).unwrap_or_default()
+    }
+
+    /// Records what a slot's state costs now (the caller holds the slot).
+    fn account<A: Cached>(&self, id: &str, guard: &Option<Loaded<A>>) {
+        let bytes = guard.as_ref().map_or(0, |l| l.state.heap_bytes());
+        self.cache.account(&key::<A>(id), bytes);
+    }
+
+    async fn read<A: Cached, R>(
         &self,
-        cache: &Cache<A>,
         subject: &str,
         id: &str,
         f: impl FnOnce(&A) -> R,
     ) -> Result<R, ExecError> {
-        let slot = cache.slot(id);
+        let slot = self.slot::<A>(id);
         let mut guard = slot.lock().await;
-        let loaded = self.ensure_loaded(&mut guard, subject).await?;
-        Ok(f(&loaded.state))
+        let loaded = self.ensure_loaded(&mut guard, subject).await;
+        let out = loaded.map(|l| f(&l.state));
+        self.account(id, &guard);
+        out
     }
 
     async fn ensure_loaded<'g, A: Decide>(
@@ -233,9 +305,12 @@ impl<L: EventLog> Executor<L> {
         subject: &str,
     ) -> Result<&'g mut Loaded<A>, ExecError> {
         if guard.is_none() {
+            let started = std::time::Instant::now();
             let mut loaded = Loaded::empty();
             self.catch_up(&mut loaded, subject).await?;
             *guard = Some(loaded);
+            self.metrics
+                .aggregate_loaded("log", started.elapsed().as_secs_f64());
         }
         guard
             .as_mut()
@@ -255,20 +330,24 @@ impl<L: EventLog> Executor<L> {
         Ok(newer)
     }
 
-    async fn execute<A: Decide, R>(
+    async fn execute<A: Cached, R>(
         &self,
-        cache: &Cache<A>,
         subject: &str,
         id: &str,
         command: A::Command,
         meta: &Metadata,
         reply: impl FnOnce(&A) -> R,
     ) -> Result<(Outcome<A::Event>, R), ExecError> {
-        let slot = cache.slot(id);
+        let slot = self.slot::<A>(id);
         let mut guard = slot.lock().await;
         let result = self
             .execute_locked(&mut guard, subject, id, &command, meta)
             .await;
+        if matches!(result, Err(ExecError::Log(_))) {
+            // The append may or may not have landed: forget what we know.
+            *guard = None;
+        }
+        self.account(id, &guard);
         self.metrics.command(match &result {
             Ok(_) => "ok",
             Err(ExecError::Domain(_)) => "rejected",
@@ -285,13 +364,7 @@ impl<L: EventLog> Executor<L> {
                 let fallback = A::default();
                 Ok((outcome, reply(state.unwrap_or(&fallback))))
             }
-            Err(e) => {
-                if matches!(e, ExecError::Log(_)) {
-                    // The append may or may not have landed: forget what we know.
-                    *guard = None;
-                }
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -391,26 +464,6 @@ async fn backoff(attempt: usize) {
         u64::try_from(ms).unwrap_or(1),
     ))
     .await;
-}
-
-async fn observe_in<A: Decide + Send + 'static>(cache: &Cache<A>, id: &str, stored: &StoredCommit) {
-    let Some(slot) = cache.existing(id) else {
-        return;
-    };
-    // A command on this aggregate holds the slot while it appends (most often, it is this very
-    // commit): the broadcaster does not wait for it, whose every event would then queue behind
-    // that append. The observation is applied as soon as the slot is free; one that lands out
-    // of order only drops the cached state (reloaded from the log when next needed).
-    match slot.clone().try_lock_owned() {
-        Ok(mut guard) => observe_locked(&mut guard, stored),
-        Err(_) => {
-            let stored = stored.clone();
-            tokio::spawn(async move {
-                let mut guard = slot.lock_owned().await;
-                observe_locked(&mut guard, &stored);
-            });
-        }
-    }
 }
 
 fn observe_locked<A: Decide>(guard: &mut Option<Loaded<A>>, stored: &StoredCommit) {
