@@ -9,10 +9,12 @@ pub mod chain;
 pub mod copy;
 mod embedded;
 mod jetstream;
+pub mod snapshots;
 pub mod verify;
 
 pub use embedded::{EmbeddedLog, subject_matches};
 pub use jetstream::{HASH_HEADER, JetStreamLog};
+pub use snapshots::{FileSnapshots, JetStreamSnapshots, SnapshotStore, Snapshots};
 
 use events::Commit;
 use futures::stream::BoxStream;

@@ -60,6 +60,8 @@ pub struct Setup<L> {
     pub log: L,
     pub subjects: Subjects,
     pub store: readstore::ReadStore,
+    /// Snapshots beside the log (an object store of the stream, or a directory).
+    pub snapshots: eventlog::Snapshots,
     /// The embedded setup's directory, removed when the setup is dropped.
     pub dir: Option<tempfile::TempDir>,
 }
@@ -68,8 +70,12 @@ pub struct Setup<L> {
 pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
     let log = log().await?;
     let store = readstore::ReadStore::open(&database_url().await?).await?;
+    let snapshots = eventlog::Snapshots::JetStream(
+        eventlog::JetStreamSnapshots::open(log.context(), &log.subjects().stream, 1).await?,
+    );
     Ok(Setup {
         subjects: log.subjects().clone(),
+        snapshots,
         log,
         store,
         dir: None,
@@ -83,9 +89,12 @@ pub async fn embedded() -> anyhow::Result<Setup<eventlog::EmbeddedLog>> {
     let log = eventlog::EmbeddedLog::open(&dir.path().join("events.log"))?;
     let store =
         readstore::ReadStore::open(&readstore::sqlite_url(&dir.path().join("read.db"))).await?;
+    let snapshots =
+        eventlog::Snapshots::Embedded(eventlog::FileSnapshots::open(&dir.path().join("snapshots"))?);
     Ok(Setup {
         log,
         subjects: Subjects::default(),
+        snapshots,
         store,
         dir: Some(dir),
     })

@@ -1,0 +1,207 @@
+//! Where snapshots of aggregates are kept, beside the log: named blobs, saved whole and
+//! replaced whole. JetStream: an object store of its own (`<stream>_SNAPSHOTS`, replicated like
+//! the stream; snapshots outgrow a message). Embedded: one file per snapshot under the data
+//! dir, replaced atomically. Must not interpret the bytes: what a snapshot holds, its version
+//! and its check belong to the command side, and a snapshot is only ever a cache (deleting
+//! every one loses nothing).
+
+use crate::LogError;
+use async_nats::jetstream::{self, object_store};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncReadExt;
+
+pub trait SnapshotStore: Clone + Send + Sync + 'static {
+    /// The blob saved under `key`, if any.
+    fn load(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, LogError>> + Send;
+    /// Saves `bytes` under `key`, replacing what was there; a reader sees the old or the new
+    /// blob, never a mix.
+    fn save(&self, key: &str, bytes: Vec<u8>)
+    -> impl Future<Output = Result<(), LogError>> + Send;
+    /// Deletes every snapshot; returns how many there were.
+    fn clear(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
+}
+
+/// The snapshot store of a deployment, beside its log (see [`crate::Log`]).
+#[derive(Clone)]
+pub enum Snapshots {
+    JetStream(JetStreamSnapshots),
+    Embedded(FileSnapshots),
+}
+
+impl SnapshotStore for Snapshots {
+    async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        match self {
+            Self::JetStream(s) => s.load(key).await,
+            Self::Embedded(s) => s.load(key).await,
+        }
+    }
+
+    async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+        match self {
+            Self::JetStream(s) => s.save(key, bytes).await,
+            Self::Embedded(s) => s.save(key, bytes).await,
+        }
+    }
+
+    async fn clear(&self) -> Result<u64, LogError> {
+        match self {
+            Self::JetStream(s) => s.clear().await,
+            Self::Embedded(s) => s.clear().await,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(format!("snapshots: {e}"))
+}
+
+/// Snapshots in a JetStream object store.
+#[derive(Clone)]
+pub struct JetStreamSnapshots {
+    store: object_store::ObjectStore,
+}
+
+impl JetStreamSnapshots {
+    /// Opens the object store `<stream>_SNAPSHOTS`, creating it when missing.
+    pub async fn open(
+        js: &jetstream::Context,
+        stream: &str,
+        replicas: usize,
+    ) -> Result<Self, LogError> {
+        let bucket = format!("{stream}_SNAPSHOTS");
+        let store = match js.get_object_store(&bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket,
+                    description: Some("Snapshots of aggregates (a cache of the log)".into()),
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok(Self { store })
+    }
+}
+
+impl SnapshotStore for JetStreamSnapshots {
+    async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        use object_store::GetErrorKind;
+        let mut object = match self.store.get(key).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mut bytes = Vec::with_capacity(object.info().size);
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(bytes))
+    }
+
+    async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+        let meta = object_store::ObjectMetadata {
+            name: key.to_owned(),
+            // Fewer, larger chunks: a snapshot of a long conversation is tens of megabytes.
+            chunk_size: Some(1 << 20),
+            ..Default::default()
+        };
+        self.store
+            .put(meta, &mut bytes.as_slice())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<u64, LogError> {
+        use futures::StreamExt;
+        let mut names = Vec::new();
+        let mut list = self.store.list().await.map_err(unavailable)?;
+        while let Some(info) = list.next().await {
+            names.push(info.map_err(unavailable)?.name);
+        }
+        for name in &names {
+            self.store.delete(name).await.map_err(unavailable)?;
+        }
+        Ok(names.len() as u64)
+    }
+}
+
+/// Snapshots as files in one directory: `<key>`, written to a temporary file, synced, then
+/// renamed over the old one.
+#[derive(Clone, Debug)]
+pub struct FileSnapshots {
+    dir: PathBuf,
+}
+
+impl FileSnapshots {
+    pub fn open(dir: &Path) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The file of `key`; keys are aggregate names (`conversation.conv_…`), checked here so
+    /// that none can leave the directory.
+    fn path(&self, key: &str) -> Result<PathBuf, LogError> {
+        let safe = !key.is_empty()
+            && !key.starts_with('.')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !safe {
+            return Err(unavailable(format!("bad snapshot key {key:?}")));
+        }
+        Ok(self.dir.join(key))
+    }
+}
+
+impl SnapshotStore for FileSnapshots {
+    async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+        let path = self.path(key)?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = tempfile::NamedTempFile::new_in(&dir)?;
+            file.write_all(&bytes)?;
+            file.as_file().sync_data()?;
+            file.persist(&path).map_err(|e| e.error)?;
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+
+    async fn clear(&self) -> Result<u64, LogError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::remove_file(entry.path())?;
+                    n += 1;
+                }
+            }
+            Ok::<_, std::io::Error>(n)
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+}
