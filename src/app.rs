@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use command::Service;
 use command::executor::Executor;
 use command::live::Bus;
-use eventlog::{JetStreamLog, Log};
+use eventlog::{FileSnapshots, JetStreamLog, JetStreamSnapshots, Log, Snapshots};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -101,16 +101,29 @@ pub async fn connect_log(config: &Config) -> anyhow::Result<JetStreamLog> {
 /// Starts the given roles (all when empty) on `config.listen`: on NATS JetStream when
 /// `CHAT_NATS_URL` is set, else on the embedded log under `CHAT_DATA_DIR` (one node).
 pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
-    let (log, bus, keys) = if config.nats_url.is_some() {
+    let (log, snapshots, bus, keys) = if config.nats_url.is_some() {
         let nats = connect_nats(config).await?;
         let log =
             JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
+        let snapshots =
+            JetStreamSnapshots::open(log.context(), &config.stream, config.stream_replicas).await?;
         let keys = JwtKeys::new(config.jwt_secret()?);
-        (Log::JetStream(Arc::new(log)), Bus::Nats(nats), keys)
+        (
+            Log::JetStream(Arc::new(log)),
+            Snapshots::JetStream(Arc::new(snapshots)),
+            Bus::Nats(nats),
+            keys,
+        )
     } else {
         let log = eventlog::EmbeddedLog::open(&crate::cli::embedded_log_path(config))?;
+        let snapshots = FileSnapshots::open(&config.data_dir.join("snapshots"))?;
         let keys = JwtKeys::new(&crate::config::embedded_secret(config)?);
-        (Log::Embedded(log), Bus::local(), keys)
+        (
+            Log::Embedded(log),
+            Snapshots::Embedded(snapshots),
+            Bus::local(),
+            keys,
+        )
     };
     let log_backend = log.backend();
     let keys = Arc::new(keys);
@@ -147,7 +160,8 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     if has(Role::Command) {
         let executor = Arc::new(
             Executor::new(log.clone(), config.subjects())
-                .with_cache_bytes(config.cache_mb.saturating_mul(1 << 20)),
+                .with_cache_bytes(config.cache_mb.saturating_mul(1 << 20))
+                .with_snapshots(snapshots, command::executor::SNAPSHOT_EVERY),
         );
         metrics = executor.metrics().clone();
         let service = Arc::new(Service::new(executor.clone()));

@@ -16,8 +16,7 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
     fn load(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, LogError>> + Send;
     /// Saves `bytes` under `key`, replacing what was there; a reader sees the old or the new
     /// blob, never a mix.
-    fn save(&self, key: &str, bytes: Vec<u8>)
-    -> impl Future<Output = Result<(), LogError>> + Send;
+    fn save(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<(), LogError>> + Send;
     /// Deletes every snapshot; returns how many there were.
     fn clear(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
 }
@@ -25,7 +24,8 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
 /// The snapshot store of a deployment, beside its log (see [`crate::Log`]).
 #[derive(Clone)]
 pub enum Snapshots {
-    JetStream(JetStreamSnapshots),
+    /// Shared: the object store handle is large, and the store is cloned into every task.
+    JetStream(std::sync::Arc<JetStreamSnapshots>),
     Embedded(FileSnapshots),
 }
 
@@ -96,10 +96,7 @@ impl SnapshotStore for JetStreamSnapshots {
             Err(e) => return Err(unavailable(e)),
         };
         let mut bytes = Vec::with_capacity(object.info().size);
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(unavailable)?;
+        object.read_to_end(&mut bytes).await.map_err(unavailable)?;
         Ok(Some(bytes))
     }
 

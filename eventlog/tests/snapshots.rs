@@ -12,7 +12,9 @@ async fn a_snapshot_store_keeps_the_last_blob_saved_under_each_key<L: EventLog>(
     let store = &on.snapshots;
     assert_eq!(store.load("conversation.conv_a").await?, None);
     store.save("conversation.conv_a", b"first".to_vec()).await?;
-    store.save("conversation.conv_a", b"second".to_vec()).await?;
+    store
+        .save("conversation.conv_a", b"second".to_vec())
+        .await?;
     assert_eq!(
         store.load("conversation.conv_a").await?.as_deref(),
         Some(&b"second"[..])

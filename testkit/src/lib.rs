@@ -70,9 +70,9 @@ pub struct Setup<L> {
 pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
     let log = log().await?;
     let store = readstore::ReadStore::open(&database_url().await?).await?;
-    let snapshots = eventlog::Snapshots::JetStream(
+    let snapshots = eventlog::Snapshots::JetStream(std::sync::Arc::new(
         eventlog::JetStreamSnapshots::open(log.context(), &log.subjects().stream, 1).await?,
-    );
+    ));
     Ok(Setup {
         subjects: log.subjects().clone(),
         snapshots,
@@ -89,8 +89,9 @@ pub async fn embedded() -> anyhow::Result<Setup<eventlog::EmbeddedLog>> {
     let log = eventlog::EmbeddedLog::open(&dir.path().join("events.log"))?;
     let store =
         readstore::ReadStore::open(&readstore::sqlite_url(&dir.path().join("read.db"))).await?;
-    let snapshots =
-        eventlog::Snapshots::Embedded(eventlog::FileSnapshots::open(&dir.path().join("snapshots"))?);
+    let snapshots = eventlog::Snapshots::Embedded(eventlog::FileSnapshots::open(
+        &dir.path().join("snapshots"),
+    )?);
     Ok(Setup {
         log,
         subjects: Subjects::default(),

@@ -10,11 +10,14 @@
 //!   what other nodes append.
 
 mod cache;
+pub mod snapshot;
 
 use crate::domain::{Conversation, Decide, DomainError, User};
 use cache::{Cache, Evictable};
 use eventlog::{EventLog, LogError, StoredCommit};
+use eventlog::{SnapshotStore, Snapshots};
 use events::{Commit, CommitHash, ConversationId, EventKind, Metadata, Recorded, Subjects, UserId};
+use snapshot::{Snapshotted, Stand};
 use std::sync::Arc;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -23,6 +26,13 @@ pub const MAX_ATTEMPTS: usize = 32;
 
 /// The cache's limit when none is configured (`CHAT_CACHE_MB`).
 pub const DEFAULT_CACHE_MB: usize = 256;
+
+/// Commits after which an aggregate's state is snapshotted again (ADR 7): a cold load then
+/// replays at most about this many commits after its snapshot.
+pub const SNAPSHOT_EVERY: u64 = 500;
+
+/// A log tail longer than this is decoded on a blocking thread, off the async workers.
+const LONG_TAIL: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -57,6 +67,8 @@ struct Loaded<A> {
     version: u64,
     last_position: u64,
     last_hash: CommitHash,
+    /// Commits applied since the snapshot this state was loaded from or last written as.
+    since_snapshot: u64,
 }
 
 impl<A: Decide> Loaded<A> {
@@ -66,6 +78,15 @@ impl<A: Decide> Loaded<A> {
             version: 0,
             last_position: 0,
             last_hash: [0; 32],
+            since_snapshot: 0,
+        }
+    }
+
+    fn stand(&self) -> Stand {
+        Stand {
+            version: self.version,
+            last_position: self.last_position,
+            last_hash: self.last_hash,
         }
     }
 
@@ -90,7 +111,31 @@ impl<A: Decide> Loaded<A> {
         self.version = c.next_version();
         self.last_position = stored.position;
         self.last_hash = c.hash();
+        self.since_snapshot += 1;
         Ok(())
+    }
+
+    /// Applies commits in order; a long run on a blocking thread.
+    async fn apply_all(
+        &mut self,
+        commits: Vec<StoredCommit>,
+    ) -> Result<Vec<StoredCommit>, ExecError> {
+        if commits.len() <= LONG_TAIL {
+            for stored in &commits {
+                self.apply_commit(stored)?;
+            }
+            return Ok(commits);
+        }
+        let mut owned = std::mem::replace(self, Self::empty());
+        let (owned, commits, applied) = tokio::task::spawn_blocking(move || {
+            let applied = commits.iter().try_for_each(|s| owned.apply_commit(s));
+            (owned, commits, applied)
+        })
+        .await
+        .map_err(|e| ExecError::Log(LogError::Unavailable(e.to_string())))?;
+        *self = owned;
+        applied?;
+        Ok(commits)
     }
 }
 
@@ -113,7 +158,7 @@ impl Evictable for AnySlot {
 }
 
 /// An aggregate the executor caches.
-trait Cached: Decide {
+trait Cached: Decide + Snapshotted {
     const KIND: &'static str;
     fn wrap(slot: Slot<Self>) -> AnySlot;
     fn unwrap(slot: AnySlot) -> Option<Slot<Self>>;
@@ -151,11 +196,18 @@ fn key<A: Cached>(id: &str) -> Key {
     (A::KIND, id.to_owned())
 }
 
+/// The name of an aggregate's snapshot: `conversation.conv_…`, `user.ann`.
+fn snapshot_key<A: Cached>(id: &str) -> String {
+    format!("{}.{id}", A::KIND)
+}
+
 pub struct Executor<L> {
     log: L,
     metrics: Arc<crate::metrics::Metrics>,
     subjects: Subjects,
     cache: Cache<Key, AnySlot>,
+    snapshots: Option<Snapshots>,
+    snapshot_every: u64,
 }
 
 impl<L: EventLog> Executor<L> {
@@ -167,7 +219,17 @@ impl<L: EventLog> Executor<L> {
             cache: Cache::new(DEFAULT_CACHE_MB << 20, metrics.clone()),
             metrics,
             subjects,
+            snapshots: None,
+            snapshot_every: SNAPSHOT_EVERY,
         }
+    }
+
+    /// The same executor loading from and writing snapshots to `store`, one every `every`
+    /// commits of an aggregate.
+    pub fn with_snapshots(mut self, store: Snapshots, every: u64) -> Self {
+        self.snapshots = Some(store);
+        self.snapshot_every = every.max(1);
+        self
     }
 
     /// The same executor with its cache bounded to `bytes` (before any use).
@@ -293,28 +355,130 @@ impl<L: EventLog> Executor<L> {
     ) -> Result<R, ExecError> {
         let slot = self.slot::<A>(id);
         let mut guard = slot.lock().await;
-        let loaded = self.ensure_loaded(&mut guard, subject).await;
+        let loaded = self.ensure_loaded(&mut guard, subject, id).await;
         let out = loaded.map(|l| f(&l.state));
         self.account(id, &guard);
+        self.maybe_snapshot(id, &slot, &mut guard);
         out
     }
 
-    async fn ensure_loaded<'g, A: Decide>(
+    async fn ensure_loaded<'g, A: Cached>(
         &self,
         guard: &'g mut Option<Loaded<A>>,
         subject: &str,
+        id: &str,
     ) -> Result<&'g mut Loaded<A>, ExecError> {
         if guard.is_none() {
             let started = std::time::Instant::now();
-            let mut loaded = Loaded::empty();
-            self.catch_up(&mut loaded, subject).await?;
+            let (loaded, source) = match self.load_snapshot::<A>(subject, id).await {
+                Some(loaded) => (loaded, "snapshot"),
+                None => {
+                    let mut loaded = Loaded::empty();
+                    self.catch_up(&mut loaded, subject).await?;
+                    (loaded, "log")
+                }
+            };
             *guard = Some(loaded);
             self.metrics
-                .aggregate_loaded("log", started.elapsed().as_secs_f64());
+                .aggregate_loaded(source, started.elapsed().as_secs_f64());
         }
         guard
             .as_mut()
             .ok_or_else(|| ExecError::Log(LogError::Unavailable("cache slot empty".into())))
+    }
+
+    /// The aggregate from its newest snapshot and the commits after it, when there is a
+    /// snapshot that opens and whose last commit is the log's commit at that position.
+    async fn load_snapshot<A: Cached>(&self, subject: &str, id: &str) -> Option<Loaded<A>> {
+        let store = self.snapshots.as_ref()?;
+        let key = snapshot_key::<A>(id);
+        let bytes = match store.load(&key).await {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "snapshot unavailable, loading from the log");
+                return None;
+            }
+        };
+        let (kind, owned_id) = (A::KIND, id.to_owned());
+        let opened =
+            tokio::task::spawn_blocking(move || snapshot::open::<A>(kind, &owned_id, &bytes))
+                .await
+                .ok()?;
+        let (state, stand) = match opened {
+            Ok(opened) => opened,
+            Err(refused) => {
+                tracing::warn!(%key, %refused, "snapshot ignored, loading from the log");
+                return None;
+            }
+        };
+        let from = stand.last_position.checked_sub(1)?;
+        let mut commits = match self.log.read_subject(subject, from).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "log unavailable after the snapshot");
+                return None;
+            }
+        };
+        let stands_in_log = commits.first().is_some_and(|c| {
+            c.position == stand.last_position
+                && c.commit.hash() == stand.last_hash
+                && c.commit.next_version() == stand.version
+        });
+        if !stands_in_log {
+            tracing::warn!(%key, "snapshot does not match the log, loading from the log");
+            return None;
+        }
+        commits.remove(0);
+        let mut loaded = Loaded {
+            state,
+            version: stand.version,
+            last_position: stand.last_position,
+            last_hash: stand.last_hash,
+            since_snapshot: 0,
+        };
+        match loaded.apply_all(commits).await {
+            Ok(_) => Some(loaded),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "log after the snapshot does not follow it");
+                None
+            }
+        }
+    }
+
+    /// Writes a snapshot of the slot's aggregate when enough commits passed since the last,
+    /// in a task of its own: it takes the slot once the caller is done, copies the state
+    /// out, and seals and stores it with the slot free again.
+    fn maybe_snapshot<A: Cached>(&self, id: &str, slot: &Slot<A>, guard: &mut Option<Loaded<A>>) {
+        let (Some(store), Some(loaded)) = (self.snapshots.clone(), guard.as_mut()) else {
+            return;
+        };
+        if loaded.since_snapshot < self.snapshot_every || loaded.version == 0 {
+            return;
+        }
+        loaded.since_snapshot = 0;
+        let (slot, id) = (slot.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let taken = {
+                let guard = slot.lock().await;
+                guard
+                    .as_ref()
+                    .map(|l| (l.stand(), snapshot::state_bytes(&l.state)))
+            };
+            drop(slot);
+            let Some((stand, Ok(state))) = taken else {
+                return;
+            };
+            let key = snapshot_key::<A>(&id);
+            let sealed = tokio::task::spawn_blocking(move || {
+                snapshot::seal::<A>(A::KIND, &id, stand, state)
+            })
+            .await;
+            if let Ok(bytes) = sealed
+                && let Err(e) = store.save(&key, bytes).await
+            {
+                tracing::warn!(%key, error = %e, "snapshot not written");
+            }
+        });
     }
 
     /// Applies what the log holds beyond the cached state; returns what was applied.
@@ -324,10 +488,7 @@ impl<L: EventLog> Executor<L> {
         subject: &str,
     ) -> Result<Vec<StoredCommit>, ExecError> {
         let newer = self.log.read_subject(subject, loaded.last_position).await?;
-        for stored in &newer {
-            loaded.apply_commit(stored)?;
-        }
-        Ok(newer)
+        loaded.apply_all(newer).await
     }
 
     async fn execute<A: Cached, R>(
@@ -348,6 +509,7 @@ impl<L: EventLog> Executor<L> {
             *guard = None;
         }
         self.account(id, &guard);
+        self.maybe_snapshot(id, &slot, &mut guard);
         self.metrics.command(match &result {
             Ok(_) => "ok",
             Err(ExecError::Domain(_)) => "rejected",
@@ -368,7 +530,7 @@ impl<L: EventLog> Executor<L> {
         }
     }
 
-    async fn execute_locked<A: Decide>(
+    async fn execute_locked<A: Cached>(
         &self,
         guard: &mut Option<Loaded<A>>,
         subject: &str,
@@ -376,7 +538,7 @@ impl<L: EventLog> Executor<L> {
         command: &A::Command,
         meta: &Metadata,
     ) -> Result<Outcome<A::Event>, ExecError> {
-        let loaded = self.ensure_loaded(guard, subject).await?;
+        let loaded = self.ensure_loaded(guard, subject, id).await?;
         for attempt in 0..MAX_ATTEMPTS {
             let events = match loaded.state.decide(command) {
                 Ok(events) => events,
@@ -423,6 +585,7 @@ impl<L: EventLog> Executor<L> {
                     loaded.version = commit.next_version();
                     loaded.last_position = position;
                     loaded.last_hash = commit.hash();
+                    loaded.since_snapshot += 1;
                     return Ok(Outcome {
                         events: recorded,
                         position,
