@@ -23,5 +23,7 @@ cargo test --workspace --release
 (cd e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
 export CHAT_BIN="$ROOT/target/release/chat"
 node --test --test-concurrency=1 --test-timeout=120000 e2e/test/
-# Every suite again on the embedded mode (file log + SQLite, one node: no NATS, no Postgres).
-CHAT_E2E_BACKEND=embedded node --test --test-concurrency=1 --test-timeout=120000 e2e/test/
+# Every suite again on the embedded mode (file log + SQLite, one node: no NATS, no Postgres),
+# with a cache that keeps no aggregate it is not using: every command reloads what it needs
+# from a snapshot and the log.
+CHAT_E2E_BACKEND=embedded CHAT_CACHE_MB=0 node --test --test-concurrency=1 --test-timeout=120000 e2e/test/

@@ -6,6 +6,7 @@
 //! - `bench replay --nats … --database …`: seed a log and time a rebuild of the projection.
 //! - `bench report --dir …`: the results table (Markdown) and a latency-against-load chart (SVG).
 
+mod history;
 mod load;
 mod replay;
 mod report;
@@ -80,12 +81,32 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// What a command node costs as history grows (issue 13), in process on JetStream.
+    History {
+        #[arg(long)]
+        nats: String,
+        /// Messages of the big conversation.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Messages of each of the two conversations that price a read receipt.
+        #[arg(long, default_value_t = 200_000)]
+        pair: u64,
+        /// Small conversations touched under a 64 MiB cache.
+        #[arg(long, default_value_t = 100_000)]
+        small: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Writes the results table and chart from the JSON files in `dir`.
     Report {
         #[arg(long)]
         dir: PathBuf,
     },
 }
+
+/// The server's allocator, so that the `history` scenario's memory figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Thousands of sockets need thousands of descriptors: raise the soft limit to the hard one.
 fn raise_fd_limit() {
@@ -168,6 +189,17 @@ async fn main() -> anyhow::Result<()> {
             let r = replay::run(&nats, &database, events).await?;
             eprintln!("replay: {}", serde_json::to_string(&r)?);
             std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+        }
+        Command::History {
+            nats,
+            messages,
+            pair,
+            small,
+            out,
+        } => {
+            let h = history::run(&nats, messages, pair, small).await?;
+            eprintln!("history: {}", serde_json::to_string(&h)?);
+            std::fs::write(&out, serde_json::to_vec_pretty(&h)?)?;
         }
         Command::Report { dir } => report::write(&dir)?,
     }

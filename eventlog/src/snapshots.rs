@@ -56,6 +56,10 @@ fn unavailable(e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(format!("snapshots: {e}"))
 }
 
+/// How long a snapshot's data may pause before the read starts over, and how many times.
+const READ_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+const READ_ATTEMPTS: usize = 3;
+
 /// Snapshots in a JetStream object store.
 #[derive(Clone)]
 pub struct JetStreamSnapshots {
@@ -90,14 +94,28 @@ impl JetStreamSnapshots {
 impl SnapshotStore for JetStreamSnapshots {
     async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
         use object_store::GetErrorKind;
-        let mut object = match self.store.get(key).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
-        };
-        let mut bytes = Vec::with_capacity(object.info().size);
-        object.read_to_end(&mut bytes).await.map_err(unavailable)?;
-        Ok(Some(bytes))
+        // A snapshot replaced while it is read loses its chunks under the reader, which would
+        // then wait for them forever: when the data stops coming, read the new one instead.
+        for _ in 0..READ_ATTEMPTS {
+            let mut object = match self.store.get(key).await {
+                Ok(o) => o,
+                Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let size = object.info().size;
+            let mut bytes = Vec::with_capacity(size);
+            loop {
+                match tokio::time::timeout(READ_IDLE, object.read_buf(&mut bytes)).await {
+                    Ok(Ok(0)) if bytes.len() == size => return Ok(Some(bytes)),
+                    Ok(Ok(0)) | Err(_) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(unavailable(e)),
+                }
+            }
+        }
+        Err(unavailable(format!(
+            "snapshot {key} kept changing while read"
+        )))
     }
 
     async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {

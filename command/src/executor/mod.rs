@@ -29,7 +29,7 @@ pub const DEFAULT_CACHE_MB: usize = 256;
 
 /// Commits after which an aggregate's state is snapshotted again (ADR 7): a cold load then
 /// replays at most about this many commits after its snapshot.
-pub const SNAPSHOT_EVERY: u64 = 500;
+pub const SNAPSHOT_EVERY: u64 = 250;
 
 /// A log tail longer than this is decoded on a blocking thread, off the async workers.
 const LONG_TAIL: usize = 256;

@@ -619,7 +619,7 @@ macro_rules! packed {
             }
 
             pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<$t>, D::Error> {
-                let bytes: serde_bytes::ByteBuf = serde_bytes::deserialize(d)?;
+                let bytes: &'de [u8] = serde_bytes::deserialize(d)?;
                 if bytes.len() % N != 0 {
                     return Err(D::Error::custom("packed integers of a partial length"));
                 }
