@@ -25,7 +25,8 @@ pub struct History {
     pub messages: u64,
     pub small_conversations: u64,
     pub seed_s: f64,
-    /// RSS grown by loading the big conversation, per message.
+    /// Heap bytes the big conversation holds once loaded, per message (counted by the
+    /// allocator; what the cache estimates is beside it).
     pub bytes_per_message: f64,
     /// The cache's own estimate, per message.
     pub estimated_bytes_per_message: f64,
@@ -150,8 +151,8 @@ fn executor(
         .with_snapshots(store.clone(), command::executor::SNAPSHOT_EVERY)
 }
 
-/// Loads a conversation in a fresh executor; returns the time, the RSS it added and the
-/// cache's estimate of its size.
+/// Loads a conversation in a fresh executor; returns the time, the heap bytes it holds
+/// afterwards and the cache's estimate of its size.
 async fn cold_load(
     log: &JetStreamLog,
     subjects: &Subjects,
@@ -159,7 +160,7 @@ async fn cold_load(
     id: &ConversationId,
 ) -> anyhow::Result<(Duration, i64, u64)> {
     let node = executor(log, subjects, store, 4096);
-    let before = rss_bytes();
+    let before = crate::allocated();
     let began = Instant::now();
     let bytes = node
         .read_conversation(id, |c: &Conversation| {
@@ -167,10 +168,9 @@ async fn cold_load(
         })
         .await?;
     let took = began.elapsed();
-    let grown = i64::try_from(rss_bytes())? - i64::try_from(before)?;
-    // Held until measured: the state is dropped with the executor.
+    let held = i64::try_from(crate::allocated())? - i64::try_from(before)?;
     drop(node);
-    Ok((took, grown, bytes))
+    Ok((took, held, bytes))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -312,15 +312,10 @@ pub async fn run(nats_url: &str, messages: u64, pair: u64, small: u64) -> anyhow
     );
 
     // Receipts: the same conversation read by all and by nobody, both held at once.
-    let node = executor(&log, &subjects, &store, 4096);
-    let base = rss_bytes();
-    node.read_conversation(&unread_pair, |_| ()).await?;
-    let unread = rss_bytes();
-    node.read_conversation(&read_pair, |_| ()).await?;
-    let read = rss_bytes();
+    let (_, unread, _) = cold_load(&log, &subjects, &store, &unread_pair).await?;
+    let (_, read, _) = cold_load(&log, &subjects, &store, &read_pair).await?;
     let receipts = (pair * (MEMBERS as u64 - 1)) as f64;
-    out.bytes_per_receipt = ((read - unread) as f64 - (unread - base) as f64) / receipts;
-    drop(node);
+    out.bytes_per_receipt = (read - unread) as f64 / receipts;
 
     // Every small conversation touched under a 64 MiB cache, while a warm one takes commands.
     let node = Arc::new(executor(&log, &subjects, &store, 64));

@@ -104,9 +104,15 @@ enum Command {
     },
 }
 
-/// The server's allocator, so that the `history` scenario's memory figures are the server's.
+/// The server's allocator, so that the `history` scenario's memory figures are the server's,
+/// counted (`cap`) so that it can tell the bytes a state holds from what the allocator keeps.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
+
+/// Bytes allocated and not yet freed.
+pub fn allocated() -> usize {
+    ALLOCATOR.allocated()
+}
 
 /// Thousands of sockets need thousands of descriptors: raise the soft limit to the hard one.
 fn raise_fd_limit() {
