@@ -13,7 +13,10 @@ use command::domain::{Conversation, ConversationCommand};
 use command::executor::Executor;
 use command::service::metadata;
 use eventlog::chain::Chain;
-use eventlog::{EventLog, JetStreamLog, JetStreamSnapshots, SnapshotStore, Snapshots};
+use eventlog::{
+    EmbeddedLog, EventLog, FileSnapshots, JetStreamLog, JetStreamSnapshots, Log, SnapshotStore,
+    Snapshots,
+};
 use events::*;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,8 @@ pub struct History {
     pub snapshot_open_ms: f64,
     pub tail_read_ms: f64,
     pub cache_mb: u64,
+    /// RSS of the process before and after touching every small conversation.
+    pub rss_before_small_mb: f64,
     pub rss_after_small_mb: f64,
     pub cache_bytes_after_small_mb: f64,
     pub command_p99_idle_ms: f64,
@@ -140,12 +145,7 @@ async fn seed_conversation<'a, L: EventLog>(
     Ok((id, chain))
 }
 
-fn executor(
-    log: &JetStreamLog,
-    subjects: &Subjects,
-    store: &Snapshots,
-    cache_mb: usize,
-) -> Executor<JetStreamLog> {
+fn executor(log: &Log, subjects: &Subjects, store: &Snapshots, cache_mb: usize) -> Executor<Log> {
     Executor::new(log.clone(), subjects.clone())
         .with_cache_bytes(cache_mb << 20)
         .with_snapshots(store.clone(), command::executor::SNAPSHOT_EVERY)
@@ -154,12 +154,15 @@ fn executor(
 /// Loads a conversation in a fresh executor; returns the time, the heap bytes it holds
 /// afterwards and the cache's estimate of its size.
 async fn cold_load(
-    log: &JetStreamLog,
+    log: &Log,
     subjects: &Subjects,
-    store: &Snapshots,
+    store: Option<&Snapshots>,
     id: &ConversationId,
 ) -> anyhow::Result<(Duration, i64, u64)> {
-    let node = executor(log, subjects, store, 4096);
+    let node = match store {
+        Some(store) => executor(log, subjects, store, 4096),
+        None => Executor::new(log.clone(), subjects.clone()).with_cache_bytes(4096 << 20),
+    };
     let before = crate::allocated();
     let began = Instant::now();
     let bytes = node
@@ -177,17 +180,40 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-pub async fn run(nats_url: &str, messages: u64, pair: u64, small: u64) -> anyhow::Result<History> {
+/// The log and snapshots of the run: a fresh JetStream stream at `nats_url`, or an embedded
+/// log and snapshot directory under `embedded`.
+async fn open(
+    nats_url: Option<&str>,
+    embedded: Option<&std::path::Path>,
+    subjects: &Subjects,
+) -> anyhow::Result<(Log, Snapshots)> {
+    if let Some(dir) = embedded {
+        let log = EmbeddedLog::open(&dir.join("events.log"))?;
+        let store = FileSnapshots::open(&dir.join("snapshots"))?;
+        return Ok((Log::Embedded(log), Snapshots::Embedded(store)));
+    }
+    let url = nats_url.ok_or_else(|| anyhow::anyhow!("--nats or --embedded"))?;
+    let log = JetStreamLog::open(async_nats::connect(url).await?, subjects.clone(), 1).await?;
+    let store = JetStreamSnapshots::open(log.context(), &subjects.stream, 1).await?;
+    Ok((
+        Log::JetStream(Arc::new(log)),
+        Snapshots::JetStream(Arc::new(store)),
+    ))
+}
+
+pub async fn run(
+    nats_url: Option<&str>,
+    embedded: Option<&std::path::Path>,
+    messages: u64,
+    pair: u64,
+    small: u64,
+) -> anyhow::Result<History> {
     let run = format!("hist{}", ulid::Ulid::new().to_string().to_lowercase());
     let subjects = Subjects {
         stream: run.to_uppercase(),
         prefix: run.clone(),
     };
-    let client = async_nats::connect(nats_url).await?;
-    let log = JetStreamLog::open(client, subjects.clone(), 1).await?;
-    let store = Snapshots::JetStream(Arc::new(
-        JetStreamSnapshots::open(log.context(), &subjects.stream, 1).await?,
-    ));
+    let (log, store) = open(nats_url, embedded, &subjects).await?;
     let mut out = History {
         messages,
         small_conversations: small,
@@ -233,95 +259,12 @@ pub async fn run(nats_url: &str, messages: u64, pair: u64, small: u64) -> anyhow
     }
     out.seed_s = began.elapsed().as_secs_f64();
 
-    // The first load reads the whole log and writes the first snapshot.
-    let (took, _, _) = cold_load(&log, &subjects, &store, &big).await?;
-    out.log_load_ms = ms(took);
-    eprintln!("history: log-only load {:.0} ms", out.log_load_ms);
-    let key = format!("conversation.{big}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let snapshot = loop {
-        if let Some(b) = store.load(&key).await? {
-            break b;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no snapshot written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    out.snapshot_bytes = snapshot.len() as u64;
-    // The longest tail a load meets: just under the next snapshot.
-    let tail = command::executor::SNAPSHOT_EVERY - 1;
-    for i in 0..tail {
-        let at = now_millis();
-        let sent = ConversationEvent::MessageSent(MessageSentV1 {
-            message_id: MessageId::generate_at(at),
-            sender_id: users[1].clone(),
-            content: Content::parse("tail")?,
-            temp_id: Some(TempId::parse(&format!("tail-{i}"))?),
-            seq: messages + i + 1,
-            sent_at: at,
-        });
-        chain.commit(&metadata("bench", None), &[sent]).await?;
-    }
-    out.tail_commits = tail;
-
-    let mut loads = Histogram::<u64>::new(3)?;
-    let mut grown = Vec::new();
-    let mut estimate = 0;
-    for _ in 0..RESTARTS {
-        let (took, rss, bytes) = cold_load(&log, &subjects, &store, &big).await?;
-        loads.record(took.as_micros().try_into()?)?;
-        grown.push(rss);
-        estimate = bytes;
-    }
-    out.cold_load_p50_ms = loads.value_at_quantile(0.5) as f64 / 1e3;
-    out.cold_load_p99_ms = loads.value_at_quantile(0.99) as f64 / 1e3;
-    let (mut fetch, mut open, mut read) = (Vec::new(), Vec::new(), Vec::new());
-    let subject = subjects.conversation(&big);
-    for _ in 0..5 {
-        let began = Instant::now();
-        let bytes = store.load(&key).await?.unwrap_or_default();
-        fetch.push(ms(began.elapsed()));
-        let began = Instant::now();
-        let (_, stand) = command::executor::snapshot::open::<Conversation>(
-            "conversation",
-            big.as_str(),
-            &bytes,
-        )?;
-        open.push(ms(began.elapsed()));
-        let began = Instant::now();
-        log.read_subject(&subject, stand.last_position - 1).await?;
-        read.push(ms(began.elapsed()));
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    out.snapshot_fetch_ms = median(&mut fetch);
-    out.snapshot_open_ms = median(&mut open);
-    out.tail_read_ms = median(&mut read);
-    eprintln!(
-        "history: snapshot fetch {:.1} ms, open {:.1} ms, tail read {:.1} ms",
-        out.snapshot_fetch_ms, out.snapshot_open_ms, out.tail_read_ms
-    );
-    grown.sort_unstable();
-    let held = (messages + tail) as f64;
-    out.bytes_per_message = grown[grown.len() / 2] as f64 / held;
-    out.estimated_bytes_per_message = estimate as f64 / held;
-    eprintln!(
-        "history: cold load p50 {:.1} ms p99 {:.1} ms, {:.1} bytes/message",
-        out.cold_load_p50_ms, out.cold_load_p99_ms, out.bytes_per_message
-    );
-
-    // Receipts: the same conversation read by all and by nobody, both held at once.
-    let (_, unread, _) = cold_load(&log, &subjects, &store, &unread_pair).await?;
-    let (_, read, _) = cold_load(&log, &subjects, &store, &read_pair).await?;
-    let receipts = (pair * (MEMBERS as u64 - 1)) as f64;
-    out.bytes_per_receipt = (read - unread) as f64 / receipts;
-
-    // Every small conversation touched under a 64 MiB cache, while a warm one takes commands.
+    // First, while the process holds nothing else: every small conversation touched under a
+    // 64 MiB cache, while a warm one takes commands.
+    let rss_before = rss_bytes();
     let node = Arc::new(executor(&log, &subjects, &store, 64));
     let warm = smalls[0].clone();
-    let command_latency = |node: Arc<Executor<JetStreamLog>>,
-                           stop: Arc<std::sync::atomic::AtomicBool>| {
+    let command_latency = |node: Arc<Executor<Log>>, stop: Arc<std::sync::atomic::AtomicBool>| {
         let warm = warm.clone();
         let sender = users[1].clone();
         tokio::spawn(async move {
@@ -369,18 +312,13 @@ pub async fn run(nats_url: &str, messages: u64, pair: u64, small: u64) -> anyhow
             })
         })
         .collect();
-    // The big conversation cold too, meanwhile: the longest decode there is.
-    let big_load = {
-        let node = node.clone();
-        tokio::spawn(async move { node.read_conversation(&big, |_| ()).await })
-    };
     for l in loaders {
         l.await??;
     }
-    big_load.await??;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     out.command_p99_loading_ms = busy.await??.value_at_quantile(0.99) as f64 / 1e3;
     out.rss_after_small_mb = rss_bytes() as f64 / (1 << 20) as f64;
+    out.rss_before_small_mb = rss_before as f64 / (1 << 20) as f64;
     let metrics = node.metrics().render();
     out.cache_bytes_after_small_mb = metrics
         .lines()
@@ -395,5 +333,93 @@ pub async fn run(nats_url: &str, messages: u64, pair: u64, small: u64) -> anyhow
         out.command_p99_idle_ms,
         out.command_p99_loading_ms
     );
+    // The first load reads the whole log and writes the first snapshot.
+    let (took, _, _) = cold_load(&log, &subjects, Some(&store), &big).await?;
+    out.log_load_ms = ms(took);
+    eprintln!("history: log-only load {:.0} ms", out.log_load_ms);
+    let key = format!("conversation.{big}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let snapshot = loop {
+        if let Some(b) = store.load(&key).await? {
+            break b;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no snapshot written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    out.snapshot_bytes = snapshot.len() as u64;
+    // The longest tail a load meets: just under the next snapshot.
+    let tail = command::executor::SNAPSHOT_EVERY - 1;
+    for i in 0..tail {
+        let at = now_millis();
+        let sent = ConversationEvent::MessageSent(MessageSentV1 {
+            message_id: MessageId::generate_at(at),
+            sender_id: users[1].clone(),
+            content: Content::parse("tail")?,
+            temp_id: Some(TempId::parse(&format!("tail-{i}"))?),
+            seq: messages + i + 1,
+            sent_at: at,
+        });
+        chain.commit(&metadata("bench", None), &[sent]).await?;
+    }
+    out.tail_commits = tail;
+
+    let mut loads = Histogram::<u64>::new(3)?;
+    let mut grown = Vec::new();
+    let mut estimate = 0;
+    for _ in 0..RESTARTS {
+        let (took, rss, bytes) = cold_load(&log, &subjects, Some(&store), &big).await?;
+        loads.record(took.as_micros().try_into()?)?;
+        grown.push(rss);
+        estimate = bytes;
+    }
+    out.cold_load_p50_ms = loads.value_at_quantile(0.5) as f64 / 1e3;
+    out.cold_load_p99_ms = loads.value_at_quantile(0.99) as f64 / 1e3;
+    let (mut fetch, mut open, mut read) = (Vec::new(), Vec::new(), Vec::new());
+    let subject = subjects.conversation(&big);
+    for _ in 0..5 {
+        let began = Instant::now();
+        let bytes = store.load(&key).await?.unwrap_or_default();
+        fetch.push(ms(began.elapsed()));
+        let began = Instant::now();
+        let (_, stand) = command::executor::snapshot::open::<Conversation>(
+            "conversation",
+            big.as_str(),
+            &bytes,
+        )?;
+        open.push(ms(began.elapsed()));
+        let began = Instant::now();
+        log.read_subject(&subject, stand.last_position - 1).await?;
+        read.push(ms(began.elapsed()));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    out.snapshot_fetch_ms = median(&mut fetch);
+    out.snapshot_open_ms = median(&mut open);
+    out.tail_read_ms = median(&mut read);
+    eprintln!(
+        "history: snapshot fetch {:.1} ms, open {:.1} ms, tail read {:.1} ms",
+        out.snapshot_fetch_ms, out.snapshot_open_ms, out.tail_read_ms
+    );
+    grown.sort_unstable();
+    let held = (messages + tail) as f64;
+    out.bytes_per_message = grown[grown.len() / 2] as f64 / held;
+    out.estimated_bytes_per_message = estimate as f64 / held;
+    eprintln!(
+        "history: cold load p50 {:.1} ms p99 {:.1} ms, {:.1} bytes/message",
+        out.cold_load_p50_ms, out.cold_load_p99_ms, out.bytes_per_message
+    );
+
+    // Receipts: the same conversation read by all and by nobody (no snapshot written meanwhile).
+    let receipts = (pair * (MEMBERS as u64 - 1)) as f64;
+    let mut per_receipt = Vec::new();
+    for _ in 0..3 {
+        let (_, unread, _) = cold_load(&log, &subjects, None, &unread_pair).await?;
+        let (_, read, _) = cold_load(&log, &subjects, None, &read_pair).await?;
+        per_receipt.push((read - unread) as f64 / receipts.max(1.0));
+    }
+    out.bytes_per_receipt = median(&mut per_receipt);
+
     Ok(out)
 }

@@ -84,7 +84,10 @@ enum Command {
     /// What a command node costs as history grows (issue 13), in process on JetStream.
     History {
         #[arg(long)]
-        nats: String,
+        nats: Option<String>,
+        /// Run on an embedded log and snapshot directory here instead of JetStream.
+        #[arg(long)]
+        embedded: Option<PathBuf>,
         /// Messages of the big conversation.
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
@@ -198,12 +201,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::History {
             nats,
+            embedded,
             messages,
             pair,
             small,
             out,
         } => {
-            let h = history::run(&nats, messages, pair, small).await?;
+            let h =
+                history::run(nats.as_deref(), embedded.as_deref(), messages, pair, small).await?;
             eprintln!("history: {}", serde_json::to_string(&h)?);
             std::fs::write(&out, serde_json::to_vec_pretty(&h)?)?;
         }

@@ -27,7 +27,7 @@ pub const MAX_ATTEMPTS: usize = 32;
 /// The cache's limit when none is configured (`CHAT_CACHE_MB`).
 pub const DEFAULT_CACHE_MB: usize = 256;
 
-/// Commits after which an aggregate's state is snapshotted again (ADR 7): a cold load then
+/// Commits after which an aggregate's state is snapshotted again (ADR 13): a cold load then
 /// replays at most about this many commits after its snapshot.
 pub const SNAPSHOT_EVERY: u64 = 250;
 

@@ -1,4 +1,4 @@
-//! The bytes of a snapshot (ADR 7): what the executor writes beside the log and reads back
+//! The bytes of a snapshot (ADR 13): what the executor writes beside the log and reads back
 //! before the commits after it. Owns the format, its version and its check; must not decide
 //! anything: a snapshot that fails any check is ignored, and the aggregate is loaded from the
 //! log instead.

@@ -1,5 +1,5 @@
 //! The reference state: every fact in a plain map, as the aggregate held it before the compact
-//! layout (ADR 7). The property test below runs random command sequences on both and requires
+//! layout (ADR 13). The property test below runs random command sequences on both and requires
 //! the same events and the same refusals, before and after a snapshot round trip.
 
 use super::{Conversation, ConversationCommand, Facts, MessageFacts, SentRef, decide};

@@ -1,5 +1,5 @@
 //! The conversation's state, laid out so that a cached conversation costs about 30 bytes per
-//! message and next to nothing per read receipt (ADR 7). What it holds is what the decisions
+//! message and next to nothing per read receipt (ADR 13). What it holds is what the decisions
 //! in `super` read (the [`Facts`] trait), and it must answer them exactly as a plain map of
 //! every message would (`reference.rs`, the property test). Pure: no I/O.
 //!
