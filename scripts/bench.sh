@@ -2,7 +2,7 @@
 # The whole benchmark comparison of issue 6, on this machine, in one run: starts NATS and
 # Postgres (as the tests do), `chat serve` on them, and the two Node.js socket.io references
 # (bench/node-ref: broadcast only, and INSERT into Postgres before the ack); runs every scenario
-# of `bench` against each, then the replay scenario; writes JSON results, results.md and
+# of `bench` against each, then the replay and history scenarios; writes JSON results, results.md and
 # throughput.svg into bench/results (or $BENCH_OUT). Loopback only; stops what it started.
 #
 #   scripts/bench.sh            # the full run (about 15 minutes)
@@ -28,8 +28,10 @@ PG_BASE="${CHAT_TEST_DATABASE_URL%/postgres}"
 
 if [ -n "${BENCH_QUICK:-}" ]; then
   SECS=3; STEP_SECS=3; MAX_RATE=6000; CONNECTIONS=2000; REPLAY_EVENTS=50000; FANOUT_SECS=3
+  HISTORY=(--messages 100000 --pair 20000 --small 2000)
 else
   SECS=30; STEP_SECS=10; MAX_RATE=40000; CONNECTIONS=${BENCH_CONNECTIONS:-19000}; REPLAY_EVENTS=1000000; FANOUT_SECS=20
+  HISTORY=(--messages 1000000 --pair 200000 --small 100000)
 fi
 
 cargo build --release --bin chat
@@ -95,5 +97,12 @@ start_node_pg; connections node-pg; kill "$PID"
 
 echo "== replay: $REPLAY_EVENTS events" >&2
 target/release/bench replay --nats "$CHAT_TEST_NATS_URL" --database "$PG_BASE/postgres" --events "$REPLAY_EVENTS" --out "$OUT/chat-replay.json"
+
+# What a command node costs as history grows (issue 13): on JetStream, then on the embedded
+# log (fewer small conversations there: each seeded commit is an fsync).
+echo "== history: ${HISTORY[*]}" >&2
+target/release/bench history --nats "$CHAT_TEST_NATS_URL" "${HISTORY[@]}" --out "$OUT/chat-history.json"
+mkdir -p "$CHAT_RUN_DIR/history"
+target/release/bench history --embedded "$CHAT_RUN_DIR/history" "${HISTORY[@]:0:4}" --small 2000 --out "$OUT/chat-history-embedded.json"
 
 target/release/bench report --dir "$OUT"

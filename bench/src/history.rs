@@ -56,7 +56,7 @@ const MEMBERS: usize = 10;
 /// Messages per seeded commit: the seed takes seconds, not hours (one per commit is what live
 /// traffic writes; the state a load builds is the same).
 const PER_COMMIT: u64 = 100;
-const RESTARTS: usize = 10;
+const RESTARTS: usize = 20;
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

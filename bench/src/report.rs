@@ -2,6 +2,7 @@
 //! against offered load (`throughput.svg`) from the JSON results of one run. The SVG is
 //! written by hand: a few polylines do not need a plotting library.
 
+use crate::history::History;
 use crate::replay::Replay;
 use crate::scenario::{Connections, Step, Throughput};
 use serde::de::DeserializeOwned;
@@ -181,6 +182,7 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
             r.events, r.commits, r.rebuild_s
         );
     }
+    history_table(&mut md, dir);
     std::fs::write(dir.join("results.md"), &md)?;
     std::fs::write(dir.join("throughput.svg"), chart(&tput))?;
     print!("{md}");
@@ -277,4 +279,114 @@ fn chart(tput: &[Option<Throughput>; 3]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The `history` scenario's figures, JetStream and embedded side by side, with the targets of
+/// issue 13.
+fn history_table(md: &mut String, dir: &Path) {
+    let runs: [Option<History>; 2] = [
+        read(dir, "chat-history"),
+        read(dir, "chat-history-embedded"),
+    ];
+    let Some(first) = runs.iter().flatten().next() else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\nHistory: one conversation of {} messages among 10 members who read everything, {} small conversations (embedded: 2,000).\n",
+        first.messages, first.small_conversations
+    );
+    let _ = writeln!(
+        md,
+        "| figure | JetStream | embedded | target | met |\n|---|---:|---:|---|---|"
+    );
+    type Row = (
+        &'static str,
+        fn(&History) -> f64,
+        Option<fn(f64) -> bool>,
+        &'static str,
+    );
+    let rows: [Row; 10] = [
+        (
+            "memory per message held (bytes)",
+            |h| h.bytes_per_message,
+            Some(|v| v <= 32.0),
+            "≤ 32",
+        ),
+        (
+            "memory per read receipt held (bytes)",
+            |h| h.bytes_per_receipt,
+            Some(|v| v <= 2.0),
+            "≤ 2",
+        ),
+        ("cold load, log only (ms)", |h| h.log_load_ms, None, ""),
+        (
+            "cold load, snapshot + tail, p50 (ms)",
+            |h| h.cold_load_p50_ms,
+            None,
+            "",
+        ),
+        (
+            "cold load, snapshot + tail, p99 (ms)",
+            |h| h.cold_load_p99_ms,
+            Some(|v| v <= 50.0),
+            "≤ 50",
+        ),
+        (
+            "… snapshot fetch / open / tail read (ms)",
+            |h| h.snapshot_fetch_ms,
+            None,
+            "",
+        ),
+        (
+            "RSS after touching every small conversation, cache 64 MiB (MB)",
+            |h| h.rss_after_small_mb,
+            Some(|v| v <= 164.0),
+            "≤ 64 + 100",
+        ),
+        (
+            "command p99, idle (ms)",
+            |h| h.command_p99_idle_ms,
+            None,
+            "",
+        ),
+        (
+            "command p99, while cold loads run (ms)",
+            |h| h.command_p99_loading_ms,
+            None,
+            "unchanged",
+        ),
+        (
+            "snapshot size (MB)",
+            |h| h.snapshot_bytes as f64 / 1e6,
+            None,
+            "",
+        ),
+    ];
+    for (name, get, target, label) in rows {
+        let cell = |h: &Option<History>| match h {
+            Some(h) if name.starts_with('…') => format!(
+                "{:.1} / {:.1} / {:.1}",
+                h.snapshot_fetch_ms, h.snapshot_open_ms, h.tail_read_ms
+            ),
+            Some(h) => format!("{:.1}", get(h)),
+            None => "–".into(),
+        };
+        let met = target.map_or(String::new(), |t| {
+            runs.iter()
+                .map(|h| match h {
+                    Some(h) if t(get(h)) => "yes",
+                    Some(_) => "**no**",
+                    None => "–",
+                })
+                .collect::<Vec<_>>()
+                .join(" / ")
+        });
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {label} | {met} |",
+            cell(&runs[0]),
+            cell(&runs[1])
+        );
+    }
 }

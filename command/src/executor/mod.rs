@@ -1,7 +1,9 @@
 //! The command executor: load → decide → append → apply, with
 //!
 //! - a cache of aggregates (state, version, last position, last commit hash), bounded in
-//!   bytes ([`cache`]);
+//!   bytes ([`cache`]), each loaded from its newest usable snapshot and the commits after it,
+//!   or from the log ([`snapshot`], ADR 13), and snapshotted again every [`SNAPSHOT_EVERY`]
+//!   commits off the command path;
 //! - one writer at a time per aggregate on this node (a lock per cache slot), which keeps
 //!   conflicts rare and a socket's messages in the order it sent them;
 //! - optimistic concurrency against the log: on a conflict (another node appended), catch up
