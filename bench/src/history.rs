@@ -71,10 +71,11 @@ fn members() -> Vec<UserId> {
         .collect()
 }
 
-fn created(id: &ConversationId, users: &[UserId]) -> Vec<ConversationEvent> {
+/// The first commit of a seeded conversation: created by the first user, the others members.
+pub fn created(id: &ConversationId, title: &str, users: &[UserId]) -> Vec<ConversationEvent> {
     let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
         conversation_id: id.clone(),
-        title: Some("history".into()),
+        title: Some(title.into()),
         created_by: users[0].clone(),
     })];
     for (i, u) in users.iter().enumerate() {
@@ -102,7 +103,7 @@ async fn seed_conversation<'a, L: EventLog>(
     let id = ConversationId::generate();
     let mut chain = Chain::new(log, subjects.conversation(&id), id.as_str());
     chain
-        .commit(&metadata("bench", None), &created(&id, &users))
+        .commit(&metadata("bench", None), &created(&id, "history", &users))
         .await?;
     let mut seq = 0u64;
     let base = now_millis() - i64::try_from(messages)?;
@@ -237,8 +238,11 @@ pub async fn run(
                 for _ in (worker..small).step_by(32) {
                     let id = ConversationId::generate();
                     let mut c = Chain::new(&log, subjects.conversation(&id), id.as_str());
-                    c.commit(&metadata("bench", None), &created(&id, &users[..3]))
-                        .await?;
+                    c.commit(
+                        &metadata("bench", None),
+                        &created(&id, "history", &users[..3]),
+                    )
+                    .await?;
                     let sent = ConversationEvent::MessageSent(MessageSentV1 {
                         message_id: MessageId::generate_at(now_millis()),
                         sender_id: users[1].clone(),

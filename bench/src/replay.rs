@@ -52,21 +52,7 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     for _ in 0..CONVERSATIONS {
         let conv = ConversationId::generate();
         let mut chain = Chain::new(&log, subjects.conversation(&conv), conv.as_str());
-        let mut head = vec![ConversationEvent::Created(ConversationCreatedV1 {
-            conversation_id: conv.clone(),
-            title: Some("replay".into()),
-            created_by: users[0].clone(),
-        })];
-        for (i, u) in users.iter().enumerate() {
-            head.push(ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
-                user_id: u.clone(),
-                role: if i == 0 {
-                    ParticipantRole::Admin
-                } else {
-                    ParticipantRole::Member
-                },
-            }));
-        }
+        let head = crate::history::created(&conv, "replay", &users);
         chain
             .commit(&command::service::metadata("bench", None), &head)
             .await?;
