@@ -104,13 +104,10 @@ impl Conversation {
                 .values()
                 .map(|w| 24 + 16 + MAP_ENTRY + w.above.len() * 24)
                 .sum::<usize>()
-            + self.reactions.capacity() * (24 + 16 + 24 + MAP_ENTRY)
-            + self.reaction_keys.capacity() * (16 + 24 + 24 + MAP_ENTRY)
-            + self
-                .reactions
-                .iter()
-                .map(|(r, x)| r.as_str().len() + x.emoji.as_str().len() * 2)
-                .sum::<usize>()
+            // Reaction ids (`rxn_` and a ULID) and emoji (a few bytes) counted at their usual
+            // length: this runs after every command and must not walk every reaction.
+            + self.reactions.capacity() * (24 + 16 + 24 + MAP_ENTRY + 32 + 8)
+            + self.reaction_keys.capacity() * (16 + 24 + 24 + MAP_ENTRY + 32 + 8)
     }
 
     pub(super) fn evolve(&mut self, event: &ConversationEvent) {
