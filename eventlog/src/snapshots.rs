@@ -64,6 +64,7 @@ const READ_ATTEMPTS: usize = 3;
 #[derive(Clone)]
 pub struct JetStreamSnapshots {
     store: object_store::ObjectStore,
+    client: async_nats::Client,
 }
 
 impl JetStreamSnapshots {
@@ -87,13 +88,26 @@ impl JetStreamSnapshots {
                 .await
                 .map_err(unavailable)?,
         };
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            client: js.client(),
+        })
+    }
+
+    /// Refuses at once while the client is not connected, as the log does: a request sent
+    /// now would wait for its timeout, and the command behind it must fail fast.
+    fn connected(&self) -> Result<(), LogError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(unavailable(format!("NATS connection {state}"))),
+        }
     }
 }
 
 impl SnapshotStore for JetStreamSnapshots {
     async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
         use object_store::GetErrorKind;
+        self.connected()?;
         // A snapshot replaced while it is read loses its chunks under the reader, which would
         // then wait for them forever: when the data stops coming, read the new one instead.
         for _ in 0..READ_ATTEMPTS {
@@ -119,6 +133,7 @@ impl SnapshotStore for JetStreamSnapshots {
     }
 
     async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+        self.connected()?;
         let meta = object_store::ObjectMetadata {
             name: key.to_owned(),
             // Fewer, larger chunks: a snapshot of a long conversation is tens of megabytes.

@@ -397,7 +397,7 @@ impl<L: EventLog> Executor<L> {
         let bytes = match store.load(&key).await {
             Ok(bytes) => bytes?,
             Err(e) => {
-                tracing::warn!(%key, error = %e, "snapshot unavailable, loading from the log");
+                tracing::debug!(%key, error = %e, "snapshot unavailable, loading from the log");
                 return None;
             }
         };
