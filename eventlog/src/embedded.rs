@@ -309,6 +309,21 @@ impl EventLog for EmbeddedLog {
         positions.into_iter().map(|p| self.read_at(p)).collect()
     }
 
+    async fn first_at_or_after(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Option<StoredCommit>, LogError> {
+        let found = {
+            let inner = self.lock();
+            inner.index.by_subject.get(subject).and_then(|v| {
+                let i = v.partition_point(|p| *p < position);
+                v.get(i).copied()
+            })
+        };
+        found.map(|p| self.read_at(p)).transpose()
+    }
+
     async fn follow(&self, filter: &str, from: From) -> Result<CommitStream, LogError> {
         let mut next = match from {
             From::New => *self.last.borrow() + 1,

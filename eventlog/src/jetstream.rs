@@ -258,6 +258,29 @@ impl EventLog for JetStreamLog {
             .boxed())
     }
 
+    async fn first_at_or_after(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Option<StoredCommit>, LogError> {
+        use async_nats::jetstream::stream::DirectGetErrorKind as K;
+        self.connected()?;
+        match self
+            .stream
+            .direct_get_next_for_subject(subject, Some(position.max(1)))
+            .await
+        {
+            Ok(m) => Ok(Some(stored(
+                m.sequence,
+                m.subject.as_str(),
+                &m.payload,
+                Some(&m.headers),
+            )?)),
+            Err(e) if matches!(e.kind(), K::NotFound) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn last_position(&self) -> Result<u64, LogError> {
         self.connected()?;
         let mut stream = self.stream.clone();

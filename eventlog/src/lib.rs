@@ -92,6 +92,13 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
     /// Position of the last commit in the log (0 when empty).
     fn last_position(&self) -> impl Future<Output = Result<u64, LogError>> + Send;
+
+    /// The first commit of `subject` at `position` or after it.
+    fn first_at_or_after(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> impl Future<Output = Result<Option<StoredCommit>, LogError>> + Send;
 }
 
 /// The log a deployment runs on, chosen once (`chat` opens it from the configuration) and
@@ -146,6 +153,51 @@ impl EventLog for Log {
             Self::Embedded(l) => l.last_position().await,
         }
     }
+
+    async fn first_at_or_after(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Option<StoredCommit>, LogError> {
+        match self {
+            Self::JetStream(l) => l.first_at_or_after(subject, position).await,
+            Self::Embedded(l) => l.first_at_or_after(subject, position).await,
+        }
+    }
+}
+
+/// Below this many events a subject is read from its start: skipping them costs more reads
+/// than it saves.
+const SEARCH_FROM: u64 = 256;
+
+/// The commits of `subject` that hold events numbered above `version`, in order. Found by a
+/// binary search over log positions (a few reads) rather than by reading the subject from its
+/// start, so that a catch-up near the end of a long conversation costs what it replays.
+pub async fn read_subject_after_version<L: EventLog>(
+    log: &L,
+    subject: &str,
+    version: u64,
+) -> Result<Vec<StoredCommit>, LogError> {
+    if version < SEARCH_FROM {
+        return log.read_subject(subject, 0).await;
+    }
+    let Some(first) = log.first_at_or_after(subject, 1).await? else {
+        return Ok(vec![]);
+    };
+    if first.commit.next_version() > version {
+        return log.read_subject(subject, 0).await;
+    }
+    // `lo`: a commit whose events are all at or below `version`; from `hi` on, none is.
+    let mut lo = first.position;
+    let mut hi = log.last_position().await?.saturating_add(1).max(lo + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match log.first_at_or_after(subject, mid).await? {
+            Some(c) if c.commit.next_version() <= version && c.position < hi => lo = c.position,
+            _ => hi = mid,
+        }
+    }
+    log.read_subject(subject, lo).await
 }
 
 /// Up to `limit` commits on `filter` after position `after`, as far as the log reaches now.

@@ -121,9 +121,7 @@ async fn replay_log<L: EventLog>(
 ) -> Result<(u64, u64), api::ApiError> {
     let mut last = since;
     let mut position = 0;
-    let commits = executor
-        .log()
-        .read_subject(subject, 0)
+    let commits = eventlog::read_subject_after_version(executor.log(), subject, since)
         .await
         .map_err(|e| api::ApiError::from(crate::ExecError::from(e)))?;
     for stored in commits.iter().filter(|s| s.commit.next_version() > since) {
