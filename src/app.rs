@@ -105,8 +105,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         let nats = connect_nats(config).await?;
         let log =
             JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
-        let snapshots =
-            JetStreamSnapshots::open(log.context(), &config.stream, config.stream_replicas).await?;
+        let snapshots = JetStreamSnapshots::open(&log, config.stream_replicas).await?;
         let keys = JwtKeys::new(config.jwt_secret()?);
         (
             Log::JetStream(Arc::new(log)),

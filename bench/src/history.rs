@@ -195,7 +195,7 @@ async fn open(
     }
     let url = nats_url.ok_or_else(|| anyhow::anyhow!("--nats or --embedded"))?;
     let log = JetStreamLog::open(async_nats::connect(url).await?, subjects.clone(), 1).await?;
-    let store = JetStreamSnapshots::open(log.context(), &subjects.stream, 1).await?;
+    let store = JetStreamSnapshots::open(&log, 1).await?;
     Ok((
         Log::JetStream(Arc::new(log)),
         Snapshots::JetStream(Arc::new(store)),

@@ -216,30 +216,16 @@ impl EventLog for JetStreamLog {
     }
 
     async fn read_subject(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
-        use async_nats::jetstream::stream::DirectGetErrorKind as K;
         // Catching up a few commits (the usual case after a conflict) costs one direct get
         // each; a longer history switches to an ordered consumer, which streams it.
-        self.connected()?;
         let mut out = Vec::new();
         let mut next = after + 1;
         for _ in 0..DIRECT_READS {
-            match self
-                .stream
-                .direct_get_next_for_subject(subject, Some(next))
-                .await
-            {
-                Ok(m) => {
-                    next = m.sequence + 1;
-                    out.push(stored(
-                        m.sequence,
-                        m.subject.as_str(),
-                        &m.payload,
-                        Some(&m.headers),
-                    )?);
-                }
-                Err(e) if matches!(e.kind(), K::NotFound) => return Ok(out),
-                Err(e) => return Err(unavailable(e)),
-            }
+            let Some(commit) = self.first_at_or_after(subject, next).await? else {
+                return Ok(out);
+            };
+            next = commit.position + 1;
+            out.push(commit);
         }
         out.extend(self.read_subject_streamed(subject, next - 1).await?);
         Ok(out)

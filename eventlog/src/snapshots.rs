@@ -68,13 +68,11 @@ pub struct JetStreamSnapshots {
 }
 
 impl JetStreamSnapshots {
-    /// Opens the object store `<stream>_SNAPSHOTS`, creating it when missing.
-    pub async fn open(
-        js: &jetstream::Context,
-        stream: &str,
-        replicas: usize,
-    ) -> Result<Self, LogError> {
-        let bucket = format!("{stream}_SNAPSHOTS");
+    /// Opens the object store beside `log`'s stream (`<stream>_SNAPSHOTS`), creating it when
+    /// missing.
+    pub async fn open(log: &crate::JetStreamLog, replicas: usize) -> Result<Self, LogError> {
+        let js = log.context();
+        let bucket = format!("{}_SNAPSHOTS", log.subjects().stream);
         let store = match js.get_object_store(&bucket).await {
             Ok(store) => store,
             Err(_) => js

@@ -71,7 +71,7 @@ pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
     let log = log().await?;
     let store = readstore::ReadStore::open(&database_url().await?).await?;
     let snapshots = eventlog::Snapshots::JetStream(std::sync::Arc::new(
-        eventlog::JetStreamSnapshots::open(log.context(), &log.subjects().stream, 1).await?,
+        eventlog::JetStreamSnapshots::open(&log, 1).await?,
     ));
     Ok(Setup {
         subjects: log.subjects().clone(),
