@@ -37,8 +37,14 @@ pub struct History {
     pub log_load_ms: f64,
     pub snapshot_bytes: u64,
     pub tail_commits: u64,
+    /// Cold loads on a restarted node (its own copy of the snapshot, then the tail).
     pub cold_load_p50_ms: f64,
     pub cold_load_p99_ms: f64,
+    /// Cold loads on a node that has no copy (JetStream: from the object store).
+    #[serde(default)]
+    pub new_node_load_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub new_node_load_p99_ms: Option<f64>,
     /// Parts of a cold load, medians: fetching the snapshot, opening it, reading the tail.
     pub snapshot_fetch_ms: f64,
     pub snapshot_open_ms: f64,
@@ -181,25 +187,25 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The log and snapshots of the run: a fresh JetStream stream at `nats_url`, or an embedded
-/// log and snapshot directory under `embedded`.
+/// The log and snapshots of the run: a fresh JetStream stream at `nats_url` (the node's
+/// snapshot copies under `copies`; and the object store alone, as a new node sees it), or an
+/// embedded log and snapshot directory under `embedded`.
 async fn open(
     nats_url: Option<&str>,
     embedded: Option<&std::path::Path>,
+    copies: &std::path::Path,
     subjects: &Subjects,
-) -> anyhow::Result<(Log, Snapshots)> {
+) -> anyhow::Result<(Log, Snapshots, Option<Snapshots>)> {
     if let Some(dir) = embedded {
         let log = EmbeddedLog::open(&dir.join("events.log"))?;
         let store = FileSnapshots::open(&dir.join("snapshots"))?;
-        return Ok((Log::Embedded(log), Snapshots::Embedded(store)));
+        return Ok((Log::Embedded(log), Snapshots::Embedded(store), None));
     }
     let url = nats_url.ok_or_else(|| anyhow::anyhow!("--nats or --embedded"))?;
     let log = JetStreamLog::open(async_nats::connect(url).await?, subjects.clone(), 1).await?;
-    let store = JetStreamSnapshots::open(&log, 1).await?;
-    Ok((
-        Log::JetStream(Arc::new(log)),
-        Snapshots::JetStream(Arc::new(store)),
-    ))
+    let node = Snapshots::jetstream(JetStreamSnapshots::open(&log, 1).await?, Some(copies));
+    let new_node = Snapshots::jetstream(JetStreamSnapshots::open(&log, 1).await?, None);
+    Ok((Log::JetStream(Arc::new(log)), node, Some(new_node)))
 }
 
 pub async fn run(
@@ -214,7 +220,8 @@ pub async fn run(
         stream: run.to_uppercase(),
         prefix: run.clone(),
     };
-    let (log, store) = open(nats_url, embedded, &subjects).await?;
+    let copies = std::env::temp_dir().join(&run);
+    let (log, store, new_node) = open(nats_url, embedded, &copies, &subjects).await?;
     let mut out = History {
         messages,
         small_conversations: small,
@@ -378,6 +385,20 @@ pub async fn run(
     }
     out.cold_load_p50_ms = loads.value_at_quantile(0.5) as f64 / 1e3;
     out.cold_load_p99_ms = loads.value_at_quantile(0.99) as f64 / 1e3;
+    if let Some(new_node) = &new_node {
+        let mut loads = Histogram::<u64>::new(3)?;
+        for _ in 0..RESTARTS {
+            let (took, _, _) = cold_load(&log, &subjects, Some(new_node), &big).await?;
+            loads.record(took.as_micros().try_into()?)?;
+        }
+        out.new_node_load_p50_ms = Some(loads.value_at_quantile(0.5) as f64 / 1e3);
+        out.new_node_load_p99_ms = Some(loads.value_at_quantile(0.99) as f64 / 1e3);
+        eprintln!(
+            "history: cold load on a new node p50 {:.1} ms p99 {:.1} ms",
+            loads.value_at_quantile(0.5) as f64 / 1e3,
+            loads.value_at_quantile(0.99) as f64 / 1e3
+        );
+    }
     let (mut fetch, mut open, mut read) = (Vec::new(), Vec::new(), Vec::new());
     let subject = subjects.conversation(&big);
     for _ in 0..5 {
@@ -424,6 +445,7 @@ pub async fn run(
         per_receipt.push((read - unread) as f64 / receipts.max(1.0));
     }
     out.bytes_per_receipt = median(&mut per_receipt);
+    let _ = std::fs::remove_dir_all(&copies);
 
     Ok(out)
 }

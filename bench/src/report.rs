@@ -306,7 +306,7 @@ fn history_table(md: &mut String, dir: &Path) {
         Option<fn(f64) -> bool>,
         &'static str,
     );
-    let rows: [Row; 10] = [
+    let rows: [Row; 12] = [
         (
             "memory per message held (bytes)",
             |h| h.bytes_per_message,
@@ -321,16 +321,28 @@ fn history_table(md: &mut String, dir: &Path) {
         ),
         ("cold load, log only (ms)", |h| h.log_load_ms, None, ""),
         (
-            "cold load, snapshot + tail, p50 (ms)",
+            "cold load after a restart, snapshot + tail, p50 (ms)",
             |h| h.cold_load_p50_ms,
             None,
             "",
         ),
         (
-            "cold load, snapshot + tail, p99 (ms)",
+            "cold load after a restart, snapshot + tail, p99 (ms)",
             |h| h.cold_load_p99_ms,
             Some(|v| v <= 50.0),
             "≤ 50",
+        ),
+        (
+            "cold load on a new node (object store), p50 (ms)",
+            |h| h.new_node_load_p50_ms.unwrap_or(f64::NAN),
+            None,
+            "",
+        ),
+        (
+            "cold load on a new node (object store), p99 (ms)",
+            |h| h.new_node_load_p99_ms.unwrap_or(f64::NAN),
+            None,
+            "",
         ),
         (
             "… snapshot fetch / open / tail read (ms)",
@@ -369,6 +381,7 @@ fn history_table(md: &mut String, dir: &Path) {
                 "{:.1} / {:.1} / {:.1}",
                 h.snapshot_fetch_ms, h.snapshot_open_ms, h.tail_read_ms
             ),
+            Some(h) if get(h).is_nan() => "–".into(),
             Some(h) => format!("{:.1}", get(h)),
             None => "–".into(),
         };

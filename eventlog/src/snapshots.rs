@@ -1,9 +1,11 @@
 //! Where snapshots of aggregates are kept, beside the log: named blobs, saved whole and
 //! replaced whole. JetStream: an object store of its own (`<stream>_SNAPSHOTS`, replicated like
-//! the stream; snapshots outgrow a message). Embedded: one file per snapshot under the data
-//! dir, replaced atomically. Must not interpret the bytes: what a snapshot holds, its version
-//! and its check belong to the command side, and a snapshot is only ever a cache (deleting
-//! every one loses nothing).
+//! the stream; snapshots outgrow a message), with the node's own copy of each under its data
+//! dir in front of it (a restarted node reads its disk, not the network; a new node fetches
+//! from the object store once). Embedded: one file per snapshot under the data dir, replaced
+//! atomically. Must not interpret the bytes: what a snapshot holds, its version and its check
+//! belong to the command side, and a snapshot is only ever a cache (deleting every one, or a
+//! node's copies, loses nothing).
 
 use crate::LogError;
 use async_nats::jetstream::{self, object_store};
@@ -24,29 +26,89 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
 /// The snapshot store of a deployment, beside its log (see [`crate::Log`]).
 #[derive(Clone)]
 pub enum Snapshots {
-    /// Shared: the object store handle is large, and the store is cloned into every task.
-    JetStream(std::sync::Arc<JetStreamSnapshots>),
+    /// The object store beside the stream (shared by every node; the handle is large, and
+    /// the store is cloned into every task), and this node's copies on its disk.
+    JetStream {
+        shared: std::sync::Arc<JetStreamSnapshots>,
+        local: Option<FileSnapshots>,
+    },
     Embedded(FileSnapshots),
 }
 
+impl Snapshots {
+    /// The JetStream pairing: `shared` beside the stream, copies kept under `local` (none
+    /// when the directory cannot be made: the node then reads every snapshot from `shared`).
+    pub fn jetstream(shared: JetStreamSnapshots, local: Option<&Path>) -> Self {
+        let local = local.and_then(|dir| match FileSnapshots::open(dir) {
+            Ok(files) => Some(files),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "snapshots not copied to disk");
+                None
+            }
+        });
+        Self::JetStream {
+            shared: std::sync::Arc::new(shared),
+            local,
+        }
+    }
+}
+
 impl SnapshotStore for Snapshots {
+    /// On JetStream, the node's copy when it has one. A copy older than the shared blob is
+    /// still a valid snapshot (the loader reads the longer tail after it, and the next
+    /// snapshot it writes replaces both); one that fails the loader's checks sends it to the
+    /// log, like any other.
     async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
-        match self {
-            Self::JetStream(s) => s.load(key).await,
-            Self::Embedded(s) => s.load(key).await,
+        let (shared, local) = match self {
+            Self::Embedded(s) => return s.load(key).await,
+            Self::JetStream { shared, local: None } => return shared.load(key).await,
+            Self::JetStream {
+                shared,
+                local: Some(local),
+            } => (shared, local),
+        };
+        match local.load(key).await {
+            Ok(Some(bytes)) => return Ok(Some(bytes)),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%key, error = %e, "no local snapshot copy"),
         }
+        let bytes = shared.load(key).await?;
+        if let Some(bytes) = &bytes {
+            let (local, key, copy) = (local.clone(), key.to_owned(), bytes.clone());
+            tokio::spawn(async move {
+                if let Err(e) = local.save(&key, copy).await {
+                    tracing::debug!(%key, error = %e, "snapshot not copied to disk");
+                }
+            });
+        }
+        Ok(bytes)
     }
 
+    /// On JetStream, the node's copy first (a failure there is only logged), then the shared
+    /// blob, whose failure is the result.
     async fn save(&self, key: &str, bytes: Vec<u8>) -> Result<(), LogError> {
-        match self {
-            Self::JetStream(s) => s.save(key, bytes).await,
-            Self::Embedded(s) => s.save(key, bytes).await,
+        let (shared, local) = match self {
+            Self::Embedded(s) => return s.save(key, bytes).await,
+            Self::JetStream { shared, local } => (shared, local),
+        };
+        if let Some(local) = local
+            && let Err(e) = local.save(key, bytes.clone()).await
+        {
+            tracing::debug!(%key, error = %e, "snapshot not copied to disk");
         }
+        shared.save(key, bytes).await
     }
 
+    /// On JetStream, both places; the count is the larger of the two.
     async fn clear(&self) -> Result<u64, LogError> {
         match self {
-            Self::JetStream(s) => s.clear().await,
+            Self::JetStream { shared, local } => {
+                let copies = match local {
+                    Some(local) => local.clear().await?,
+                    None => 0,
+                };
+                Ok(shared.clear().await?.max(copies))
+            }
             Self::Embedded(s) => s.clear().await,
         }
     }

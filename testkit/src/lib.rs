@@ -60,25 +60,31 @@ pub struct Setup<L> {
     pub log: L,
     pub subjects: Subjects,
     pub store: readstore::ReadStore,
-    /// Snapshots beside the log (an object store of the stream, or a directory).
+    /// Snapshots beside the log (an object store of the stream and the node's copies, or a
+    /// directory).
     pub snapshots: eventlog::Snapshots,
     /// The embedded setup's directory, removed when the setup is dropped.
     pub dir: Option<tempfile::TempDir>,
+    /// Where the JetStream setup's node keeps its snapshot copies, removed when dropped.
+    pub copies: Option<tempfile::TempDir>,
 }
 
 /// The production pairing: JetStream and Postgres.
 pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
     let log = log().await?;
     let store = readstore::ReadStore::open(&database_url().await?).await?;
-    let snapshots = eventlog::Snapshots::JetStream(std::sync::Arc::new(
+    let copies = tempfile::tempdir()?;
+    let snapshots = eventlog::Snapshots::jetstream(
         eventlog::JetStreamSnapshots::open(&log, 1).await?,
-    ));
+        Some(copies.path()),
+    );
     Ok(Setup {
         subjects: log.subjects().clone(),
         snapshots,
         log,
         store,
         dir: None,
+        copies: Some(copies),
     })
 }
 
@@ -98,6 +104,7 @@ pub async fn embedded() -> anyhow::Result<Setup<eventlog::EmbeddedLog>> {
         snapshots,
         store,
         dir: Some(dir),
+        copies: None,
     })
 }
 
