@@ -104,47 +104,80 @@ impl JetStreamLog {
     }
 }
 
+/// Commits and bytes asked for in one batched direct get (NATS 2.11+, ADR-31): the server
+/// answers with up to that many messages and then an end-of-batch status (`204 EOB`, with
+/// `Nats-Num-Pending`), so reading a subject of a few commits is one round trip, and a long
+/// one a round trip per batch, with no consumer to create. async-nats has no call for it, so
+/// the request and its replies are handled here.
+const BATCH: usize = 256;
+const BATCH_BYTES: usize = 4 << 20;
+/// How long one reply of a batch may take.
+const BATCH_REPLY: Duration = Duration::from_secs(5);
+
 impl JetStreamLog {
-    async fn read_subject_streamed(
+    /// One batch of `subject`'s commits from `from` on, and whether more follow it.
+    async fn read_batch(
         &self,
         subject: &str,
-        after: u64,
-    ) -> Result<Vec<StoredCommit>, LogError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
-        let last = match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => m.sequence,
-            Err(e) if matches!(e.kind(), K::NoMessageFound) => return Ok(vec![]),
-            Err(e) => return Err(unavailable(e)),
-        };
-        if last <= after {
-            return Ok(vec![]);
-        }
-        let mut messages = self
-            .ordered(
-                subject,
-                consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-            )
-            .await?;
-        let mut out = Vec::new();
-        while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        from: u64,
+    ) -> Result<(Vec<StoredCommit>, bool), LogError> {
+        self.connected()?;
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
             .await
-            .map_err(|_| unavailable("timed out reading an aggregate"))?
-        {
-            let stored = to_stored(&msg.map_err(unavailable)?)?;
-            let done = stored.position >= last;
-            out.push(stored);
-            if done {
-                break;
+            .map_err(unavailable)?;
+        let request = serde_json::json!({
+            "seq": from.max(1),
+            "next_by_subj": subject,
+            "batch": BATCH,
+            "max_bytes": BATCH_BYTES,
+        });
+        self.client
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.{}", self.subjects.stream),
+                inbox,
+                request.to_string().into(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        loop {
+            let reply = tokio::time::timeout(BATCH_REPLY, replies.next())
+                .await
+                .map_err(|_| unavailable("timed out reading an aggregate"))?
+                .ok_or_else(|| unavailable("connection closed reading an aggregate"))?;
+            match reply.status.map(|s| s.as_u16()) {
+                None => {
+                    let m = jetstream::message::StreamMessage::try_from(reply).map_err(unavailable)?;
+                    out.push(stored(
+                        m.sequence,
+                        m.subject.as_str(),
+                        &m.payload,
+                        Some(&m.headers),
+                    )?);
+                }
+                Some(204) => {
+                    let pending = reply
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get("Nats-Num-Pending"))
+                        .and_then(|v| v.as_str().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    return Ok((out, pending > 0));
+                }
+                Some(404) => return Ok((out, false)),
+                Some(status) => {
+                    return Err(unavailable(format!(
+                        "direct get answered {status} {}",
+                        reply.description.unwrap_or_default()
+                    )));
+                }
             }
         }
-        Ok(out)
     }
 }
-
-/// Commits read one by one with direct gets before switching to a consumer.
-const DIRECT_READS: usize = 16;
 
 /// Header carrying the SHA-256 of the commit as written, so that an alteration of the last
 /// commit of an aggregate (which no successor's `prev_hash` covers) is detected too.
@@ -216,19 +249,19 @@ impl EventLog for JetStreamLog {
     }
 
     async fn read_subject(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, LogError> {
-        // Catching up a few commits (the usual case after a conflict) costs one direct get
-        // each; a longer history switches to an ordered consumer, which streams it.
         let mut out = Vec::new();
-        let mut next = after + 1;
-        for _ in 0..DIRECT_READS {
-            let Some(commit) = self.first_at_or_after(subject, next).await? else {
+        let mut from = after + 1;
+        loop {
+            let (batch, more) = self.read_batch(subject, from).await?;
+            let Some(last) = batch.last() else {
                 return Ok(out);
             };
-            next = commit.position + 1;
-            out.push(commit);
+            from = last.position + 1;
+            out.extend(batch);
+            if !more {
+                return Ok(out);
+            }
         }
-        out.extend(self.read_subject_streamed(subject, next - 1).await?);
-        Ok(out)
     }
 
     async fn follow(&self, filter: &str, from: From) -> Result<CommitStream, LogError> {

@@ -93,6 +93,89 @@ async fn positions<L: EventLog>(
         .collect::<Result<_, _>>()?)
 }
 
+/// Appends `n` commits of `events` events each to `subject` (aggregate `id`); returns their
+/// positions.
+async fn chain<L: EventLog>(
+    log: &L,
+    subject: &str,
+    id: &str,
+    n: usize,
+    events: usize,
+    other: Option<&str>,
+) -> anyhow::Result<Vec<u64>> {
+    let meta = Metadata {
+        command_id: String::new(),
+        correlation_id: "c".into(),
+        actor: "ann".into(),
+        occurred_at: 1,
+    };
+    let e = ConversationEvent::ParticipantRemoved(ParticipantRemovedV1 {
+        user_id: UserId::parse("ann")?,
+    });
+    let (mut prev, mut last, mut version) = ([0; 32], 0, 0);
+    let mut positions = Vec::new();
+    for i in 0..n {
+        let meta = Metadata {
+            command_id: format!("{id}-{i}"),
+            ..meta.clone()
+        };
+        let c = Commit::new(id, version, prev, &meta, &vec![e.clone(); events]);
+        last = log.append(subject, &c, last).await?;
+        positions.push(last);
+        (prev, version) = (c.hash(), c.next_version());
+        if let Some(other) = other.filter(|_| i % 7 == 0) {
+            let o = commit("o", 0, [0; 32], &format!("o-{id}-{i}"))?;
+            log.append(&format!("{other}.{i}"), &o, 0).await?;
+        }
+    }
+    Ok(positions)
+}
+
+/// Reads longer than one request of the JetStream log (256 commits, 4 MB) come back whole and
+/// in order, from any point.
+async fn long_reads<L: EventLog>(log: L, prefix: &str) -> anyhow::Result<()> {
+    let a = format!("{prefix}.conv.long");
+    let wrote = chain(&log, &a, "long", 600, 1, Some(&format!("{prefix}.conv.o"))).await?;
+    let read = |after| {
+        let (log, a) = (&log, &a);
+        async move {
+            Ok::<Vec<u64>, LogError>(
+                log.read_subject(a, after)
+                    .await?
+                    .iter()
+                    .map(|c| c.position)
+                    .collect(),
+            )
+        }
+    };
+    assert_eq!(read(0).await?, wrote);
+    assert_eq!(read(wrote[299]).await?, wrote[300..]);
+    assert_eq!(read(wrote[299] - 1).await?, wrote[299..]);
+    assert_eq!(read(wrote[599]).await?, Vec::<u64>::new());
+
+    let big = format!("{prefix}.conv.big");
+    let wrote = chain(&log, &big, "big", 40, 4000, None).await?;
+    let got = log.read_subject(&big, 0).await?;
+    assert_eq!(got.iter().map(|c| c.position).collect::<Vec<_>>(), wrote);
+    assert_eq!(got.last().map(|c| c.commit.next_version()), Some(40 * 4000));
+    let bytes: usize = got.iter().map(|c| encode_commit(&c.commit).len()).sum();
+    assert!(bytes > 4 << 20, "{bytes} bytes fit one request");
+    Ok(())
+}
+
+#[tokio::test]
+async fn jetstream_reads_long_subjects_whole() -> anyhow::Result<()> {
+    let log = testkit::log().await?;
+    let prefix = log.subjects().prefix.clone();
+    long_reads(log, &prefix).await
+}
+
+#[tokio::test]
+async fn the_embedded_log_reads_long_subjects_whole() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    long_reads(EmbeddedLog::open(&dir.path().join("log"))?, "chat").await
+}
+
 #[tokio::test]
 async fn jetstream_keeps_the_contract() -> anyhow::Result<()> {
     let log = testkit::log().await?;
