@@ -210,7 +210,13 @@ pub struct Executor<L> {
     cache: Cache<Key, AnySlot>,
     snapshots: Option<Snapshots>,
     snapshot_every: u64,
+    /// Cold loads in flight at once: a burst of them (every socket reconnecting after a
+    /// restart) queues here rather than in the log's connection, ahead of warm commands.
+    loads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many aggregates one node loads at once.
+pub const CONCURRENT_LOADS: usize = 4;
 
 impl<L: EventLog> Executor<L> {
     /// An executor whose cache holds up to [`DEFAULT_CACHE_MB`].
@@ -223,6 +229,7 @@ impl<L: EventLog> Executor<L> {
             subjects,
             snapshots: None,
             snapshot_every: SNAPSHOT_EVERY,
+            loads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_LOADS)),
         }
     }
 
@@ -372,6 +379,7 @@ impl<L: EventLog> Executor<L> {
     ) -> Result<&'g mut Loaded<A>, ExecError> {
         if guard.is_none() {
             let started = std::time::Instant::now();
+            let _permit = self.loads.acquire().await;
             let (loaded, source) = match self.load_snapshot::<A>(subject, id).await {
                 Some(loaded) => (loaded, "snapshot"),
                 None => {
