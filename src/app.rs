@@ -106,7 +106,10 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         let log =
             JetStreamLog::open(nats.clone(), config.subjects(), config.stream_replicas).await?;
         let shared = JetStreamSnapshots::open(&log, config.stream_replicas).await?;
-        let copies = config.data_dir.join("snapshots").join(&log.subjects().stream);
+        let copies = config
+            .data_dir
+            .join("snapshots")
+            .join(&log.subjects().stream);
         let snapshots = Snapshots::jetstream(shared, Some(&copies));
         let keys = JwtKeys::new(config.jwt_secret()?);
         (

@@ -150,7 +150,8 @@ impl JetStreamLog {
                 .ok_or_else(|| unavailable("connection closed reading an aggregate"))?;
             match reply.status.map(|s| s.as_u16()) {
                 None => {
-                    let m = jetstream::message::StreamMessage::try_from(reply).map_err(unavailable)?;
+                    let m =
+                        jetstream::message::StreamMessage::try_from(reply).map_err(unavailable)?;
                     out.push(stored(
                         m.sequence,
                         m.subject.as_str(),

@@ -61,7 +61,10 @@ impl SnapshotStore for Snapshots {
     async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
         let (shared, local) = match self {
             Self::Embedded(s) => return s.load(key).await,
-            Self::JetStream { shared, local: None } => return shared.load(key).await,
+            Self::JetStream {
+                shared,
+                local: None,
+            } => return shared.load(key).await,
             Self::JetStream {
                 shared,
                 local: Some(local),

@@ -17,8 +17,7 @@ async fn shared_only() -> anyhow::Result<Setup<eventlog::JetStreamLog>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_object_store_alone_keeps_the_contract() -> anyhow::Result<()> {
     a_snapshot_store_keeps_the_last_blob_saved_under_each_key(shared_only().await?).await?;
-    a_snapshot_read_while_it_is_replaced_is_the_old_or_the_new_one_whole(shared_only().await?)
-        .await
+    a_snapshot_read_while_it_is_replaced_is_the_old_or_the_new_one_whole(shared_only().await?).await
 }
 
 fn shared(on: &Snapshots) -> anyhow::Result<&JetStreamSnapshots> {
@@ -43,7 +42,10 @@ async fn a_node_reads_its_own_copy_first_and_a_new_node_fetches_one_and_keeps_it
 
     on.snapshots.save(key, b"v2".to_vec()).await?;
     let disk = tempfile::tempdir()?;
-    let fresh = Snapshots::jetstream(JetStreamSnapshots::open(&on.log, 1).await?, Some(disk.path()));
+    let fresh = Snapshots::jetstream(
+        JetStreamSnapshots::open(&on.log, 1).await?,
+        Some(disk.path()),
+    );
     assert_eq!(fresh.load(key).await?.as_deref(), Some(&b"v2"[..]));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read(disk.path().join(key)).ok().as_deref() != Some(&b"v2"[..]) {
