@@ -1,7 +1,8 @@
 //! [`EventLog`] on NATS JetStream: one stream, one subject per aggregate, one message per
 //! commit. Optimistic concurrency through `Nats-Expected-Last-Subject-Sequence` (error 10071
-//! on mismatch), deduplication through `Nats-Msg-Id` = command id. The stream is file-backed,
-//! never expires, and denies delete and purge.
+//! on mismatch), deduplication through `Nats-Msg-Id` = command id. An aggregate is read by
+//! batched direct gets (no consumer); the log is followed by ordered consumers. The stream is
+//! file-backed, never expires, and denies delete and purge.
 
 use crate::{CommitStream, EventLog, From, LogError, StoredCommit};
 use async_nats::HeaderMap;
@@ -9,7 +10,11 @@ use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use events::{Commit, Subjects, decode_commit, encode_commit};
 use futures::StreamExt;
 use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct JetStreamLog {
@@ -17,6 +22,7 @@ pub struct JetStreamLog {
     js: jetstream::Context,
     stream: stream::Stream,
     subjects: Subjects,
+    replies: Arc<Replies>,
 }
 
 impl std::fmt::Debug for JetStreamLog {
@@ -54,11 +60,13 @@ impl JetStreamLog {
             })
             .await
             .map_err(unavailable)?;
+        let replies = Replies::open(&client).await?;
         Ok(Self {
             client,
             js,
             stream,
             subjects,
+            replies,
         })
     }
 
@@ -122,12 +130,7 @@ impl JetStreamLog {
         from: u64,
     ) -> Result<(Vec<StoredCommit>, bool), LogError> {
         self.connected()?;
-        let inbox = self.client.new_inbox();
-        let mut replies = self
-            .client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(unavailable)?;
+        let (inbox, mut replies) = self.replies.expect();
         let request = serde_json::json!({
             "seq": from.max(1),
             "next_by_subj": subject,
@@ -144,7 +147,7 @@ impl JetStreamLog {
             .map_err(unavailable)?;
         let mut out = Vec::new();
         loop {
-            let reply = tokio::time::timeout(BATCH_REPLY, replies.next())
+            let reply = tokio::time::timeout(BATCH_REPLY, replies.recv())
                 .await
                 .map_err(|_| unavailable("timed out reading an aggregate"))?
                 .ok_or_else(|| unavailable("connection closed reading an aggregate"))?;
@@ -177,6 +180,96 @@ impl JetStreamLog {
                 }
             }
         }
+    }
+}
+
+type Waiters = std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<async_nats::Message>>>;
+
+/// The replies to a connection's batched reads, on one subscription (`<inbox>.*`) rather than
+/// one made and dropped per read (two more protocol messages each, and work for the server's
+/// subscription index on every cold load): a read takes a token, and a task routes each reply
+/// by the last token of its subject. The client's own request muxer does this for single
+/// replies only.
+struct Replies {
+    inbox: String,
+    next: AtomicU64,
+    waiting: Arc<Waiters>,
+    router: tokio::task::AbortHandle,
+}
+
+/// One read's replies; its token is given up when this is dropped.
+struct Expecting {
+    token: u64,
+    replies: mpsc::UnboundedReceiver<async_nats::Message>,
+    waiting: Arc<Waiters>,
+}
+
+impl Replies {
+    async fn open(client: &async_nats::Client) -> Result<Arc<Self>, LogError> {
+        let inbox = client.new_inbox();
+        let mut subscription = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(unavailable)?;
+        let waiting: Arc<Waiters> = Arc::default();
+        let routes = waiting.clone();
+        let router = tokio::spawn(async move {
+            while let Some(reply) = subscription.next().await {
+                let token = reply
+                    .subject
+                    .rsplit('.')
+                    .next()
+                    .and_then(|t| t.parse().ok());
+                let routes = routes.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(to) = token.and_then(|t: u64| routes.get(&t)) {
+                    let _ = to.send(reply);
+                }
+            }
+        })
+        .abort_handle();
+        Ok(Arc::new(Self {
+            inbox,
+            next: AtomicU64::new(0),
+            waiting,
+            router,
+        }))
+    }
+
+    /// A subject to ask replies on, and where they arrive.
+    fn expect(&self) -> (String, Expecting) {
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let (to, replies) = mpsc::unbounded_channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, to);
+        let expecting = Expecting {
+            token,
+            replies,
+            waiting: self.waiting.clone(),
+        };
+        (format!("{}.{token}", self.inbox), expecting)
+    }
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        self.router.abort();
+    }
+}
+
+impl Expecting {
+    async fn recv(&mut self) -> Option<async_nats::Message> {
+        self.replies.recv().await
+    }
+}
+
+impl Drop for Expecting {
+    fn drop(&mut self) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.token);
     }
 }
 

@@ -160,6 +160,20 @@ async fn long_reads<L: EventLog>(log: L, prefix: &str) -> anyhow::Result<()> {
     assert_eq!(got.last().map(|c| c.commit.next_version()), Some(40 * 4000));
     let bytes: usize = got.iter().map(|c| encode_commit(&c.commit).len()).sum();
     assert!(bytes > 4 << 20, "{bytes} bytes fit one request");
+
+    // Reads in flight together each get their own commits.
+    let long = log.read_subject(&a, 0).await?;
+    let reads = (0..24).map(|i| {
+        let subject = if i % 3 == 0 { &big } else { &a };
+        log.read_subject(subject, 0)
+    });
+    for (i, read) in futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(&read?, if i % 3 == 0 { &got } else { &long }, "read {i}");
+    }
     Ok(())
 }
 
