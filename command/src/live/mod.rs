@@ -267,7 +267,10 @@ impl Live {
         payload: &T,
         except_user: Option<&UserId>,
     ) {
-        let mut op = self.io.to(conversation_room(conv));
+        let Some(root) = crate::push::root(&self.io) else {
+            return;
+        };
+        let mut op = root.to(conversation_room(conv));
         if let Some(u) = except_user {
             op = op.except(user_room(u));
         }

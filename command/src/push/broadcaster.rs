@@ -71,7 +71,10 @@ async fn deliver<L: EventLog>(state: &NodeState<L>, io: &SocketIo, stored: &Stor
                 .any(|r| matches!(r.event, UserEvent::Suspended(_)))
             && let Ok(user) = UserId::parse(&commit.aggregate_id)
         {
-            for socket in io.within(user_room(&user)).sockets() {
+            for socket in super::root(io)
+                .map(|root| root.within(user_room(&user)).sockets())
+                .unwrap_or_default()
+            {
                 cut_off(&socket, api::AuthError::Unauthorized);
             }
         }
@@ -107,11 +110,21 @@ async fn deliver_event<L: EventLog>(
         return;
     }
     for (to, receipt) in receipts(&r.event, conv) {
-        let room = io.to(user_room(&to));
-        emit_counted(room, &state.metrics, receipt.name(), &receipt).await;
+        let Some(root) = super::root(io) else {
+            return;
+        };
+        emit_counted(
+            root.to(user_room(&to)),
+            &state.metrics,
+            receipt.name(),
+            &receipt,
+        )
+        .await;
     }
-    if let ConversationEvent::ParticipantRemoved(p) = &r.event {
-        for socket in io.within(user_room(&p.user_id)).sockets() {
+    if let ConversationEvent::ParticipantRemoved(p) = &r.event
+        && let Some(root) = super::root(io)
+    {
+        for socket in root.within(user_room(&p.user_id)).sockets() {
             state.leave_room(&socket, &p.user_id, conv).await;
         }
     }

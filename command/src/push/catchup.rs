@@ -42,10 +42,13 @@ pub async fn emit_room_event(
     offset: u64,
     message: &RoomMessage,
 ) {
+    let (Some(live), Some(catching_up)) = (super::root(io), super::root(io)) else {
+        return;
+    };
     let catchup = catchup_room(conv);
-    let live = io.to(conversation_room(conv)).except(catchup.clone());
+    let live = live.to(conversation_room(conv)).except(catchup.clone());
     emit_counted(live, metrics, message.name(), message).await;
-    for socket in io.within(catchup).sockets() {
+    for socket in catching_up.within(catchup).sockets() {
         let buffered = socket.extensions.get::<CatchUps>().is_some_and(|c| {
             let mut map = c.lock();
             match map.get_mut(conv) {

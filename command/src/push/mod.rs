@@ -11,7 +11,15 @@ pub mod catchup;
 pub mod outbound;
 pub mod rooms;
 
+use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
+use socketioxide::operators::BroadcastOperators;
+
+/// Operators on the root namespace; `None` once `SocketIo::close` has removed it (shutdown:
+/// nobody is left to push to). socketioxide's own `io.to` and `io.within` panic then.
+pub fn root(io: &SocketIo) -> Option<BroadcastOperators> {
+    io.of("/")
+}
 
 /// Ends a connection with `auth:error` (refused handshake, token expired, user suspended).
 pub fn cut_off(socket: &SocketRef, e: api::AuthError) {
