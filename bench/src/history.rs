@@ -56,6 +56,17 @@ pub struct History {
     pub cache_bytes_after_small_mb: f64,
     pub command_p99_idle_ms: f64,
     pub command_p99_loading_ms: f64,
+    /// Beside the commands, idle and while loading: how late a 2 ms timer of the runtime
+    /// fires (the async workers blocked or busy), and one read of the log (a direct get on
+    /// JetStream: the server's queue).
+    #[serde(default)]
+    pub runtime_lag_p99_idle_ms: f64,
+    #[serde(default)]
+    pub runtime_lag_p99_loading_ms: f64,
+    #[serde(default)]
+    pub log_read_p99_idle_ms: f64,
+    #[serde(default)]
+    pub log_read_p99_loading_ms: f64,
 }
 
 const MEMBERS: usize = 10;
@@ -303,14 +314,41 @@ pub async fn run(
             anyhow::Ok(h)
         })
     };
+    let probes = |stop: Arc<std::sync::atomic::AtomicBool>| {
+        let (log, subject) = (log.clone(), subjects.conversation(&warm));
+        tokio::spawn(async move {
+            let (mut lag, mut read) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
+            let tick = Duration::from_millis(2);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let began = Instant::now();
+                tokio::time::sleep(tick).await;
+                lag.record(
+                    began
+                        .elapsed()
+                        .saturating_sub(tick)
+                        .as_micros()
+                        .try_into()?,
+                )?;
+                let began = Instant::now();
+                log.first_at_or_after(&subject, 1).await?;
+                read.record(began.elapsed().as_micros().try_into()?)?;
+            }
+            anyhow::Ok((lag, read))
+        })
+    };
+    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e3;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let idle = command_latency(node.clone(), stop.clone());
+    let idle_probes = probes(stop.clone());
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    out.command_p99_idle_ms = idle.await??.value_at_quantile(0.99) as f64 / 1e3;
+    out.command_p99_idle_ms = p99(&idle.await??);
+    let (lag, read) = idle_probes.await??;
+    (out.runtime_lag_p99_idle_ms, out.log_read_p99_idle_ms) = (p99(&lag), p99(&read));
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let busy = command_latency(node.clone(), stop.clone());
+    let busy_probes = probes(stop.clone());
     let smalls = Arc::new(smalls);
     let loaders: Vec<_> = (0..16usize)
         .map(|w| {
@@ -327,7 +365,9 @@ pub async fn run(
         l.await??;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    out.command_p99_loading_ms = busy.await??.value_at_quantile(0.99) as f64 / 1e3;
+    out.command_p99_loading_ms = p99(&busy.await??);
+    let (lag, read) = busy_probes.await??;
+    (out.runtime_lag_p99_loading_ms, out.log_read_p99_loading_ms) = (p99(&lag), p99(&read));
     out.rss_after_small_mb = rss_bytes() as f64 / (1 << 20) as f64;
     out.rss_before_small_mb = rss_before as f64 / (1 << 20) as f64;
     let metrics = node.metrics().render();
@@ -338,11 +378,15 @@ pub async fn run(
         .unwrap_or(0.0)
         / (1 << 20) as f64;
     eprintln!(
-        "history: RSS {:.0} MB after {small} conversations (cache {:.0} MB); command p99 {:.1} ms idle, {:.1} ms while loading",
+        "history: RSS {:.0} MB after {small} conversations (cache {:.0} MB); p99 idle / while loading: command {:.1} / {:.1} ms, runtime lag {:.1} / {:.1} ms, log read {:.1} / {:.1} ms",
         out.rss_after_small_mb,
         out.cache_bytes_after_small_mb,
         out.command_p99_idle_ms,
-        out.command_p99_loading_ms
+        out.command_p99_loading_ms,
+        out.runtime_lag_p99_idle_ms,
+        out.runtime_lag_p99_loading_ms,
+        out.log_read_p99_idle_ms,
+        out.log_read_p99_loading_ms,
     );
     // The first load reads the whole log and writes the first snapshot.
     let (took, _, _) = cold_load(&log, &subjects, Some(&store), &big).await?;

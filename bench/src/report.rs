@@ -306,7 +306,7 @@ fn history_table(md: &mut String, dir: &Path) {
         Option<fn(f64) -> bool>,
         &'static str,
     );
-    let rows: [Row; 12] = [
+    let rows: [Row; 14] = [
         (
             "memory per message held (bytes)",
             |h| h.bytes_per_message,
@@ -369,6 +369,18 @@ fn history_table(md: &mut String, dir: &Path) {
             "unchanged",
         ),
         (
+            "… runtime timer lag p99, idle / while loading (ms)",
+            |h| h.runtime_lag_p99_idle_ms,
+            None,
+            "",
+        ),
+        (
+            "… one log read p99, idle / while loading (ms)",
+            |h| h.log_read_p99_idle_ms,
+            None,
+            "",
+        ),
+        (
             "snapshot size (MB)",
             |h| h.snapshot_bytes as f64 / 1e6,
             None,
@@ -377,9 +389,17 @@ fn history_table(md: &mut String, dir: &Path) {
     ];
     for (name, get, target, label) in rows {
         let cell = |h: &Option<History>| match h {
-            Some(h) if name.starts_with('…') => format!(
+            Some(h) if name.starts_with("… snapshot") => format!(
                 "{:.1} / {:.1} / {:.1}",
                 h.snapshot_fetch_ms, h.snapshot_open_ms, h.tail_read_ms
+            ),
+            Some(h) if name.starts_with("… runtime") => format!(
+                "{:.1} / {:.1}",
+                h.runtime_lag_p99_idle_ms, h.runtime_lag_p99_loading_ms
+            ),
+            Some(h) if name.starts_with("… one log") => format!(
+                "{:.1} / {:.1}",
+                h.log_read_p99_idle_ms, h.log_read_p99_loading_ms
             ),
             Some(h) if get(h).is_nan() => "–".into(),
             Some(h) => format!("{:.1}", get(h)),
