@@ -79,7 +79,7 @@ connections() {
 
 start_chat() {
   start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench$1" \
-    CHAT_JWT_SECRET="$SECRET" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
+    CHAT_JWT_SECRET="$SECRET" CHAT_MASTER_KEY="$(printf '5e%.0s' $(seq 32))" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
     CHAT_STREAM="BENCH$1" CHAT_SUBJECT_PREFIX="bench$1" RUST_LOG=warn target/release/chat serve
 }
 start_node() { start_server node env PORT=0 JWT_SECRET="$SECRET" node bench/node-ref/server.js; }

@@ -13,6 +13,8 @@ start_services
 export CHAT_NATS_URL="$CHAT_TEST_NATS_URL"
 export CHAT_DATABASE_URL="${CHAT_TEST_DATABASE_URL%/postgres}/chat"
 export CHAT_JWT_SECRET="${CHAT_JWT_SECRET:-dev-secret-change-me}"
+# A fresh master key per run, like the fresh NATS and Postgres it starts.
+export CHAT_MASTER_KEY="${CHAT_MASTER_KEY:-$(python3 -c 'import secrets; print(secrets.token_hex(32))')}"
 cargo build --release --bin chat
 cat <<MSG
 Create a user and a token in another shell:

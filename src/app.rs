@@ -130,6 +130,9 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         )
     };
     let log_backend = log.backend();
+    let keyring = crate::cli::open_keyring(config)
+        .await
+        .context("cannot open the key store")?;
     let keys = Arc::new(keys);
     let all = roles.is_empty();
     let has = |r: Role| all || roles.contains(&r);
@@ -151,6 +154,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                 log.clone(),
                 store.clone(),
                 config.subjects().all(),
+                keyring.clone(),
                 stop.clone(),
             )));
         }
@@ -168,7 +172,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                 .with_snapshots(snapshots, command::executor::SNAPSHOT_EVERY),
         );
         metrics = executor.metrics().clone();
-        let service = Arc::new(Service::new(executor.clone()));
+        let service = Arc::new(Service::new(executor.clone(), keyring.clone()));
         let (layer, io) = socketioxide::SocketIo::builder()
             .max_payload(MAX_BODY as u64)
             .ws_max_message_size(MAX_BODY)
@@ -219,6 +223,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                     log: log.clone(),
                     subjects: config.subjects(),
                     keys: keys.clone(),
+                    keyring: keyring.clone(),
                 },
             ));
         socket_layer = Some(layer);

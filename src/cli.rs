@@ -29,6 +29,25 @@ pub async fn open_log(config: &Config, access: Access) -> anyhow::Result<eventlo
     })
 }
 
+/// The keyring over the key store `config` names: the bucket beside the stream with NATS,
+/// else `<data dir>/keys`. The one place a command chooses it.
+pub async fn open_keyring(config: &Config) -> anyhow::Result<std::sync::Arc<keys::Keyring>> {
+    let master = crate::config::master_key(config)?;
+    let store = if config.nats_url.is_some() {
+        let nats = crate::app::connect_nats(config).await?;
+        keys::KeyStores::JetStream(std::sync::Arc::new(
+            keys::JetStreamKeys::open(nats, &config.stream, config.stream_replicas).await?,
+        ))
+    } else {
+        keys::KeyStores::File(keys::FileKeys::open(&config.data_dir.join("keys"))?)
+    };
+    let period_ms = i64::try_from(config.key_period_secs.max(1).saturating_mul(1000))
+        .unwrap_or(keys::DEFAULT_PERIOD_MS);
+    Ok(std::sync::Arc::new(keys::Keyring::new(
+        store, master, period_ms,
+    )))
+}
+
 /// A read-only snapshot of the embedded log.
 pub fn embedded_snapshot(config: &Config) -> anyhow::Result<eventlog::EmbeddedLog> {
     let path = embedded_log_path(config);
@@ -59,6 +78,7 @@ pub async fn events(
             .conversation(&events::ConversationId::parse(&c)?),
         None => config.subjects().all(),
     };
+    let keyring = open_keyring(config).await?;
     if follow && config.nats_url.is_none() {
         // From outside `chat serve`, the embedded log is read as snapshots: take one every
         // half second and print what is new in it.
@@ -67,7 +87,7 @@ pub async fn events(
             let snapshot = embedded_snapshot(config)?;
             let last = snapshot.last_position().await?;
             if last >= from {
-                print_events(&snapshot, &filter, from, false).await?;
+                print_events(&snapshot, &keyring, &filter, from, false).await?;
                 from = last + 1;
             }
             drop(snapshot);
@@ -75,11 +95,12 @@ pub async fn events(
         }
     }
     let log = open_log(config, Access::Snapshot).await?;
-    print_events(&log, &filter, from, follow).await
+    print_events(&log, &keyring, &filter, from, follow).await
 }
 
 async fn print_events<L: EventLog>(
     log: &L,
+    keyring: &keys::Keyring,
     filter: &str,
     from: u64,
     follow: bool,
@@ -100,7 +121,8 @@ async fn print_events<L: EventLog>(
         };
         let Some(next) = next else { break };
         let stored = next?;
-        for entry in events::audit::entries(stored.position, &stored.commit) {
+        let keys = keyring.prepare_commit(&stored.commit).await?;
+        for entry in events::audit::entries(stored.position, &stored.commit, &keys) {
             writeln!(out, "{entry}")?;
         }
         out.flush()?;
@@ -180,8 +202,9 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
         bar.set_position(done);
     };
     let started = std::time::Instant::now();
+    let keyring = open_keyring(config).await?;
     let rebuilt = projection
-        .rebuild(log, &store, config.subjects().all(), &mut progress)
+        .rebuild(log, &store, config.subjects().all(), keyring, &mut progress)
         .await?;
     bar.finish();
     println!(
@@ -199,6 +222,7 @@ pub fn embedded_log_path(config: &Config) -> std::path::PathBuf {
 
 /// `chat log copy --to nats://…`: the embedded log into JetStream, commit for commit.
 pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
+    use keys::KeyStore;
     let path = embedded_log_path(config);
     anyhow::ensure!(path.exists(), "no embedded log at {}", path.display());
     let source = embedded_snapshot(config)?;
@@ -222,9 +246,29 @@ pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
     )
     .await?;
     bar.finish();
+    let keys = keys::FileKeys::open(&config.data_dir.join("keys"))?;
+    let target = keys::JetStreamKeys::open(
+        dest.context().client(),
+        &config.stream,
+        config.stream_replicas,
+    )
+    .await?;
+    let mut carried = 0;
+    for (name, entry) in keys.entries().await {
+        match entry {
+            keys::Entry::Live(blob) => {
+                target.create(&name, blob).await?;
+            }
+            keys::Entry::Destroyed => {
+                target.destroy(&name).await?;
+            }
+        }
+        carried += 1;
+    }
     println!(
-        "copied {copied} commits into stream {} at {to}; now run `chat projections rebuild chat` and `... unread` against Postgres",
-        config.stream
+        "copied {copied} commits and {carried} keys into stream {} at {to}; the keys stay wrapped by this data dir's master key: run the NATS deployment with CHAT_MASTER_KEY set to the content of {}, then `chat projections rebuild chat` and `... unread` against Postgres",
+        config.stream,
+        config.data_dir.join("master-key").display()
     );
     Ok(())
 }
@@ -238,7 +282,7 @@ pub async fn add_user<L: EventLog>(
     avatar_url: Option<String>,
 ) -> anyhow::Result<String> {
     let executor = std::sync::Arc::new(command::Executor::new(log, config.subjects()));
-    let service = command::Service::new(executor);
+    let service = command::Service::new(executor, open_keyring(config).await?);
     let admin = api::Identity {
         user_id: events::UserId::parse("cli")?,
         admin: true,

@@ -70,6 +70,15 @@ pub struct Config {
     /// (0: only those in use, so every command reloads; the tests run a pass so).
     #[arg(long, env = "CHAT_CACHE_MB", default_value_t = command::executor::DEFAULT_CACHE_MB)]
     pub cache_mb: usize,
+    /// Master key wrapping every data key (32 bytes, hex or base64). Required with NATS;
+    /// embedded mode creates one in the data dir (`master-key`). Losing it loses every sealed
+    /// field: back it up apart from the log.
+    #[arg(long, env = "CHAT_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Secret>,
+    /// Length of a conversation key period, in seconds: retention destroys a period's key
+    /// once the whole period is past it.
+    #[arg(long, env = "CHAT_KEY_PERIOD_SECS", default_value_t = 3600)]
+    pub key_period_secs: u64,
 }
 
 impl Config {
@@ -104,6 +113,36 @@ impl Config {
             _ => anyhow::bail!("CHAT_JWT_SECRET is required with NATS/Postgres"),
         }
     }
+}
+
+/// The master key: `CHAT_MASTER_KEY`; in embedded mode, else `<data dir>/master-key`, created
+/// on first start with mode 0600.
+pub fn master_key(config: &Config) -> anyhow::Result<keys::MasterKey> {
+    use anyhow::Context;
+    if let Some(s) = config.master_key.as_ref().filter(|s| !s.0.is_empty()) {
+        return keys::MasterKey::parse(&s.0).context("CHAT_MASTER_KEY");
+    }
+    anyhow::ensure!(
+        config.nats_url.is_none(),
+        "CHAT_MASTER_KEY is required with NATS (32 bytes, hex or base64)"
+    );
+    let path = config.data_dir.join("master-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return keys::MasterKey::parse(&existing).with_context(|| path.display().to_string());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let key = keys::MasterKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, key.to_hex().as_bytes())?;
+    file.sync_all()?;
+    Ok(key)
 }
 
 /// The JWT secret of embedded mode: `CHAT_JWT_SECRET` when set, else `<data dir>/jwt-secret`,

@@ -113,6 +113,7 @@ pub fn created(id: &ConversationId, title: &str, users: &[UserId]) -> Vec<Conver
 async fn seed_conversation<'a, L: EventLog>(
     log: &'a L,
     subjects: &Subjects,
+    sealer: &crate::sealer::Sealer,
     messages: u64,
     read: bool,
 ) -> anyhow::Result<(ConversationId, Chain<'a, L>)> {
@@ -136,10 +137,13 @@ async fn seed_conversation<'a, L: EventLog>(
                 message_id: message_id.clone(),
                 sender_id: sender.clone(),
             });
-            batch.push(ConversationEvent::MessageSent(MessageSentV1 {
+            let content = sealer
+                .message(&id, &message_id, &sender, at, &format!("message {seq}"))
+                .await?;
+            batch.push(ConversationEvent::MessageSent(MessageSent {
                 message_id,
                 sender_id: sender,
-                content: Content::parse(&format!("message {seq}"))?,
+                content,
                 temp_id: Some(TempId::parse(&ulid::Ulid::new().to_string())?),
                 seq,
                 sent_at: at,
@@ -242,15 +246,17 @@ pub async fn run(
 
     let began = Instant::now();
     eprintln!("history: seeding {messages} messages");
-    let (big, mut chain) = seed_conversation(&log, &subjects, messages, true).await?;
-    let (read_pair, _) = seed_conversation(&log, &subjects, pair, true).await?;
-    let (unread_pair, _) = seed_conversation(&log, &subjects, pair, false).await?;
+    let sealer = Arc::new(crate::sealer::Sealer::new()?);
+    let (big, mut chain) = seed_conversation(&log, &subjects, &sealer, messages, true).await?;
+    let (read_pair, _) = seed_conversation(&log, &subjects, &sealer, pair, true).await?;
+    let (unread_pair, _) = seed_conversation(&log, &subjects, &sealer, pair, false).await?;
     eprintln!("history: seeding {small} small conversations");
     let users = members();
     let mut smalls = Vec::new();
     let tasks: Vec<_> = (0..32u64)
         .map(|worker| {
             let (log, subjects, users) = (log.clone(), subjects.clone(), users.clone());
+            let sealer = sealer.clone();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for _ in (worker..small).step_by(32) {
@@ -261,13 +267,17 @@ pub async fn run(
                         &created(&id, "history", &users[..3]),
                     )
                     .await?;
-                    let sent = ConversationEvent::MessageSent(MessageSentV1 {
-                        message_id: MessageId::generate_at(now_millis()),
+                    let (message_id, at) = (MessageId::generate_at(now_millis()), now_millis());
+                    let content = sealer
+                        .message(&id, &message_id, &users[1], at, "hello")
+                        .await?;
+                    let sent = ConversationEvent::MessageSent(MessageSent {
+                        message_id,
                         sender_id: users[1].clone(),
-                        content: Content::parse("hello")?,
+                        content,
                         temp_id: Some(TempId::parse("t1")?),
                         seq: 1,
-                        sent_at: now_millis(),
+                        sent_at: at,
                     });
                     c.commit(&metadata("bench", None), &[sent]).await?;
                     ids.push(id);
@@ -288,16 +298,22 @@ pub async fn run(
     let warm = smalls[0].clone();
     let command_latency = |node: Arc<Executor<Log>>, stop: Arc<std::sync::atomic::AtomicBool>| {
         let warm = warm.clone();
+        let sealer = sealer.clone();
         let sender = users[1].clone();
         tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3)?;
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
+                let (message_id, at) = (MessageId::generate_at(now_millis()), now_millis());
+                let content = sealer
+                    .keyring
+                    .seal_message(&warm, "MessageSent", &message_id, &sender, at, "warm")
+                    .await?;
                 let send = ConversationCommand::SendMessage {
                     sender: sender.clone(),
-                    message_id: MessageId::generate_at(now_millis()),
-                    content: Content::parse("warm")?,
+                    message_id,
+                    content,
                     temp_id: None,
                     now: now_millis(),
                     present: vec![],
@@ -406,10 +422,14 @@ pub async fn run(
     let tail = command::executor::SNAPSHOT_EVERY - 1;
     for i in 0..tail {
         let at = now_millis();
-        let sent = ConversationEvent::MessageSent(MessageSentV1 {
-            message_id: MessageId::generate_at(at),
+        let message_id = MessageId::generate_at(at);
+        let content = sealer
+            .message(&big, &message_id, &users[1], at, "tail")
+            .await?;
+        let sent = ConversationEvent::MessageSent(MessageSent {
+            message_id,
             sender_id: users[1].clone(),
-            content: Content::parse("tail")?,
+            content,
             temp_id: Some(TempId::parse(&format!("tail-{i}"))?),
             seq: messages + i + 1,
             sent_at: at,

@@ -11,6 +11,7 @@ mod load;
 mod replay;
 mod report;
 mod scenario;
+mod sealer;
 mod sio;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -34,15 +34,13 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     let users = [UserId::parse("ann")?, UserId::parse("bob")?];
     let mut count = 0u64;
     let mut commits = 0u64;
+    let sealer = crate::sealer::Sealer::new()?;
     for u in &users {
         let mut chain = Chain::new(&log, subjects.user(u), u.as_str());
         chain
             .commit(
                 &command::service::metadata("bench", None),
-                &[UserEvent::Registered(UserRegisteredV1 {
-                    name: u.to_string(),
-                    avatar_url: None,
-                })],
+                &[UserEvent::Registered(sealer.profile(u, u.as_str()).await?)],
             )
             .await?;
         count += 1;
@@ -58,12 +56,12 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
             .await?;
         count += head.len() as u64;
         commits += 1;
-        chains.push((chain, 0u64));
+        chains.push((chain, 0u64, conv));
     }
     let mut next = 0usize;
     while count < total {
         let at = next % chains.len();
-        let (chain, seq) = &mut chains[at];
+        let (chain, seq, conv) = &mut chains[at];
         next += 1;
         let mut batch = Vec::with_capacity(PER_COMMIT as usize + 2);
         let mut refs = Vec::new();
@@ -75,10 +73,13 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
                 message_id: id.clone(),
                 sender_id: sender.clone(),
             });
-            batch.push(ConversationEvent::MessageSent(MessageSentV1 {
+            let at = i64::try_from(*seq)?;
+            let text = format!("replayed message {seq}");
+            let content = sealer.message(conv, &id, &sender, at, &text).await?;
+            batch.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id,
                 sender_id: sender,
-                content: Content::parse(&format!("replayed message {seq}"))?,
+                content,
                 temp_id: None,
                 seq: *seq,
                 sent_at: i64::try_from(*seq)?,
@@ -119,6 +120,7 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
         log.clone(),
         &store,
         subjects.all(),
+        sealer.keyring.clone(),
         true,
         &mut |_, _| {},
     )

@@ -26,6 +26,9 @@ pub enum CommandError {
     /// The log cannot be reached; the command may be retried (same `tempId`).
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The caller's data key is destroyed: nothing more may be sealed for them.
+    #[error("User erased")]
+    Erased,
     /// Something that should not happen; the client sees only the code.
     #[error("internal: {0}")]
     Internal(String),
@@ -35,7 +38,7 @@ impl CommandError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Rule(r) => r.code(),
-            Self::CallerInactive | Self::AdminRequired => ErrorCode::Unauthorized,
+            Self::CallerInactive | Self::AdminRequired | Self::Erased => ErrorCode::Unauthorized,
             Self::UnknownUser(_) => ErrorCode::NotFound,
             Self::Conflict => ErrorCode::Conflict,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -53,6 +56,16 @@ impl From<ExecError> for CommandError {
                 Self::Unavailable(l.to_string())
             }
             ExecError::Log(l) => Self::Internal(l.to_string()),
+        }
+    }
+}
+
+impl From<keys::KeyError> for CommandError {
+    fn from(e: keys::KeyError) -> Self {
+        match e {
+            keys::KeyError::Destroyed(_) => Self::Erased,
+            keys::KeyError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
         }
     }
 }

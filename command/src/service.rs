@@ -13,7 +13,7 @@ use crate::executor::{Executor, Outcome};
 use crate::push::outbound::message_new;
 use eventlog::EventLog;
 use events::{
-    Content, ConversationEvent, ConversationId, Emoji, MessageId, MessageSentV1, Metadata,
+    Content, ConversationEvent, ConversationId, Emoji, MessageId, MessageSent, Metadata,
     ReactionId, TempId, UserId, now_millis,
 };
 use std::sync::Arc;
@@ -95,6 +95,47 @@ pub fn new_correlation_id() -> String {
 
 pub struct Service<L> {
     pub executor: Arc<Executor<L>>,
+    /// Seals what a command writes and opens what an answer shows (ADR 14).
+    pub keyring: Arc<keys::Keyring>,
+}
+
+/// A user's profile, opened: `name` is `None` once the user is erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileView {
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// The command to register or update `id` with this profile: the text checked, then sealed
+/// (the name trimmed) with its fingerprint. Nothing is sealed, and no key made, for text
+/// the rules refuse.
+pub async fn upsert_command(
+    keyring: &keys::Keyring,
+    id: &UserId,
+    name: String,
+    avatar_url: Option<String>,
+) -> Result<UserCommand> {
+    crate::domain::user::check_profile(&name, avatar_url.as_deref())
+        .map_err(|e| CommandError::Rule(e.into()))?;
+    let trimmed = name.trim();
+    let seal = |field: &'static str, text: String| async move {
+        keyring.seal_profile(id, field, &text).await
+    };
+    let sealed = events::ProfileV2 {
+        name: seal("name", trimmed.to_owned()).await?,
+        avatar_url: match &avatar_url {
+            Some(a) => Some(seal("avatarUrl", a.clone()).await?),
+            None => None,
+        },
+        fingerprint: keyring
+            .profile_fingerprint(id, &[Some(trimmed), avatar_url.as_deref()])
+            .await?,
+    };
+    Ok(UserCommand::Upsert {
+        name,
+        avatar_url,
+        sealed,
+    })
 }
 
 /// A message as `message:send` and `POST /api/messages` answer it.
@@ -108,8 +149,8 @@ pub struct Sent {
 }
 
 impl<L: EventLog> Service<L> {
-    pub fn new(executor: Arc<Executor<L>>) -> Self {
-        Self { executor }
+    pub fn new(executor: Arc<Executor<L>>, keyring: Arc<keys::Keyring>) -> Self {
+        Self { executor, keyring }
     }
 
     /// Whether `user` may connect: registered (suspension arrives with its event).
@@ -120,9 +161,14 @@ impl<L: EventLog> Service<L> {
             .await?)
     }
 
-    /// A user's profile as this node knows it (`None` when unknown or unreadable).
-    pub async fn profile(&self, user: &UserId) -> Option<User> {
-        self.executor.read_user(user, Clone::clone).await.ok()
+    /// A user's profile as this node knows it, opened (`None` when unknown or unreadable).
+    pub async fn profile(&self, user: &UserId) -> Option<ProfileView> {
+        let profile = self
+            .executor
+            .read_user(user, |u| u.profile().cloned())
+            .await
+            .ok()??;
+        open_profile(&self.keyring, user, &profile).await
     }
 
     async fn conversation(
@@ -147,10 +193,24 @@ impl<L: EventLog> Service<L> {
         content: Content,
     ) -> Result<Edited> {
         let now = now_millis();
+        // Sealed in the period of the message's send (its id's time), so that retention
+        // expires the edits with the message.
+        let sent_at = message_id.created_at().unwrap_or(now);
+        let sealed = self
+            .keyring
+            .seal_message(
+                conversation_id,
+                "MessageEdited",
+                message_id,
+                &who.user_id,
+                sent_at,
+                content.as_str(),
+            )
+            .await?;
         let command = ConversationCommand::EditMessage {
             by: who.user_id.clone(),
             message_id: message_id.clone(),
-            content,
+            content: sealed,
             now,
         };
         let outcome = self.conversation(who, conversation_id, command).await?;
@@ -366,19 +426,13 @@ impl<L: EventLog> Service<L> {
         avatar_url: Option<String>,
     ) -> Result<UserSaved> {
         let meta = who.admin_metadata()?;
-        let (outcome, user) = self
-            .executor
-            .user(
-                &id,
-                UserCommand::Upsert { name, avatar_url },
-                &meta,
-                Clone::clone,
-            )
-            .await?;
+        let saved = (name.trim().to_owned(), avatar_url.clone());
+        let command = upsert_command(&self.keyring, &id, name, avatar_url).await?;
+        let (outcome, ()) = self.executor.user(&id, command, &meta, |_| ()).await?;
         Ok(UserSaved {
             id,
-            name: user.name().to_owned(),
-            avatar_url: user.avatar_url().map(str::to_owned),
+            name: saved.0,
+            avatar_url: saved.1,
             status: "active",
             position: outcome.position,
         })
@@ -438,10 +492,22 @@ impl<L: EventLog> Service<L> {
     ) -> Result<Sent> {
         let meta = who.metadata();
         let sender_id = &who.user_id;
+        let message_id = MessageId::generate_at(meta.occurred_at);
+        let sealed = self
+            .keyring
+            .seal_message(
+                conversation_id,
+                "MessageSent",
+                &message_id,
+                sender_id,
+                meta.occurred_at,
+                content.as_str(),
+            )
+            .await?;
         let command = ConversationCommand::SendMessage {
             sender: sender_id.clone(),
-            message_id: MessageId::generate_at(meta.occurred_at),
-            content: content.clone(),
+            message_id,
+            content: sealed,
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
             present,
@@ -463,11 +529,11 @@ impl<L: EventLog> Service<L> {
         let (m, offset) = match (recorded, first) {
             (Some((m, offset)), _) => (m, Some(offset)),
             (None, Some(f)) => (
-                MessageSentV1 {
+                MessageSent {
                     message_id: f.message_id,
                     sender_id: sender_id.clone(),
-                    content,
-                    temp_id,
+                    content: events::Text::Clear(String::new()),
+                    temp_id: temp_id.clone(),
                     seq: f.seq,
                     sent_at: f.sent_at,
                 },
@@ -479,10 +545,25 @@ impl<L: EventLog> Service<L> {
                 ));
             }
         };
+        let opened = events::Opened::Text(content.into_string());
         Ok(Sent {
-            message: message_new(conversation_id, &m, offset, sender.as_ref()),
+            message: message_new(conversation_id, &m, opened, offset, sender.as_ref()),
             position: outcome.position,
             duplicate: offset.is_none(),
         })
     }
+}
+
+/// `profile` opened with `keyring` (`None` when its keys cannot be read just now).
+pub async fn open_profile(
+    keyring: &keys::Keyring,
+    user: &UserId,
+    profile: &events::Profile,
+) -> Option<ProfileView> {
+    let set = keyring.prepare(None, &profile.sealed()).await.ok()?;
+    let opened = profile.open(&set, user.as_str());
+    Some(ProfileView {
+        name: opened.name,
+        avatar_url: opened.avatar_url,
+    })
 }

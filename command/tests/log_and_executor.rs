@@ -2,13 +2,11 @@
 //! aggregates loaded back from the log: on a real NATS JetStream, and (all but the first, which
 //! pins a JetStream quirk) on the embedded log too.
 
-use command::domain::{ConversationCommand, UserCommand};
+use command::domain::ConversationCommand;
 use command::executor::Executor;
 use command::service::metadata;
 use eventlog::{EventLog, From, LogError};
-use events::{
-    Commit, Content, ConversationEvent, ConversationId, MessageId, ParticipantRemovedV1, UserId,
-};
+use events::{Commit, ConversationEvent, ConversationId, MessageId, ParticipantRemovedV1, UserId};
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,10 +30,7 @@ async fn setup<L: EventLog>(executor: &Executor<L>) -> anyhow::Result<Conversati
         executor
             .user(
                 &u(name),
-                UserCommand::Upsert {
-                    name: name.into(),
-                    avatar_url: None,
-                },
+                testkit::unopened_upsert(name),
                 &metadata("test", None),
                 |_| (),
             )
@@ -58,7 +53,7 @@ fn send(sender: &str, text: &str) -> ConversationCommand {
     ConversationCommand::SendMessage {
         sender: u(sender),
         message_id: MessageId::generate(),
-        content: Content::parse(text).expect("valid"),
+        content: testkit::unopened(text),
         temp_id: None,
         now: events::now_millis(),
         present: vec![],
@@ -160,7 +155,7 @@ async fn two_writers_racing_lose_nothing_and_duplicate_nothing<L: EventLog>(
         version = s.commit.next_version();
         for r in s.commit.decode_events::<ConversationEvent>()? {
             if let ConversationEvent::MessageSent(m) = r.event {
-                logged.push((m.seq, m.content.as_str().to_owned()));
+                logged.push((m.seq, format!("{:?}", m.content)));
             }
         }
     }
@@ -279,7 +274,7 @@ async fn a_refusal_is_checked_against_the_latest_state<L: EventLog>(
     let sent = ConversationCommand::SendMessage {
         sender: u("ann"),
         message_id: message.clone(),
-        content: Content::parse("react to me")?,
+        content: testkit::unopened("react to me"),
         temp_id: None,
         now: events::now_millis(),
         present: vec![],
@@ -329,7 +324,7 @@ async fn aggregates_evicted_from_a_tiny_cache_reload_with_seq_temp_ids_and_react
     let send_with = |temp: &str| ConversationCommand::SendMessage {
         sender: u("bob"),
         message_id: MessageId::generate_at(events::now_millis()),
-        content: Content::parse("hi").expect("valid"),
+        content: testkit::unopened("hi"),
         temp_id: Some(TempId::parse(temp).expect("valid")),
         now: events::now_millis(),
         present: vec![],

@@ -2,11 +2,11 @@
 //! from the log; a damaged, foreign-layout or misplaced snapshot is ignored (the log decides);
 //! deleting every snapshot loses nothing.
 
-use command::domain::{Conversation, ConversationCommand, UserCommand};
+use command::domain::{Conversation, ConversationCommand};
 use command::executor::{Executor, snapshot};
 use command::service::metadata;
 use eventlog::{EventLog, SnapshotStore};
-use events::{Content, ConversationId, MessageId, TempId, UserId};
+use events::{ConversationId, MessageId, TempId, UserId};
 use std::time::{Duration, Instant};
 use testkit::Setup;
 
@@ -23,7 +23,7 @@ fn send(temp: &str) -> ConversationCommand {
     ConversationCommand::SendMessage {
         sender: u("bob"),
         message_id: MessageId::generate_at(events::now_millis()),
-        content: Content::parse("hi").expect("valid"),
+        content: testkit::unopened("hi"),
         temp_id: Some(TempId::parse(temp).expect("valid")),
         now: events::now_millis(),
         present: vec![u("ann")],
@@ -36,10 +36,7 @@ async fn conversation<L: EventLog>(
     messages: usize,
 ) -> anyhow::Result<ConversationId> {
     for name in ["ann", "bob"] {
-        let upsert = UserCommand::Upsert {
-            name: name.into(),
-            avatar_url: None,
-        };
+        let upsert = testkit::unopened_upsert(name);
         node.user(&u(name), upsert, &metadata(name, None), |_| ())
             .await?;
     }

@@ -7,6 +7,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EMBEDDED, SECRET, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, unique, NO_LIMITS, history } from './helpers.mjs';
 
 const run = promisify(execFile);
@@ -91,7 +93,9 @@ test('chat log copy into JetStream, then a rebuild in Postgres, answers the same
   assert.ok(answers.messages, 'the previous test ran');
   const nats = deployment({ embedded: false });
   // Same stream and subjects as the embedded deployment; a database of its own.
-  const target = { ...nats, CHAT_STREAM: dep.CHAT_STREAM, CHAT_SUBJECT_PREFIX: dep.CHAT_SUBJECT_PREFIX, CHAT_JWT_SECRET: SECRET };
+  // The copied keys stay wrapped by the embedded deployment's master key.
+  const masterKey = readFileSync(join(dep.CHAT_DATA_DIR, 'master-key'), 'utf8').trim();
+  const target = { ...nats, CHAT_STREAM: dep.CHAT_STREAM, CHAT_SUBJECT_PREFIX: dep.CHAT_SUBJECT_PREFIX, CHAT_JWT_SECRET: SECRET, CHAT_MASTER_KEY: masterKey };
   const env = (extra) => ({ ...process.env, RUST_LOG: 'warn', ...extra });
   // The copy reads a snapshot of the log: the embedded server keeps running.
   const copied = await run(process.env.CHAT_BIN, ['log', 'copy', '--to', target.CHAT_NATS_URL], { env: env(dep) });

@@ -47,8 +47,12 @@ export function deployment({ embedded = EMBEDDED } = {}) {
     CHAT_STREAM: id.toUpperCase(),
     CHAT_SUBJECT_PREFIX: id,
     CHAT_JWT_SECRET: SECRET,
+    CHAT_MASTER_KEY: MASTER_KEY,
   };
 }
+
+/** The master key of NATS deployments under test (embedded ones make their own). */
+export const MASTER_KEY = '5e'.repeat(32);
 
 /** Rate limits off, for suites that send faster than 30 messages a minute. */
 export const NO_LIMITS = { CHAT_RATE_MESSAGES_PER_MIN: '0', CHAT_RATE_EVENTS_PER_MIN: '0' };

@@ -143,7 +143,7 @@ describe('audit', () => {
     const sentEntry = r.body.entries[3];
     assert.equal(sentEntry.actor, bob);
     assert.equal(sentEntry.data.content, 'regrettable');
-    assert.equal(sentEntry.schemaVersion, 1);
+    assert.equal(sentEntry.schemaVersion, 2, 'sealed content is v2');
     assert.match(sentEntry.occurredAt, ISO);
     assert.equal(typeof sentEntry.position, 'number');
     assert.equal(typeof sentEntry.correlationId, 'string');

@@ -22,10 +22,10 @@ async fn fill(log: &JetStreamLog) -> anyhow::Result<Vec<StoredCommit>> {
         let a = i % 3;
         let conv = ConversationId::parse(&format!("conv_{a}"))?;
         let (version, prev, last) = versions[a];
-        let e = ConversationEvent::MessageSent(MessageSentV1 {
+        let e = ConversationEvent::MessageSent(MessageSent {
             message_id: MessageId::parse(&format!("msg_{i}"))?,
             sender_id: UserId::parse("ann")?,
-            content: Content::parse(&format!("text {i}"))?,
+            content: Text::Sealed(testkit::unopened(&format!("text {i}"))),
             temp_id: None,
             seq: version + 1,
             sent_at: 1,

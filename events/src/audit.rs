@@ -1,27 +1,31 @@
 //! The log as an auditor reads it: one JSON object per event, with where it sits (position,
 //! aggregate, number), what it is (type, schema version), who did it and when (actor,
 //! occurred-at, correlation and command ids), and its data as stored (deleted and edited
-//! content included).
+//! content included), sealed fields opened: `null`, with `erased` or `expired`, once their key
+//! is destroyed.
 
-use crate::envelope::Commit;
+use crate::envelope::{Commit, StoredEventV1};
 use crate::event::{ConversationEvent, EventKind, UserEvent};
+use crate::sealed::Open;
 use serde_json::{Value, json};
 
-fn data_json(aggregate_type: &str, event_type: &str, version: u16, data: &[u8]) -> Value {
+fn data_json(commit: &Commit, event: &StoredEventV1, keys: &dyn Open) -> Value {
+    let (aggregate_type, id) = (commit.aggregate_type.as_str(), commit.aggregate_id.as_str());
+    let (event_type, version, data) = (&event.event_type, event.schema_version, &event.data);
     let decoded = match aggregate_type {
         t if t == UserEvent::AGGREGATE => {
-            UserEvent::decode(event_type, version, data).map(|e| e.to_json())
+            UserEvent::decode(event_type, version, data).map(|e| e.to_json(keys, id))
         }
         t if t == ConversationEvent::AGGREGATE => {
-            ConversationEvent::decode(event_type, version, data).map(|e| e.to_json())
+            ConversationEvent::decode(event_type, version, data).map(|e| e.to_json(keys, id))
         }
         _ => Err(crate::CodecError::WrongAggregate(aggregate_type.to_owned())),
     };
     decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string(), "bytes": hex::encode(data)}))
 }
 
-/// Every event of a commit at `position`, as audit entries.
-pub fn entries(position: u64, commit: &Commit) -> Vec<Value> {
+/// Every event of a commit at `position`, as audit entries, sealed fields opened with `keys`.
+pub fn entries(position: u64, commit: &Commit, keys: &dyn Open) -> Vec<Value> {
     commit
         .events
         .iter()
@@ -39,7 +43,7 @@ pub fn entries(position: u64, commit: &Commit) -> Vec<Value> {
                 "occurredAt": crate::iso8601(commit.occurred_at),
                 "correlationId": commit.correlation_id,
                 "commandId": commit.command_id,
-                "data": data_json(&commit.aggregate_type, &e.event_type, e.schema_version, &e.data),
+                "data": data_json(commit, e, keys),
             })
         })
         .collect()
@@ -65,7 +69,7 @@ mod tests {
         });
         let commit = Commit::new("conv_1", 4, [0; 32], &meta, &[e]);
         assert_eq!(
-            entries(9, &commit),
+            entries(9, &commit, &crate::sealed::tests::Unsealed),
             vec![json!({
                 "position": 9, "aggregateType": "conversation", "aggregateId": "conv_1", "number": 5,
                 "eventId": "cmd-0", "type": "MessageDeleted", "schemaVersion": 1, "actor": "ann",

@@ -53,6 +53,7 @@ mod golden {
     use crate::envelope::Metadata;
     use crate::event::*;
     use crate::ids::*;
+    use crate::sealed::Text;
     use crate::text::*;
 
     fn hex(b: &[u8]) -> String {
@@ -65,16 +66,25 @@ mod golden {
 
     #[test]
     fn user_events() {
-        let e = UserEvent::Registered(UserRegisteredV1 {
+        let e = UserEvent::Registered(Profile::Clear(UserRegisteredV1 {
             name: "Ann".into(),
             avatar_url: Some("a".into()),
-        });
+        }));
         assert_eq!(hex(&e.encode_data()), "03416e6e010161");
-        let e = UserEvent::Updated(UserUpdatedV1 {
+        assert_eq!(e.schema_version(), 1);
+        let e = UserEvent::Updated(Profile::Clear(UserRegisteredV1 {
             name: "B".into(),
             avatar_url: None,
-        });
+        }));
         assert_eq!(hex(&e.encode_data()), "014200");
+        assert_eq!(
+            postcard::to_stdvec(&UserUpdatedV1 {
+                name: "B".into(),
+                avatar_url: None
+            })
+            .expect("encodes"),
+            e.encode_data()
+        );
     }
 
     #[test]
@@ -97,10 +107,10 @@ mod golden {
             user_id: user("u2"),
         });
         assert_eq!(hex(&r.encode_data()), "027532");
-        let m = ConversationEvent::MessageSent(MessageSentV1 {
+        let m = ConversationEvent::MessageSent(MessageSent {
             message_id: MessageId::parse("msg_1").expect("valid"),
             sender_id: user("u1"),
-            content: Content::parse("hi").expect("valid"),
+            content: Text::Clear("hi".into()),
             temp_id: Some(TempId::parse("t").expect("valid")),
             seq: 300,
             sent_at: 1,
@@ -173,6 +183,7 @@ mod golden_v1_more {
     //! Golden bytes of the events added with the full Socket.IO surface.
     use crate::event::*;
     use crate::ids::*;
+    use crate::sealed::Text;
     use crate::text::*;
 
     fn hex(e: &impl EventKind) -> String {
@@ -213,9 +224,9 @@ mod golden_v1_more {
     fn conversation_events() {
         let c = Content::parse("hi").expect("valid");
         assert_eq!(
-            hex(&ConversationEvent::MessageEdited(MessageEditedV1 {
+            hex(&ConversationEvent::MessageEdited(MessageEdited {
                 message_id: m("m1"),
-                content: c,
+                content: Text::Clear(c.as_str().into()),
                 edited_at: 3
             })),
             "026d3102686906"
@@ -275,5 +286,104 @@ mod golden_v1_more {
         let back = ConversationEvent::decode(e.event_type(), e.schema_version(), &e.encode_data())
             .expect("decodes");
         assert_eq!(back, e);
+    }
+}
+
+#[cfg(test)]
+mod golden_v2_sealed {
+    //! Golden bytes of the sealed versions (contract 4.2): `MessageSent` and `MessageEdited`
+    //! v2, `UserRegistered` and `UserUpdated` v2. The v1 shapes above still decode, upcast to
+    //! `Text::Clear`, and encode back to their own bytes.
+    use crate::event::*;
+    use crate::ids::*;
+    use crate::sealed::tests::Unsealed;
+    use crate::sealed::*;
+
+    fn sealed(user: &str, period: Option<i64>, text: &str) -> SealedV1 {
+        SealedV1 {
+            user: UserId::parse(user).expect("valid"),
+            period,
+            nonce: [9; 24],
+            ciphertext: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn round_trip<E: EventKind + PartialEq + std::fmt::Debug>(e: &E, version: u16) -> String {
+        assert_eq!(e.schema_version(), version);
+        let back = E::decode(e.event_type(), version, &e.encode_data()).expect("decodes");
+        assert_eq!(&back, e);
+        ::hex::encode(e.encode_data())
+    }
+
+    const NONCE: &str = "090909090909090909090909090909090909090909090909";
+
+    #[test]
+    fn message_sent_and_edited_v2() {
+        let sent = ConversationEvent::MessageSent(MessageSent {
+            message_id: MessageId::parse("m1").expect("valid"),
+            sender_id: UserId::parse("u1").expect("valid"),
+            content: Text::Sealed(sealed("u1", Some(3600000), "hi")),
+            temp_id: None,
+            seq: 1,
+            sent_at: 2,
+        });
+        assert_eq!(
+            round_trip(&sent, 2),
+            format!("026d31 027531 027531 01 80bab703 {NONCE} 026869 00 01 04").replace(' ', "")
+        );
+        let edited = ConversationEvent::MessageEdited(MessageEdited {
+            message_id: MessageId::parse("m1").expect("valid"),
+            content: Text::Sealed(sealed("u1", Some(0), "yo")),
+            edited_at: 3,
+        });
+        assert_eq!(
+            round_trip(&edited, 2),
+            format!("026d31 027531 01 00 {NONCE} 02796f 06").replace(' ', "")
+        );
+        let json = edited.to_json(&Unsealed, "conv_1");
+        assert_eq!(
+            json,
+            serde_json::json!({"messageId": "m1", "content": "yo", "editedAt": "1970-01-01T00:00:00.003Z"})
+        );
+    }
+
+    #[test]
+    fn profile_v2() {
+        let e = UserEvent::Registered(Profile::Sealed(ProfileV2 {
+            name: sealed("ann", None, "A"),
+            avatar_url: None,
+            fingerprint: [7; 32],
+        }));
+        assert_eq!(
+            round_trip(&e, 2),
+            format!("03616e6e 00 {NONCE} 0141 00 {}", "07".repeat(32)).replace(' ', "")
+        );
+        let updated = UserEvent::Updated(Profile::Sealed(ProfileV2 {
+            name: sealed("gone", None, "A"),
+            avatar_url: Some(sealed("gone", None, "x")),
+            fingerprint: [0; 32],
+        }));
+        round_trip(&updated, 2);
+        assert_eq!(
+            updated.to_json(&Unsealed, "gone"),
+            serde_json::json!({"name": null, "avatarUrl": null, "erased": true})
+        );
+    }
+
+    #[test]
+    fn v1_decodes_as_clear_text() {
+        let v1 = postcard::to_stdvec(&MessageEditedV1 {
+            message_id: MessageId::parse("m1").expect("valid"),
+            content: crate::Content::parse("old").expect("valid"),
+            edited_at: 1,
+        })
+        .expect("encodes");
+        let e = ConversationEvent::decode("MessageEdited", 1, &v1).expect("decodes");
+        let ConversationEvent::MessageEdited(m) = &e else {
+            panic!("not an edit: {e:?}");
+        };
+        assert_eq!(m.content, Text::Clear("old".into()));
+        assert_eq!(e.encode_data(), v1);
+        assert!(ConversationEvent::decode("MessageEdited", 3, &v1).is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::codec::CodecError;
 use crate::ids::{ConversationId, MessageId, ReactionId, UserId};
+use crate::sealed::{Open, Opened, Place, SealedV1, Text};
 use crate::text::{Content, Emoji, TempId};
 
 fn refs_json(refs: &[MessageRefV1]) -> serde_json::Value {
@@ -22,8 +23,9 @@ pub trait EventKind: Sized {
     fn schema_version(&self) -> u16;
     fn encode_data(&self) -> Vec<u8>;
     fn decode(event_type: &str, schema_version: u16, data: &[u8]) -> Result<Self, CodecError>;
-    /// The data as JSON, for audit output.
-    fn to_json(&self) -> serde_json::Value;
+    /// The data as JSON, for audit output, sealed fields opened with `keys` (those whose key
+    /// is destroyed read `null`, with `erased` or `expired` set).
+    fn to_json(&self, keys: &dyn Open, aggregate_id: &str) -> serde_json::Value;
 }
 
 /// An event of any aggregate, as decoded from the stream.
@@ -56,6 +58,75 @@ pub struct UserUpdatedV1 {
     pub avatar_url: Option<String>,
 }
 
+/// A profile as `UserRegistered` and `UserUpdated` v2 store it: every field sealed under the
+/// user's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileV2 {
+    pub name: SealedV1,
+    pub avatar_url: Option<SealedV1>,
+    /// A PRF of the profile's text under the user's key: tells an unchanged profile without
+    /// the text, and means nothing once the key is destroyed.
+    pub fingerprint: [u8; 32],
+}
+
+/// The profile a `UserRegistered` or `UserUpdated` event carries: in the clear (v1, written
+/// before sealing) or sealed (v2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Profile {
+    Clear(UserRegisteredV1),
+    Sealed(ProfileV2),
+}
+
+/// A profile as opened by a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedProfile {
+    /// `None` once the user's data key is destroyed.
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub erased: bool,
+}
+
+impl Profile {
+    pub fn open(&self, keys: &dyn Open, user: &str) -> OpenedProfile {
+        match self {
+            Self::Clear(p) => OpenedProfile {
+                name: Some(p.name.clone()),
+                avatar_url: p.avatar_url.clone(),
+                erased: false,
+            },
+            Self::Sealed(p) => {
+                let name = keys.open(&Place::profile(user, "name"), &p.name);
+                let avatar_url = p
+                    .avatar_url
+                    .as_ref()
+                    .map(|a| keys.open(&Place::profile(user, "avatarUrl"), a));
+                OpenedProfile {
+                    erased: !matches!(name, Opened::Text(_)),
+                    name: name.into_text(),
+                    avatar_url: avatar_url.and_then(Opened::into_text),
+                }
+            }
+        }
+    }
+
+    fn encode(&self) -> (u16, Vec<u8>) {
+        match self {
+            Self::Clear(p) => (1, enc(p)),
+            Self::Sealed(p) => (2, enc(p)),
+        }
+    }
+
+    fn decode(version: u16, data: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => Ok(Self::Clear(dec(data)?)),
+            2 => Ok(Self::Sealed(dec(data)?)),
+            _ => Err(CodecError::Data(format!(
+                "unknown profile version {version}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSuspendedV1 {
     pub reason: Option<String>,
@@ -72,11 +143,31 @@ pub struct UserLastSeenV1 {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserEvent {
-    Registered(UserRegisteredV1),
-    Updated(UserUpdatedV1),
+    Registered(Profile),
+    Updated(Profile),
     Suspended(UserSuspendedV1),
     Reinstated(UserReinstatedV1),
     LastSeen(UserLastSeenV1),
+}
+
+impl UserEvent {
+    /// The sealed fields this event carries.
+    pub fn sealed(&self) -> Vec<&SealedV1> {
+        match self {
+            Self::Registered(p) | Self::Updated(p) => p.sealed(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Profile {
+    /// The sealed fields of a sealed profile.
+    pub fn sealed(&self) -> Vec<&SealedV1> {
+        match self {
+            Self::Sealed(p) => std::iter::once(&p.name).chain(&p.avatar_url).collect(),
+            Self::Clear(_) => Vec::new(),
+        }
+    }
 }
 
 impl EventKind for UserEvent {
@@ -93,13 +184,15 @@ impl EventKind for UserEvent {
     }
 
     fn schema_version(&self) -> u16 {
-        1
+        match self {
+            Self::Registered(p) | Self::Updated(p) => p.encode().0,
+            _ => 1,
+        }
     }
 
     fn encode_data(&self) -> Vec<u8> {
         match self {
-            Self::Registered(e) => enc(e),
-            Self::Updated(e) => enc(e),
+            Self::Registered(p) | Self::Updated(p) => p.encode().1,
             Self::Suspended(e) => enc(e),
             Self::Reinstated(e) => enc(e),
             Self::LastSeen(e) => enc(e),
@@ -108,8 +201,8 @@ impl EventKind for UserEvent {
 
     fn decode(event_type: &str, schema_version: u16, data: &[u8]) -> Result<Self, CodecError> {
         match (event_type, schema_version) {
-            ("UserRegistered", 1) => Ok(Self::Registered(dec(data)?)),
-            ("UserUpdated", 1) => Ok(Self::Updated(dec(data)?)),
+            ("UserRegistered", v @ (1 | 2)) => Ok(Self::Registered(Profile::decode(v, data)?)),
+            ("UserUpdated", v @ (1 | 2)) => Ok(Self::Updated(Profile::decode(v, data)?)),
             ("UserSuspended", 1) => Ok(Self::Suspended(dec(data)?)),
             ("UserReinstated", 1) => Ok(Self::Reinstated(dec(data)?)),
             ("UserLastSeen", 1) => Ok(Self::LastSeen(dec(data)?)),
@@ -120,12 +213,16 @@ impl EventKind for UserEvent {
         }
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    fn to_json(&self, keys: &dyn Open, aggregate_id: &str) -> serde_json::Value {
         match self {
-            Self::Registered(e) => {
-                serde_json::json!({"name": e.name, "avatarUrl": e.avatar_url})
+            Self::Registered(p) | Self::Updated(p) => {
+                let o = p.open(keys, aggregate_id);
+                let mut v = serde_json::json!({"name": o.name, "avatarUrl": o.avatar_url});
+                if o.erased {
+                    v["erased"] = true.into();
+                }
+                v
             }
-            Self::Updated(e) => serde_json::json!({"name": e.name, "avatarUrl": e.avatar_url}),
             Self::Suspended(e) => serde_json::json!({"reason": e.reason}),
             Self::Reinstated(_) => serde_json::json!({}),
             Self::LastSeen(e) => serde_json::json!({"lastSeenAt": crate::iso8601(e.last_seen_at)}),
@@ -181,10 +278,173 @@ pub struct MessageSentV1 {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSentV2 {
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+    pub content: SealedV1,
+    pub temp_id: Option<TempId>,
+    pub seq: u64,
+    pub sent_at: crate::Millis,
+}
+
+/// `MessageSent` as decoded: v1 (content in the clear) or v2 (sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+    pub content: Text,
+    pub temp_id: Option<TempId>,
+    pub seq: u64,
+    pub sent_at: crate::Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageEditedV1 {
     pub message_id: MessageId,
     pub content: Content,
     pub edited_at: crate::Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEditedV2 {
+    pub message_id: MessageId,
+    pub content: SealedV1,
+    pub edited_at: crate::Millis,
+}
+
+/// `MessageEdited` as decoded: v1 (content in the clear) or v2 (sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdited {
+    pub message_id: MessageId,
+    pub content: Text,
+    pub edited_at: crate::Millis,
+}
+
+impl MessageSent {
+    fn encode(&self) -> (u16, Vec<u8>) {
+        match &self.content {
+            Text::Clear(c) => (
+                1,
+                enc(&MessageSentV1 {
+                    message_id: self.message_id.clone(),
+                    sender_id: self.sender_id.clone(),
+                    content: Content::stored(c.clone()),
+                    temp_id: self.temp_id.clone(),
+                    seq: self.seq,
+                    sent_at: self.sent_at,
+                }),
+            ),
+            Text::Sealed(s) => (
+                2,
+                enc(&MessageSentV2 {
+                    message_id: self.message_id.clone(),
+                    sender_id: self.sender_id.clone(),
+                    content: s.clone(),
+                    temp_id: self.temp_id.clone(),
+                    seq: self.seq,
+                    sent_at: self.sent_at,
+                }),
+            ),
+        }
+    }
+
+    fn decode(version: u16, data: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => {
+                let m: MessageSentV1 = dec(data)?;
+                Ok(Self {
+                    message_id: m.message_id,
+                    sender_id: m.sender_id,
+                    content: Text::Clear(m.content.into_string()),
+                    temp_id: m.temp_id,
+                    seq: m.seq,
+                    sent_at: m.sent_at,
+                })
+            }
+            _ => {
+                let m: MessageSentV2 = dec(data)?;
+                Ok(Self {
+                    message_id: m.message_id,
+                    sender_id: m.sender_id,
+                    content: Text::Sealed(m.content),
+                    temp_id: m.temp_id,
+                    seq: m.seq,
+                    sent_at: m.sent_at,
+                })
+            }
+        }
+    }
+
+    /// The content, opened with `keys`.
+    pub fn open(&self, keys: &dyn Open, conversation: &str) -> Opened {
+        let place = Place::message_content(conversation, "MessageSent", self.message_id.as_str());
+        self.content.open(keys, &place)
+    }
+}
+
+impl MessageEdited {
+    fn encode(&self) -> (u16, Vec<u8>) {
+        match &self.content {
+            Text::Clear(c) => (
+                1,
+                enc(&MessageEditedV1 {
+                    message_id: self.message_id.clone(),
+                    content: Content::stored(c.clone()),
+                    edited_at: self.edited_at,
+                }),
+            ),
+            Text::Sealed(s) => (
+                2,
+                enc(&MessageEditedV2 {
+                    message_id: self.message_id.clone(),
+                    content: s.clone(),
+                    edited_at: self.edited_at,
+                }),
+            ),
+        }
+    }
+
+    fn decode(version: u16, data: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => {
+                let m: MessageEditedV1 = dec(data)?;
+                Ok(Self {
+                    message_id: m.message_id,
+                    content: Text::Clear(m.content.into_string()),
+                    edited_at: m.edited_at,
+                })
+            }
+            _ => {
+                let m: MessageEditedV2 = dec(data)?;
+                Ok(Self {
+                    message_id: m.message_id,
+                    content: Text::Sealed(m.content),
+                    edited_at: m.edited_at,
+                })
+            }
+        }
+    }
+
+    /// The new content, opened with `keys`.
+    pub fn open(&self, keys: &dyn Open, conversation: &str) -> Opened {
+        let place = Place::message_content(conversation, "MessageEdited", self.message_id.as_str());
+        self.content.open(keys, &place)
+    }
+}
+
+/// Content as audit output shows it: the text, or `null` with why.
+fn content_json(v: &mut serde_json::Value, opened: Opened) {
+    match opened {
+        Opened::Text(t) => v["content"] = t.into(),
+        Opened::Erased => {
+            v["content"] = serde_json::Value::Null;
+            v["erased"] = true.into();
+        }
+        Opened::Expired => {
+            v["content"] = serde_json::Value::Null;
+            v["expired"] = true.into();
+        }
+    }
 }
 
 /// Soft delete: the log keeps the original; read models blank the content.
@@ -238,8 +498,8 @@ pub enum ConversationEvent {
     Created(ConversationCreatedV1),
     ParticipantAdded(ParticipantAddedV1),
     ParticipantRemoved(ParticipantRemovedV1),
-    MessageSent(MessageSentV1),
-    MessageEdited(MessageEditedV1),
+    MessageSent(MessageSent),
+    MessageEdited(MessageEdited),
     MessageDeleted(MessageDeletedV1),
     MessagesDelivered(MessagesDeliveredV1),
     MessagesRead(MessagesReadV1),
@@ -248,6 +508,15 @@ pub enum ConversationEvent {
 }
 
 impl ConversationEvent {
+    /// The sealed field this event carries, if any.
+    pub fn sealed(&self) -> Option<&SealedV1> {
+        match self {
+            Self::MessageSent(m) => m.content.sealed(),
+            Self::MessageEdited(m) => m.content.sealed(),
+            _ => None,
+        }
+    }
+
     /// Whether this event is emitted to the conversation's room (and so carries an `offset`).
     pub fn is_room_event(&self) -> bool {
         matches!(
@@ -280,7 +549,11 @@ impl EventKind for ConversationEvent {
     }
 
     fn schema_version(&self) -> u16 {
-        1
+        match self {
+            Self::MessageSent(e) => e.encode().0,
+            Self::MessageEdited(e) => e.encode().0,
+            _ => 1,
+        }
     }
 
     fn encode_data(&self) -> Vec<u8> {
@@ -288,8 +561,8 @@ impl EventKind for ConversationEvent {
             Self::Created(e) => enc(e),
             Self::ParticipantAdded(e) => enc(e),
             Self::ParticipantRemoved(e) => enc(e),
-            Self::MessageSent(e) => enc(e),
-            Self::MessageEdited(e) => enc(e),
+            Self::MessageSent(e) => e.encode().1,
+            Self::MessageEdited(e) => e.encode().1,
             Self::MessageDeleted(e) => enc(e),
             Self::MessagesDelivered(e) => enc(e),
             Self::MessagesRead(e) => enc(e),
@@ -303,8 +576,10 @@ impl EventKind for ConversationEvent {
             ("ConversationCreated", 1) => Ok(Self::Created(dec(data)?)),
             ("ParticipantAdded", 1) => Ok(Self::ParticipantAdded(dec(data)?)),
             ("ParticipantRemoved", 1) => Ok(Self::ParticipantRemoved(dec(data)?)),
-            ("MessageSent", 1) => Ok(Self::MessageSent(dec(data)?)),
-            ("MessageEdited", 1) => Ok(Self::MessageEdited(dec(data)?)),
+            ("MessageSent", v @ (1 | 2)) => Ok(Self::MessageSent(MessageSent::decode(v, data)?)),
+            ("MessageEdited", v @ (1 | 2)) => {
+                Ok(Self::MessageEdited(MessageEdited::decode(v, data)?))
+            }
             ("MessageDeleted", 1) => Ok(Self::MessageDeleted(dec(data)?)),
             ("MessagesDelivered", 1) => Ok(Self::MessagesDelivered(dec(data)?)),
             ("MessagesRead", 1) => Ok(Self::MessagesRead(dec(data)?)),
@@ -317,7 +592,7 @@ impl EventKind for ConversationEvent {
         }
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    fn to_json(&self, keys: &dyn Open, aggregate_id: &str) -> serde_json::Value {
         use serde_json::json;
         match self {
             Self::Created(e) => json!({
@@ -325,13 +600,21 @@ impl EventKind for ConversationEvent {
             }),
             Self::ParticipantAdded(e) => json!({"userId": e.user_id, "role": e.role.as_str()}),
             Self::ParticipantRemoved(e) => json!({"userId": e.user_id}),
-            Self::MessageSent(e) => json!({
-                "messageId": e.message_id, "senderId": e.sender_id, "content": e.content,
-                "tempId": e.temp_id, "seq": e.seq, "createdAt": crate::iso8601(e.sent_at)
-            }),
-            Self::MessageEdited(e) => json!({
-                "messageId": e.message_id, "content": e.content, "editedAt": crate::iso8601(e.edited_at)
-            }),
+            Self::MessageSent(e) => {
+                let mut v = json!({
+                    "messageId": e.message_id, "senderId": e.sender_id,
+                    "tempId": e.temp_id, "seq": e.seq, "createdAt": crate::iso8601(e.sent_at)
+                });
+                content_json(&mut v, e.open(keys, aggregate_id));
+                v
+            }
+            Self::MessageEdited(e) => {
+                let mut v = json!({
+                    "messageId": e.message_id, "editedAt": crate::iso8601(e.edited_at)
+                });
+                content_json(&mut v, e.open(keys, aggregate_id));
+                v
+            }
             Self::MessageDeleted(e) => json!({
                 "messageId": e.message_id, "deletedBy": e.deleted_by, "deletedAt": crate::iso8601(e.deleted_at)
             }),

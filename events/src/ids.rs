@@ -112,6 +112,12 @@ impl MessageId {
         *last = next;
         Self::from_ulid(ulid::Ulid(next))
     }
+
+    /// The time a generated id carries (`None` for an id that is not `msg_<ulid>`).
+    pub fn created_at(&self) -> Option<crate::Millis> {
+        let ulid = ulid::Ulid::from_string(self.0.strip_prefix("msg_")?).ok()?;
+        i64::try_from(ulid.timestamp_ms()).ok()
+    }
 }
 
 id_type!(
@@ -158,6 +164,11 @@ mod tests {
         assert!(a.as_str().starts_with("conv_"));
         assert!(a < b);
         assert!(MessageId::generate().as_str().starts_with("msg_"));
+        assert_eq!(
+            MessageId::from_ulid(ulid::Ulid::from_parts(1_700_000_000_123, 5)).created_at(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(MessageId::parse("msg_1").expect("valid").created_at(), None);
         assert!(ConversationId::parse(a.as_str()).is_ok());
     }
 }

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod envelope;
 pub mod event;
 pub mod ids;
+pub mod sealed;
 pub mod subject;
 pub mod text;
 
@@ -17,6 +18,7 @@ pub use codec::{CodecError, decode_commit, encode_commit};
 pub use envelope::{Commit, CommitHash, Metadata, Recorded, StoredEventV1};
 pub use event::*;
 pub use ids::{ConversationId, IdError, MessageId, ReactionId, UserId};
+pub use sealed::{Open, Opened, Place, SealedV1, Text};
 pub use subject::Subjects;
 pub use text::{Content, Emoji, TempId, TextError};
 

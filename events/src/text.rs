@@ -63,8 +63,17 @@ impl Content {
         Ok(Self(s.to_owned()))
     }
 
+    /// Content read back from the log, where it was checked when it was written.
+    pub(crate) fn stored(s: String) -> Self {
+        Self(s)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

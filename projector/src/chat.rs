@@ -24,8 +24,9 @@ impl crate::Projection for Chat {
         tx: &'a mut AnyConnection,
         pending: &'a mut Pending,
         stored: &'a StoredCommit,
+        keys: &'a keys::KeySet,
     ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(tx, pending, stored))
+        Box::pin(apply(tx, pending, stored, keys))
     }
 
     fn flush<'a>(
@@ -67,7 +68,8 @@ struct MessageRow {
     conversation: String,
     seq: i64,
     sender: String,
-    content: String,
+    /// `None` once the content's key is destroyed.
+    content: Option<String>,
     temp_id: Option<String>,
     sent_at: i64,
     offset: i64,
@@ -105,7 +107,7 @@ impl Pending {
                     .bind(m.conversation.as_str())
                     .bind(m.seq)
                     .bind(m.sender.as_str())
-                    .bind(m.content.as_str())
+                    .bind(m.content.as_deref())
                     .bind(m.temp_id.as_deref())
                     .bind(m.sent_at)
                     .bind(m.offset)
@@ -137,6 +139,7 @@ pub async fn apply(
     tx: &mut AnyConnection,
     pending: &mut Pending,
     stored: &StoredCommit,
+    keys: &keys::KeySet,
 ) -> Result<(), ProjectionError> {
     let c = &stored.commit;
     let at = c.occurred_at;
@@ -146,7 +149,7 @@ pub async fn apply(
         t if t == UserEvent::AGGREGATE => {
             for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
                 pending.flush(tx).await?;
-                apply_user(tx, &c.aggregate_id, at, &r.event).await?;
+                apply_user(tx, &c.aggregate_id, at, &r.event, keys).await?;
             }
         }
         t if t == ConversationEvent::AGGREGATE => {
@@ -205,7 +208,7 @@ pub async fn apply(
                             "UPDATE messages SET content = $2, edited_ms = $3 WHERE id = $1",
                         )
                         .bind(e.message_id.as_str())
-                        .bind(e.content.as_str())
+                        .bind(e.open(keys, conv).into_text())
                         .bind(e.edited_at)
                         .execute(&mut *tx)
                         .await?;
@@ -261,7 +264,7 @@ pub async fn apply(
                             conversation: conv.clone(),
                             seq: pos(m.seq),
                             sender: m.sender_id.to_string(),
-                            content: m.content.as_str().to_owned(),
+                            content: m.open(keys, conv).into_text(),
                             temp_id: m.temp_id.as_ref().map(|t| t.as_str().to_owned()),
                             sent_at: m.sent_at,
                             offset: pos(r.number),
@@ -329,9 +332,11 @@ async fn apply_user(
     id: &str,
     at: i64,
     event: &UserEvent,
+    keys: &keys::KeySet,
 ) -> Result<(), sqlx::Error> {
     match event {
-        UserEvent::Registered(e) => {
+        UserEvent::Registered(p) => {
+            let e = p.open(keys, id);
             sqlx::query(
                 "INSERT INTO users (id, name, avatar_url, created_ms, updated_ms)
                  VALUES ($1, $2, $3, $4, $4)
@@ -344,7 +349,8 @@ async fn apply_user(
             .execute(&mut *tx)
             .await?;
         }
-        UserEvent::Updated(e) => {
+        UserEvent::Updated(p) => {
+            let e = p.open(keys, id);
             sqlx::query(
                 "UPDATE users SET name = $2, avatar_url = $3, updated_ms = $4 WHERE id = $1",
             )

@@ -24,6 +24,9 @@ pub enum ProjectionError {
     Db(#[from] sqlx::Error),
     #[error("undecodable commit at {0}: {1}")]
     Decode(u64, String),
+    /// The keys of a commit's sealed fields cannot be read now; the batch is retried.
+    #[error("keys of the commit at {0}: {1}")]
+    Keys(u64, String),
 }
 
 /// One read model built from the log. Adding a projection: implement this (see `unread.rs`,
@@ -35,7 +38,8 @@ pub trait Projection: Send + Sync + 'static {
     type Pending: Default + Send;
     /// Stable name: the key of its checkpoint and its lock.
     fn name(&self) -> &'static str;
-    /// Applies one commit inside the runner's transaction. Commits arrive once each, in log
+    /// Applies one commit inside the runner's transaction, its sealed fields opened with
+    /// `keys` (prepared by the runner for this commit). Commits arrive once each, in log
     /// order; the runner then calls [`Projection::flush`] and writes the checkpoint in the same
     /// transaction.
     fn apply<'a>(
@@ -43,6 +47,7 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut AnyConnection,
         pending: &'a mut Self::Pending,
         stored: &'a StoredCommit,
+        keys: &'a keys::KeySet,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// Writes what `apply` held back.
     fn flush<'a>(

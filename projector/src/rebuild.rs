@@ -44,6 +44,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
     log: L,
     store: &ReadStore,
     filter: String,
+    keyring: std::sync::Arc<keys::Keyring>,
     swap: bool,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Rebuilt, RunError> {
@@ -61,6 +62,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
         fresh.clone(),
         filter,
         config,
+        keyring,
     )
     .in_schema(&schema);
     let mut target = log.last_position().await?;

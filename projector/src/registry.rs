@@ -16,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 /// `progress(done, target)` of a rebuild.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
-type RunFn = fn(Log, ReadStore, String, CancellationToken) -> BoxFuture<'static, ()>;
+type Keyring = std::sync::Arc<keys::Keyring>;
+type RunFn = fn(Log, ReadStore, String, Keyring, CancellationToken) -> BoxFuture<'static, ()>;
 type RebuildFn = for<'a> fn(
     Log,
     &'a ReadStore,
     String,
+    Keyring,
     Progress<'a>,
 ) -> BoxFuture<'a, Result<Rebuilt, RunError>>;
 
@@ -71,9 +73,10 @@ impl Registered {
         log: Log,
         store: ReadStore,
         filter: String,
+        keyring: Keyring,
         stop: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        (self.run)(log, store, filter, stop)
+        (self.run)(log, store, filter, keyring, stop)
     }
 
     /// Replays the whole log into fresh tables, then swaps them in (see `rebuild.rs`).
@@ -82,9 +85,10 @@ impl Registered {
         log: Log,
         store: &'a ReadStore,
         filter: String,
+        keyring: Keyring,
         progress: Progress<'a>,
     ) -> BoxFuture<'a, Result<Rebuilt, RunError>> {
-        (self.rebuild)(log, store, filter, progress)
+        (self.rebuild)(log, store, filter, keyring, progress)
     }
 }
 
@@ -92,9 +96,11 @@ fn run<P: Projection + Default>(
     log: Log,
     store: ReadStore,
     filter: String,
+    keyring: Keyring,
     stop: CancellationToken,
 ) -> BoxFuture<'static, ()> {
-    let projector = Projector::new(P::default(), log, store, filter, ProjectorConfig::default());
+    let config = ProjectorConfig::default();
+    let projector = Projector::new(P::default(), log, store, filter, config, keyring);
     Box::pin(projector.run_until(stop))
 }
 
@@ -102,6 +108,7 @@ fn rebuild<'a, P: Projection + Clone + Default>(
     log: Log,
     store: &'a ReadStore,
     filter: String,
+    keyring: Keyring,
     progress: Progress<'a>,
 ) -> BoxFuture<'a, Result<Rebuilt, RunError>> {
     Box::pin(crate::rebuild::rebuild(
@@ -109,6 +116,7 @@ fn rebuild<'a, P: Projection + Clone + Default>(
         log,
         store,
         filter,
+        keyring,
         true,
         progress,
     ))

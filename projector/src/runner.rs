@@ -5,6 +5,7 @@ use eventlog::{EventLog, From, StoredCommit};
 use futures::StreamExt;
 use readstore::ReadStore;
 use sqlx::{AnyConnection, AnyPool};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -100,6 +101,7 @@ pub struct Projector<L, P> {
     filter: String,
     config: ProjectorConfig,
     applied: usize,
+    keyring: Arc<keys::Keyring>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         store: ReadStore,
         filter: String,
         config: ProjectorConfig,
+        keyring: Arc<keys::Keyring>,
     ) -> Self {
         Self {
             projection,
@@ -130,6 +133,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             filter,
             config,
             applied: 0,
+            keyring,
         }
     }
 
@@ -267,8 +271,13 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         let mut pending = P::Pending::default();
         for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
+            let keys = self
+                .keyring
+                .prepare_commit(&stored.commit)
+                .await
+                .map_err(|e| ProjectionError::Keys(stored.position, e.to_string()))?;
             self.projection
-                .apply(&mut tx, &mut pending, stored)
+                .apply(&mut tx, &mut pending, stored, &keys)
                 .instrument(span)
                 .await?;
             last = stored.position;

@@ -29,6 +29,7 @@ impl crate::Projection for Unread {
         tx: &'a mut AnyConnection,
         pending: &'a mut Pending,
         stored: &'a StoredCommit,
+        _keys: &'a keys::KeySet,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(tx, pending, stored))
     }

@@ -2,11 +2,12 @@
 //! exactly once even when its transaction fails in the middle of a batch, and when two
 //! instances run at once.
 
-use command::domain::{ConversationCommand, UserCommand};
+use command::domain::ConversationCommand;
 use command::executor::Executor;
-use command::service::metadata;
+use command::service::{metadata, upsert_command};
 use eventlog::EventLog;
-use events::{Content, ConversationId, MessageId, Subjects, UserId};
+use events::{ConversationId, MessageId, Subjects, UserId};
+use keys::Keyring;
 use projector::chat::Chat;
 use projector::{Fault, Projector, ProjectorConfig, checkpoint};
 use std::sync::atomic::Ordering;
@@ -22,21 +23,26 @@ testkit::on_both_backends!(
 const MESSAGES: usize = 300;
 
 /// Registers (or renames) user `ann`.
-async fn name_ann<L: EventLog>(executor: &Executor<L>, name: &str) -> anyhow::Result<UserId> {
+async fn name_ann<L: EventLog>(
+    executor: &Executor<L>,
+    keyring: &Keyring,
+    name: &str,
+) -> anyhow::Result<UserId> {
     let ann = UserId::parse("ann")?;
-    let upsert = UserCommand::Upsert {
-        name: name.into(),
-        avatar_url: None,
-    };
+    let upsert = upsert_command(keyring, &ann, name.into(), None).await?;
     executor
         .user(&ann, upsert, &metadata("t", None), |_| ())
         .await?;
     Ok(ann)
 }
 
-async fn fill<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<ConversationId> {
+async fn fill<L: EventLog>(
+    log: &L,
+    subjects: &Subjects,
+    keyring: &Keyring,
+) -> anyhow::Result<ConversationId> {
     let executor = Executor::new(log.clone(), subjects.clone());
-    let ann = name_ann(&executor, "Ann").await?;
+    let ann = name_ann(&executor, keyring, "Ann").await?;
     let conv = ConversationId::generate();
     let create = ConversationCommand::Create {
         id: conv.clone(),
@@ -48,7 +54,14 @@ async fn fill<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<Conve
         .conversation(&conv, create, &metadata("ann", None), |_| ())
         .await?;
     for i in 0..MESSAGES {
-        send(&executor, &conv, &format!("m{i}"), 1_000 + i as i64).await?;
+        send(
+            &executor,
+            keyring,
+            &conv,
+            &format!("m{i}"),
+            1_000 + i as i64,
+        )
+        .await?;
     }
     Ok(conv)
 }
@@ -56,14 +69,19 @@ async fn fill<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<Conve
 /// Ann sends `content` to `conv`.
 async fn send<L: EventLog>(
     executor: &Executor<L>,
+    keyring: &Keyring,
     conv: &ConversationId,
     content: &str,
     now: i64,
 ) -> anyhow::Result<()> {
+    let (ann, message_id) = (UserId::parse("ann")?, MessageId::generate());
+    let sealed = keyring
+        .seal_message(conv, "MessageSent", &message_id, &ann, now, content)
+        .await?;
     let send = ConversationCommand::SendMessage {
-        sender: UserId::parse("ann")?,
-        message_id: MessageId::generate(),
-        content: Content::parse(content)?,
+        sender: ann,
+        message_id,
+        content: sealed,
         temp_id: None,
         now,
         present: vec![],
@@ -117,7 +135,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
 ) -> anyhow::Result<()> {
     let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let conv = fill(log, subjects).await?;
+    let conv = fill(log, subjects, &setup.keyring).await?;
     let last = log.last_position().await?;
     // Batches of 64 commits; the transaction fails after 100 commits, in the second batch.
     let fault = Fault {
@@ -130,7 +148,15 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
         ..ProjectorConfig::default()
     };
     let task = tokio::spawn(
-        Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config).run(),
+        Projector::new(
+            Chat,
+            log.clone(),
+            store.clone(),
+            subjects.all(),
+            config,
+            setup.keyring.clone(),
+        )
+        .run(),
     );
     wait_for_checkpoint(&pool, last).await?;
     let applied_in_failed_tx = fault.fired_mid_batch.load(Ordering::SeqCst);
@@ -150,11 +176,12 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
             store.clone(),
             subjects.all(),
             ProjectorConfig::default(),
+            setup.keyring.clone(),
         )
         .run(),
     );
     let executor = Executor::new(log.clone(), subjects.clone());
-    name_ann(&executor, "Ann B").await?;
+    name_ann(&executor, &setup.keyring, "Ann B").await?;
     wait_for_checkpoint(&pool, last + 1).await?;
     assert_projected_once(&pool, &conv).await?;
     let (name,): (String,) = sqlx::query_as("SELECT name FROM users WHERE id = 'ann'")
@@ -168,7 +195,7 @@ async fn a_failure_in_the_middle_of_a_batch_repeats_nothing_and_loses_nothing<L:
 async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Result<()> {
     let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let conv = fill(log, subjects).await?;
+    let conv = fill(log, subjects, &setup.keyring).await?;
     let last = log.last_position().await?;
     let config = ProjectorConfig {
         batch_size: 16,
@@ -182,11 +209,20 @@ async fn two_instances_project_once<L: EventLog>(setup: Setup<L>) -> anyhow::Res
             store.clone(),
             subjects.all(),
             config.clone(),
+            setup.keyring.clone(),
         )
         .run(),
     );
     let b = tokio::spawn(
-        Projector::new(Chat, log.clone(), store.clone(), subjects.all(), config).run(),
+        Projector::new(
+            Chat,
+            log.clone(),
+            store.clone(),
+            subjects.all(),
+            config,
+            setup.keyring.clone(),
+        )
+        .run(),
     );
     wait_for_checkpoint(&pool, last).await?;
     assert_projected_once(&pool, &conv).await?;
@@ -202,7 +238,7 @@ async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
 ) -> anyhow::Result<()> {
     let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let conv = fill(log, subjects).await?;
+    let conv = fill(log, subjects, &setup.keyring).await?;
     let config = ProjectorConfig {
         batch_size: 16,
         fault: None,
@@ -215,6 +251,7 @@ async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
             store.clone(),
             subjects.all(),
             config.clone(),
+            setup.keyring.clone(),
         )
     };
     let stop = tokio_util::sync::CancellationToken::new();
@@ -228,7 +265,14 @@ async fn a_stopped_projector_returns_and_hands_over_to_a_standby<L: EventLog>(
 
     // More history: only the standby can project it.
     let executor = Executor::new(log.clone(), subjects.clone());
-    send(&executor, &conv, "after the handover", 5_000).await?;
+    send(
+        &executor,
+        &setup.keyring,
+        &conv,
+        "after the handover",
+        5_000,
+    )
+    .await?;
     wait_for_checkpoint(&pool, log.last_position().await?).await?;
     standby.abort();
     Ok(())

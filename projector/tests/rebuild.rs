@@ -23,13 +23,25 @@ testkit::on_both_backends!(
 const MESSAGES_PER_COMMIT: u64 = 100;
 const COMMITS: u64 = 1_000;
 
+/// `user`'s profile (named by the id), sealed as the service seals it.
+async fn profile(keyring: &keys::Keyring, user: &UserId) -> anyhow::Result<events::Profile> {
+    match command::service::upsert_command(keyring, user, user.to_string(), None).await? {
+        command::domain::UserCommand::Upsert { sealed, .. } => Ok(events::Profile::Sealed(sealed)),
+        _ => anyhow::bail!("not an upsert"),
+    }
+}
+
 fn seed_meta() -> Metadata {
     metadata("seed", None)
 }
 
 /// A log of 100,000+ events: users, one conversation, messages, edits, deletes, reads,
 /// reactions, deliveries, a participant leaving.
-async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> {
+async fn seed<L: EventLog>(
+    log: &L,
+    subjects: &Subjects,
+    keyring: &keys::Keyring,
+) -> anyhow::Result<u64> {
     let users: Vec<UserId> = ["ann", "bob", "cat"]
         .iter()
         .map(|u| UserId::parse(u))
@@ -38,10 +50,7 @@ async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> 
         let mut w = Chain::new(log, subjects.user(u), u.as_str());
         w.commit(
             &seed_meta(),
-            &[UserEvent::Registered(UserRegisteredV1 {
-                name: u.to_string(),
-                avatar_url: None,
-            })],
+            &[UserEvent::Registered(profile(keyring, u).await?)],
         )
         .await?;
     }
@@ -76,19 +85,34 @@ async fn seed<L: EventLog>(log: &L, subjects: &Subjects) -> anyhow::Result<u64> 
                 message_id: id.clone(),
                 sender_id: sender.clone(),
             });
-            events.push(ConversationEvent::MessageSent(MessageSentV1 {
+            let at = i64::try_from(seq)?;
+            let text = format!("message {seq}");
+            let sealed = keyring
+                .seal_message(&conv, "MessageSent", &id, &sender, at, &text)
+                .await?;
+            events.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id,
                 sender_id: sender,
-                content: Content::parse(&format!("message {seq}"))?,
+                content: Text::Sealed(sealed),
                 temp_id: None,
                 seq,
                 sent_at: i64::try_from(seq)?,
             }));
         }
         let first = ids[0].clone();
-        events.push(ConversationEvent::MessageEdited(MessageEditedV1 {
+        let sealed = keyring
+            .seal_message(
+                &conv,
+                "MessageEdited",
+                &first.message_id,
+                &first.sender_id,
+                1,
+                "edited",
+            )
+            .await?;
+        events.push(ConversationEvent::MessageEdited(MessageEdited {
             message_id: first.message_id.clone(),
-            content: Content::parse("edited")?,
+            content: Text::Sealed(sealed),
             edited_at: 1,
         }));
         events.push(ConversationEvent::MessagesDelivered(MessagesDeliveredV1 {
@@ -183,7 +207,8 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
 ) -> anyhow::Result<()> {
     let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
     let pool = store.pool().clone();
-    let events = seed(log, subjects).await?;
+    let keyring = setup.keyring.clone();
+    let events = seed(log, subjects, &keyring).await?;
     assert!(events >= 100_000, "{events} events");
     let last = log.last_position().await?;
     let filter = subjects.all();
@@ -204,6 +229,7 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
                 store.clone(),
                 filter.clone(),
                 config.clone(),
+                keyring.clone(),
             )
             .run(),
         )
@@ -240,9 +266,10 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     // A rebuild interrupted a third of the way.
     let reached = Arc::new(AtomicU64::new(0));
     let (r, st, l, f) = (reached.clone(), store.clone(), log.clone(), filter.clone());
+    let k = keyring.clone();
     let first = tokio::spawn(async move {
         let mut progress = |done: u64, _target: u64| r.store(done, Ordering::SeqCst);
-        rebuild(Chat, l, &st, f, false, &mut progress).await
+        rebuild(Chat, l, &st, f, k, false, &mut progress).await
     });
     while reached.load(Ordering::SeqCst) < last / 3 {
         anyhow::ensure!(
@@ -271,6 +298,7 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
         log.clone(),
         store,
         filter.clone(),
+        keyring.clone(),
         false,
         &mut progress,
     )
@@ -298,7 +326,16 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     drop(conn);
 
     // Swap while the live projector runs; the live tables are the rebuilt ones.
-    let swapped = rebuild(Chat, log.clone(), store, filter, true, &mut |_, _| {}).await?;
+    let swapped = rebuild(
+        Chat,
+        log.clone(),
+        store,
+        filter,
+        keyring,
+        true,
+        &mut |_, _| {},
+    )
+    .await?;
     assert!(swapped.swapped);
     assert_eq!(checkpoint(&pool, "chat").await?, last);
     assert!(projector::rebuild::pending(store, "chat").await?.is_none());

@@ -3,11 +3,11 @@
 //! give the same, expected counts, with several senders, a read, a delete, a
 //! late joiner and deliveries in between.
 
-use command::domain::{ConversationCommand, UserCommand};
+use command::domain::ConversationCommand;
 use command::executor::Executor;
 use command::service::metadata;
 use eventlog::EventLog;
-use events::{Content, ConversationId, MessageId, UserId};
+use events::{ConversationId, MessageId, UserId};
 use projector::unread::Unread;
 use projector::{Projector, ProjectorConfig, checkpoint};
 use readstore::ReadStore;
@@ -45,7 +45,7 @@ async fn send<L: EventLog>(
     let cmd = ConversationCommand::SendMessage {
         sender: u(by),
         message_id: id.clone(),
-        content: Content::parse("hello")?,
+        content: testkit::unopened("hello"),
         temp_id: None,
         now: 1,
         present: present.iter().map(|p| u(p)).collect(),
@@ -61,6 +61,7 @@ async fn project<L: EventLog>(
     log: &L,
     filter: String,
     store: ReadStore,
+    keyring: std::sync::Arc<keys::Keyring>,
     batch_size: usize,
 ) -> anyhow::Result<Vec<(String, i64)>> {
     let last = log.last_position().await?;
@@ -68,8 +69,9 @@ async fn project<L: EventLog>(
         batch_size,
         ..ProjectorConfig::default()
     };
-    let task =
-        tokio::spawn(Projector::new(Unread, log.clone(), store.clone(), filter, config).run());
+    let task = tokio::spawn(
+        Projector::new(Unread, log.clone(), store.clone(), filter, config, keyring).run(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while checkpoint(store.pool(), "unread").await? < last {
         anyhow::ensure!(
@@ -90,10 +92,7 @@ async fn counts_are_the_same_whatever_the_batches<L: EventLog>(on: Setup<L>) -> 
     let (log, subjects) = (on.log.clone(), on.subjects.clone());
     let executor = Executor::new(log.clone(), subjects.clone());
     for name in ["ann", "bob", "cat", "dan"] {
-        let upsert = UserCommand::Upsert {
-            name: name.into(),
-            avatar_url: None,
-        };
+        let upsert = testkit::unopened_upsert(name);
         executor
             .user(&u(name), upsert, &metadata("t", None), |_| ())
             .await?;
@@ -149,13 +148,20 @@ async fn counts_are_the_same_whatever_the_batches<L: EventLog>(on: Setup<L>) -> 
         ("dan".to_owned(), 3), // cat, bob and ann once each after he joined
     ];
     let filter = subjects.all();
-    let one_by_one = project(&log, filter.clone(), on.store.clone(), 1).await?;
+    let one_by_one = project(
+        &log,
+        filter.clone(),
+        on.store.clone(),
+        on.keyring.clone(),
+        1,
+    )
+    .await?;
     assert_eq!(one_by_one, expected, "one commit per transaction");
     let other = match &on.dir {
         Some(dir) => ReadStore::open(&readstore::sqlite_url(&dir.path().join("other.db"))).await?,
         None => ReadStore::open(&testkit::database_url().await?).await?,
     };
-    let all_at_once = project(&log, filter, other, 10_000).await?;
+    let all_at_once = project(&log, filter, other, on.keyring.clone(), 10_000).await?;
     assert_eq!(all_at_once, expected, "batches of up to 10,000 commits");
     Ok(())
 }

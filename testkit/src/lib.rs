@@ -55,6 +55,37 @@ pub async fn database_url() -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
+/// A keyring over a key file of its own (removed when dropped), for tests that seal what
+/// they write without a setup.
+pub struct TestKeys {
+    pub keyring: std::sync::Arc<keys::Keyring>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestKeys {
+    type Target = std::sync::Arc<keys::Keyring>;
+    fn deref(&self) -> &Self::Target {
+        &self.keyring
+    }
+}
+
+pub fn keyring() -> anyhow::Result<TestKeys> {
+    let dir = tempfile::tempdir()?;
+    let store = keys::KeyStores::File(keys::FileKeys::open(dir.path())?);
+    Ok(TestKeys {
+        keyring: new_keyring(store),
+        _dir: dir,
+    })
+}
+
+fn new_keyring(store: keys::KeyStores) -> std::sync::Arc<keys::Keyring> {
+    std::sync::Arc::new(keys::Keyring::new(
+        store,
+        keys::MasterKey::generate(),
+        keys::DEFAULT_PERIOD_MS,
+    ))
+}
+
 /// What a scenario runs on: a log, its subjects, and a read store, all its own.
 pub struct Setup<L> {
     pub log: L,
@@ -67,6 +98,8 @@ pub struct Setup<L> {
     pub dir: Option<tempfile::TempDir>,
     /// Where the JetStream setup's node keeps its snapshot copies, removed when dropped.
     pub copies: Option<tempfile::TempDir>,
+    /// The key store beside the log (a bucket of the stream, or a file in `dir`).
+    pub keyring: std::sync::Arc<keys::Keyring>,
 }
 
 /// The production pairing: JetStream and Postgres.
@@ -78,7 +111,10 @@ pub async fn production() -> anyhow::Result<Setup<JetStreamLog>> {
         eventlog::JetStreamSnapshots::open(&log, 1).await?,
         Some(copies.path()),
     );
+    let keys = keys::JetStreamKeys::open(log.context().client(), &log.subjects().stream, 1).await?;
+    let keyring = new_keyring(keys::KeyStores::JetStream(std::sync::Arc::new(keys)));
     Ok(Setup {
+        keyring,
         subjects: log.subjects().clone(),
         snapshots,
         log,
@@ -98,7 +134,11 @@ pub async fn embedded() -> anyhow::Result<Setup<eventlog::EmbeddedLog>> {
     let snapshots = eventlog::Snapshots::Embedded(eventlog::FileSnapshots::open(
         &dir.path().join("snapshots"),
     )?);
+    let keyring = new_keyring(keys::KeyStores::File(keys::FileKeys::open(
+        &dir.path().join("keys"),
+    )?));
     Ok(Setup {
+        keyring,
         log,
         subjects: Subjects::default(),
         snapshots,
@@ -124,4 +164,32 @@ macro_rules! on_both_backends {
             }
         }
     )*};
+}
+
+/// A sealed field that no key opens, its "ciphertext" the text's bytes: for tests of the
+/// command side, which never opens what it stores.
+pub fn unopened(text: &str) -> events::SealedV1 {
+    events::SealedV1 {
+        user: events::UserId::parse("test-sealer").expect("a valid id"),
+        period: Some(0),
+        nonce: [0; 24],
+        ciphertext: text.as_bytes().to_vec(),
+    }
+}
+
+/// An upsert of `name` sealed with [`unopened`] fields (the fingerprint is the name's bytes).
+pub fn unopened_upsert(name: &str) -> command::domain::UserCommand {
+    let mut fingerprint = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        fingerprint[i % 32] ^= b;
+    }
+    command::domain::UserCommand::Upsert {
+        name: name.to_owned(),
+        avatar_url: None,
+        sealed: events::ProfileV2 {
+            name: unopened(name),
+            avatar_url: None,
+            fingerprint,
+        },
+    }
 }

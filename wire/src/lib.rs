@@ -27,6 +27,33 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Message content as a client sees it: the text, or `null` with `erased` (its author was
+/// erased) or `expired` (retention), each written only when true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Body {
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+}
+
+impl From<events::Opened> for Body {
+    fn from(o: events::Opened) -> Self {
+        Self {
+            erased: o.is_erased(),
+            expired: o.is_expired(),
+            content: o.into_text(),
+        }
+    }
+}
+
+impl Body {
+    pub fn text(text: &str) -> Self {
+        events::Opened::Text(text.to_owned()).into()
+    }
+}
+
 /// `sender` / `user` objects: `{id, name, avatarUrl?}` (the name falls back to the id for a
 /// user the node does not know). Also carried between nodes by presence, hence `Deserialize`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

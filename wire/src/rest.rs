@@ -233,7 +233,6 @@ mod tests {
     use super::*;
     use crate::fixtures::*;
     use crate::{UserRef, golden};
-    use events::Content;
 
     fn reaction() -> ReactionId {
         ReactionId::parse("r1").expect("valid")
@@ -276,7 +275,7 @@ mod tests {
                     id: msg(),
                     conversation_id: conv(),
                     sender_id: user(),
-                    content: Content::parse("Hi").expect("valid"),
+                    content: crate::Body::text("Hi"),
                     created_at: Timestamp(AT),
                     seq: 1,
                     offset: Some(3),

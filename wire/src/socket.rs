@@ -1,8 +1,8 @@
 //! Server→client Socket.IO events (contract section 1), one type per event, each with its
 //! event name ([`SocketEvent::NAME`]).
 
-use crate::{Timestamp, UserRef};
-use events::{Content, ConversationId, Emoji, MessageId, ReactionId, TempId, UserId};
+use crate::{Body, Timestamp, UserRef};
+use events::{ConversationId, Emoji, MessageId, ReactionId, TempId, UserId};
 use serde::Serialize;
 
 /// A server→client event: its name and its payload type.
@@ -109,7 +109,8 @@ pub struct MessageNew {
     pub id: MessageId,
     pub conversation_id: ConversationId,
     pub sender_id: UserId,
-    pub content: Content,
+    #[serde(flatten)]
+    pub content: Body,
     pub created_at: Timestamp,
     pub seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,7 +126,8 @@ event!(MessageNew, "message:new");
 pub struct MessageUpdated {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    pub content: Content,
+    #[serde(flatten)]
+    pub content: Body,
     pub edited_at: Timestamp,
     pub offset: u64,
 }
@@ -317,7 +319,7 @@ mod tests {
             id: msg(),
             conversation_id: conv(),
             sender_id: user(),
-            content: Content::parse("Hello").expect("valid"),
+            content: Body::text("Hello"),
             created_at: Timestamp(AT),
             seq: 4,
             offset: Some(9),
@@ -340,11 +342,21 @@ mod tests {
             &MessageUpdated {
                 id: msg(),
                 conversation_id: conv(),
-                content: Content::parse("Edited").expect("valid"),
+                content: Body::text("Edited"),
                 edited_at: Timestamp(AT),
                 offset: 10,
             },
             r#"{"id":"msg_1","conversationId":"conv_1","content":"Edited","editedAt":"2025-11-09T10:30:00.000Z","offset":10}"#,
+        );
+        golden(
+            &MessageUpdated {
+                id: msg(),
+                conversation_id: conv(),
+                content: events::Opened::Erased.into(),
+                edited_at: Timestamp(AT),
+                offset: 10,
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","content":null,"erased":true,"editedAt":"2025-11-09T10:30:00.000Z","offset":10}"#,
         );
         golden(
             &MessageDeleted {

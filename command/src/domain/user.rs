@@ -1,9 +1,10 @@
 //! The user aggregate: registration and profile. Decides `UserRegistered` / `UserUpdated`.
+//! The profile arrives sealed (the service seals the trimmed text it passes) and is held
+//! sealed: the state never holds a name in the clear, nor do its snapshots.
 
 use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
-    Millis, UserEvent, UserLastSeenV1, UserRegisteredV1, UserReinstatedV1, UserSuspendedV1,
-    UserUpdatedV1,
+    Millis, Profile, ProfileV2, UserEvent, UserLastSeenV1, UserReinstatedV1, UserSuspendedV1,
 };
 use serde::{Deserialize, Serialize};
 
@@ -13,20 +14,16 @@ pub const MAX_AVATAR_URL_CHARS: usize = 2048;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     registered: bool,
-    name: String,
-    avatar_url: Option<String>,
+    profile: Option<Profile>,
     suspended: bool,
     last_seen_at: Option<Millis>,
 }
 
 impl User {
     /// A registered, active user with this profile (as its `UserRegistered` event leaves it).
-    pub fn registered(name: &str, avatar_url: Option<&str>) -> Self {
+    pub fn registered(profile: Profile) -> Self {
         let mut user = Self::default();
-        user.evolve(&UserEvent::Registered(UserRegisteredV1 {
-            name: name.to_owned(),
-            avatar_url: avatar_url.map(str::to_owned),
-        }));
+        user.evolve(&UserEvent::Registered(profile));
         user
     }
 
@@ -39,12 +36,18 @@ impl User {
         self.registered && !self.suspended
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The profile as its last event left it (sealed, or in the clear from before sealing).
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 
-    pub fn avatar_url(&self) -> Option<&str> {
-        self.avatar_url.as_deref()
+    /// Whether `name` and `avatar_url` (with `fingerprint`) are the profile held.
+    fn has_profile(&self, name: &str, avatar_url: Option<&String>, fingerprint: &[u8; 32]) -> bool {
+        match &self.profile {
+            Some(Profile::Clear(p)) => p.name == name && p.avatar_url.as_ref() == avatar_url,
+            Some(Profile::Sealed(p)) => &p.fingerprint == fingerprint,
+            None => false,
+        }
     }
 
     pub fn last_seen_at(&self) -> Option<Millis> {
@@ -71,11 +74,15 @@ impl UserError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built once per request, never stored
 pub enum UserCommand {
-    /// Register the user, or update the profile of a registered one.
+    /// Register the user, or update the profile of a registered one. `name` and
+    /// `avatar_url` are checked against the rules; `sealed` is what is stored (the same text,
+    /// the name trimmed, sealed by the service with its keyed fingerprint).
     Upsert {
         name: String,
         avatar_url: Option<String>,
+        sealed: ProfileV2,
     },
     Suspend {
         reason: Option<String>,
@@ -87,6 +94,15 @@ pub enum UserCommand {
     },
 }
 
+/// The rules a profile's text follows (the service checks them before it seals anything).
+pub fn check_profile(name: &str, avatar_url: Option<&str>) -> Result<(), UserError> {
+    check_text("name", name, MAX_NAME_CHARS)?;
+    if let Some(url) = avatar_url {
+        check_text("avatarUrl", url, MAX_AVATAR_URL_CHARS)?;
+    }
+    Ok(())
+}
+
 impl Decide for User {
     type Command = UserCommand;
     type Event = UserEvent;
@@ -94,25 +110,20 @@ impl Decide for User {
 
     fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {
         match command {
-            UserCommand::Upsert { name, avatar_url } => {
-                check_text("name", name, MAX_NAME_CHARS)?;
-                if let Some(url) = avatar_url {
-                    check_text("avatarUrl", url, MAX_AVATAR_URL_CHARS)?;
-                }
-                let name = name.trim().to_owned();
+            UserCommand::Upsert {
+                name,
+                avatar_url,
+                sealed,
+            } => {
+                check_profile(name, avatar_url.as_deref())?;
+                let profile = Profile::Sealed(sealed.clone());
                 if !self.registered {
-                    return Ok(vec![UserEvent::Registered(UserRegisteredV1 {
-                        name,
-                        avatar_url: avatar_url.clone(),
-                    })]);
+                    return Ok(vec![UserEvent::Registered(profile)]);
                 }
-                if self.name == name && &self.avatar_url == avatar_url {
+                if self.has_profile(name.trim(), avatar_url.as_ref(), &sealed.fingerprint) {
                     return Ok(vec![]);
                 }
-                Ok(vec![UserEvent::Updated(UserUpdatedV1 {
-                    name,
-                    avatar_url: avatar_url.clone(),
-                })])
+                Ok(vec![UserEvent::Updated(profile)])
             }
             UserCommand::Suspend { reason } => {
                 if !self.registered {
@@ -149,20 +160,24 @@ impl Decide for User {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.name.len() + self.avatar_url.as_deref().map_or(0, str::len)
+        match &self.profile {
+            Some(Profile::Clear(p)) => p.name.len() + p.avatar_url.as_deref().map_or(0, str::len),
+            Some(p @ Profile::Sealed(_)) => p
+                .sealed()
+                .iter()
+                .map(|s| s.ciphertext.len() + s.user.as_str().len() + 48)
+                .sum(),
+            None => 0,
+        }
     }
 
     fn evolve(&mut self, event: &UserEvent) {
         match event {
-            UserEvent::Registered(e) => {
+            UserEvent::Registered(p) => {
                 self.registered = true;
-                self.name = e.name.clone();
-                self.avatar_url = e.avatar_url.clone();
+                self.profile = Some(p.clone());
             }
-            UserEvent::Updated(e) => {
-                self.name = e.name.clone();
-                self.avatar_url = e.avatar_url.clone();
-            }
+            UserEvent::Updated(p) => self.profile = Some(p.clone()),
             UserEvent::Suspended(_) => self.suspended = true,
             UserEvent::Reinstated(_) => self.suspended = false,
             UserEvent::LastSeen(e) => self.last_seen_at = Some(e.last_seen_at),
@@ -180,18 +195,34 @@ mod tests {
 
     type Given = TestFramework<User>;
 
+    /// What the service seals: the trimmed name, and a fingerprint standing for the text.
+    fn profile(name: &str, avatar: Option<&str>) -> ProfileV2 {
+        let mut fingerprint = [0; 32];
+        for (i, b) in name
+            .trim()
+            .bytes()
+            .chain(avatar.unwrap_or("").bytes())
+            .enumerate()
+        {
+            fingerprint[i % 32] ^= b;
+        }
+        ProfileV2 {
+            name: crate::domain::sealed(name.trim()),
+            avatar_url: avatar.map(crate::domain::sealed),
+            fingerprint,
+        }
+    }
+
     fn upsert(name: &str, avatar: Option<&str>) -> UserCommand {
         UserCommand::Upsert {
             name: name.into(),
             avatar_url: avatar.map(Into::into),
+            sealed: profile(name, avatar),
         }
     }
 
     fn registered(name: &str) -> Ev<UserEvent> {
-        Ev(UserEvent::Registered(UserRegisteredV1 {
-            name: name.into(),
-            avatar_url: None,
-        }))
+        Ev(UserEvent::Registered(Profile::Sealed(profile(name, None))))
     }
 
     #[test]
@@ -207,18 +238,33 @@ mod tests {
         Given::with(())
             .given(vec![registered("Ann")])
             .when(upsert("Ann B", Some("https://x/a.png")))
-            .then_expect_events(vec![Ev(UserEvent::Updated(UserUpdatedV1 {
-                name: "Ann B".into(),
-                avatar_url: Some("https://x/a.png".into()),
-            }))]);
+            .then_expect_events(vec![Ev(UserEvent::Updated(Profile::Sealed(profile(
+                "Ann B",
+                Some("https://x/a.png"),
+            ))))]);
     }
 
     #[test]
     fn the_same_profile_twice_changes_nothing() {
         Given::with(())
             .given(vec![registered("Ann")])
+            .when(upsert(" Ann", None))
+            .then_expect_events(vec![]);
+        let clear = Profile::Clear(events::UserRegisteredV1 {
+            name: "Ann".into(),
+            avatar_url: None,
+        });
+        Given::with(())
+            .given(vec![Ev(UserEvent::Registered(clear))])
             .when(upsert("Ann", None))
             .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(upsert("Ann", Some("https://x/a.png")))
+            .then_expect_events(vec![Ev(UserEvent::Updated(Profile::Sealed(profile(
+                "Ann",
+                Some("https://x/a.png"),
+            ))))]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `GET /api/audit` (admin): the raw event log, as it was written.
+//! `GET /api/audit` (admin): the raw event log, as it was written, sealed fields opened.
 
 use api::{ApiError, Identity, JwtKeys};
 use axum::extract::{FromRef, Query, State};
@@ -17,6 +17,8 @@ pub struct AuditState<L> {
     pub log: L,
     pub subjects: events::Subjects,
     pub keys: Arc<JwtKeys>,
+    /// Opens the sealed fields the entries show.
+    pub keyring: Arc<keys::Keyring>,
 }
 
 impl<L: Clone> Clone for AuditState<L> {
@@ -25,6 +27,7 @@ impl<L: Clone> Clone for AuditState<L> {
             log: self.log.clone(),
             subjects: self.subjects.clone(),
             keys: self.keys.clone(),
+            keyring: self.keyring.clone(),
         }
     }
 }
@@ -75,11 +78,17 @@ async fn audit<L: EventLog>(
         .await
         .map_err(|e| ApiError::from(crate::ExecError::from(e)))?;
     let next_after = commits.last().map_or(after, |c| c.position);
+    let mut entries = Vec::new();
+    for c in &commits {
+        let set = s
+            .keyring
+            .prepare_commit(&c.commit)
+            .await
+            .map_err(|e| ApiError::from(crate::error::CommandError::from(e)))?;
+        entries.extend(events::audit::entries(c.position, &c.commit, &set));
+    }
     Ok(Json(AuditPage {
-        entries: commits
-            .iter()
-            .flat_map(|c| events::audit::entries(c.position, &c.commit))
-            .collect(),
+        entries,
         has_more,
         next_after,
     }))

@@ -31,8 +31,10 @@ impl Snapshotted for crate::domain::Conversation {
     const LAYOUT: u16 = 1;
 }
 
+/// Layout 2: the profile held sealed (issue 14); layout-1 snapshots held it in the clear and
+/// are ignored, so the aggregate reloads from the log.
 impl Snapshotted for crate::domain::User {
-    const LAYOUT: u16 = 1;
+    const LAYOUT: u16 = 2;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,9 +210,23 @@ mod tests {
             hex(&state_bytes(&conversation()).expect("encodes")),
             "0106636f6e765f3101015400000000000000000000000000000000"
         );
+        let profile = events::Profile::Sealed(events::ProfileV2 {
+            name: crate::domain::sealed("Ann"),
+            avatar_url: None,
+            fingerprint: [7; 32],
+        });
         assert_eq!(
-            hex(&state_bytes(&User::registered("Ann", None)).expect("encodes")),
-            "0103416e6e000000"
+            hex(&state_bytes(&User::registered(profile)).expect("encodes")),
+            [
+                "01 01 01",
+                "06736561 6c6572 0100",
+                &"00".repeat(24),
+                "03416e6e 00",
+                &"07".repeat(32),
+                "00 00",
+            ]
+            .concat()
+            .replace(' ', "")
         );
     }
 

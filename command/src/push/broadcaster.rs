@@ -105,7 +105,7 @@ async fn deliver_event<L: EventLog>(
     r: &Recorded<ConversationEvent>,
 ) {
     let executor = &state.service.executor;
-    if let Some(message) = room_event(executor, conv, r).await {
+    if let Some(message) = room_event(executor, &state.service.keyring, conv, r).await {
         emit_room_event(io, &state.metrics, conv, r.number, &message).await;
         return;
     }

@@ -12,7 +12,7 @@
 
 use super::outbound::{RoomMessage, emit_counted, emit_named, room_event};
 use super::rooms::{catchup_room, conversation_room};
-use crate::executor::Executor;
+use crate::service::Service;
 use eventlog::EventLog;
 use events::{ConversationEvent, ConversationId};
 use socketioxide::SocketIo;
@@ -80,14 +80,14 @@ pub fn begin(socket: &SocketRef, conv: &ConversationId) {
 /// Replays every room event after `since` from the log, then the held live events not
 /// already replayed, then leaves catch-up mode.
 pub async fn replay<L: EventLog>(
-    executor: &Executor<L>,
+    service: &Service<L>,
     mut broadcast: tokio::sync::watch::Receiver<u64>,
     socket: &SocketRef,
     conv: &ConversationId,
     since: u64,
 ) -> Result<u64, api::ApiError> {
-    let subject = executor.subjects().conversation(conv);
-    let result = replay_log(executor, socket, conv, since, &subject).await;
+    let subject = service.executor.subjects().conversation(conv);
+    let result = replay_log(service, socket, conv, since, &subject).await;
     let (last, position) = *result.as_ref().unwrap_or(&(since, 0));
     // Until the broadcaster has passed the last replayed commit, it may still emit events the
     // replay already sent; while the socket is in catch-up mode they land in its buffer and
@@ -116,7 +116,7 @@ pub async fn replay<L: EventLog>(
 }
 
 async fn replay_log<L: EventLog>(
-    executor: &Executor<L>,
+    service: &Service<L>,
     socket: &SocketRef,
     conv: &ConversationId,
     since: u64,
@@ -124,7 +124,7 @@ async fn replay_log<L: EventLog>(
 ) -> Result<(u64, u64), api::ApiError> {
     let mut last = since;
     let mut position = 0;
-    let commits = eventlog::read_subject_after_version(executor.log(), subject, since)
+    let commits = eventlog::read_subject_after_version(service.executor.log(), subject, since)
         .await
         .map_err(|e| api::ApiError::from(crate::ExecError::from(e)))?;
     for stored in commits.iter().filter(|s| s.commit.next_version() > since) {
@@ -133,7 +133,7 @@ async fn replay_log<L: EventLog>(
             .decode_events::<ConversationEvent>()
             .map_err(api::ApiError::internal)?;
         for r in events.iter().filter(|r| r.number > since) {
-            if let Some(message) = room_event(executor, conv, r).await {
+            if let Some(message) = room_event(&service.executor, &service.keyring, conv, r).await {
                 emit_named(socket, message.name(), &message);
             }
             last = r.number;

@@ -1,13 +1,13 @@
 //! The one mapping from a log event to the wire message a client receives, used by the
 //! broadcaster, catch-up and the REST answers; and the counted emit every push goes through.
 
-use crate::domain::User;
 use crate::executor::Executor;
 use crate::metrics::Metrics;
+use crate::service::{ProfileView, open_profile};
 use eventlog::EventLog;
 use events::{
-    ConversationEvent, ConversationId, MessageDeletedV1, MessageEditedV1, MessageId, MessageSentV1,
-    ReactionAddedV1, ReactionRemovedV1, Recorded, UserId,
+    ConversationEvent, ConversationId, MessageDeletedV1, MessageEdited, MessageId, MessageSent,
+    Opened, ReactionAddedV1, ReactionRemovedV1, Recorded, UserId,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,22 +42,28 @@ impl RoomMessage {
 }
 
 /// The `sender` / `user` object of a user as this node knows them.
-pub fn user_ref(id: &UserId, user: Option<&User>) -> UserRef {
-    UserRef::new(id, user.map(User::name), user.and_then(|u| u.avatar_url()))
+pub fn user_ref(id: &UserId, user: Option<&ProfileView>) -> UserRef {
+    UserRef::new(
+        id,
+        user.and_then(|u| u.name.as_deref()),
+        user.and_then(|u| u.avatar_url.as_deref()),
+    )
 }
 
-/// `message:new` (and the `POST /api/messages` body); `offset` is `None` for a retried send.
+/// `message:new` (and the `POST /api/messages` body) with its content as opened; `offset`
+/// is `None` for a retried send.
 pub fn message_new(
     conversation_id: &ConversationId,
-    m: &MessageSentV1,
+    m: &MessageSent,
+    content: Opened,
     offset: Option<u64>,
-    sender: Option<&User>,
+    sender: Option<&ProfileView>,
 ) -> MessageNew {
     MessageNew {
         id: m.message_id.clone(),
         conversation_id: conversation_id.clone(),
         sender_id: m.sender_id.clone(),
-        content: m.content.clone(),
+        content: content.into(),
         created_at: Timestamp(m.sent_at),
         seq: m.seq,
         offset,
@@ -66,11 +72,16 @@ pub fn message_new(
     }
 }
 
-fn message_updated(conv: &ConversationId, e: &MessageEditedV1, offset: u64) -> MessageUpdated {
+fn message_updated(
+    conv: &ConversationId,
+    e: &MessageEdited,
+    content: Opened,
+    offset: u64,
+) -> MessageUpdated {
     MessageUpdated {
         id: e.message_id.clone(),
         conversation_id: conv.clone(),
-        content: e.content.clone(),
+        content: content.into(),
         edited_at: Timestamp(e.edited_at),
         offset,
     }
@@ -90,7 +101,7 @@ fn reaction_added(
     conv: &ConversationId,
     e: &ReactionAddedV1,
     offset: u64,
-    user: Option<&User>,
+    user: Option<&ProfileView>,
 ) -> ReactionAdded {
     ReactionAdded {
         id: e.reaction_id.clone(),
@@ -101,7 +112,10 @@ fn reaction_added(
         created_at: Timestamp(e.created_at),
         user: NamedUser {
             id: e.user_id.clone(),
-            name: user.map_or(e.user_id.as_str(), User::name).to_owned(),
+            name: user
+                .and_then(|u| u.name.as_deref())
+                .unwrap_or(e.user_id.as_str())
+                .to_owned(),
         },
         offset,
     }
@@ -117,26 +131,67 @@ fn reaction_removed(conv: &ConversationId, e: &ReactionRemovedV1, offset: u64) -
     }
 }
 
-/// The room message of a conversation event (`None` for events that are not room events).
+/// A user's profile as this node knows it, opened.
+async fn profile<L: EventLog>(
+    executor: &Executor<L>,
+    keyring: &keys::Keyring,
+    user: &UserId,
+) -> Option<ProfileView> {
+    let p = executor
+        .read_user(user, |u| u.profile().cloned())
+        .await
+        .ok()??;
+    open_profile(keyring, user, &p).await
+}
+
+/// The content an event carries, opened. A key store that cannot be reached now is an
+/// error: the event is not shown as erased when it is not.
+async fn opened(
+    keyring: &keys::Keyring,
+    conv: &ConversationId,
+    event: &ConversationEvent,
+    open: impl FnOnce(&dyn events::Open) -> Opened,
+) -> Result<Opened, keys::KeyError> {
+    let set = keyring
+        .prepare(Some(conv.as_str()), event.sealed().as_slice())
+        .await?;
+    Ok(open(&set))
+}
+
+/// The room message of a conversation event (`None` for events that are not room events,
+/// and, with a warning, for content whose keys cannot be read just now: the client recovers
+/// it by rejoining with `sinceOffset`).
 pub async fn room_event<L: EventLog>(
     executor: &Executor<L>,
+    keyring: &keys::Keyring,
     conv: &ConversationId,
     r: &Recorded<ConversationEvent>,
 ) -> Option<RoomMessage> {
     let offset = r.number;
+    let unreadable = |e: keys::KeyError| {
+        tracing::warn!(conversation = %conv, offset, error = %e, "room event content unreadable");
+    };
     Some(match &r.event {
         ConversationEvent::MessageSent(m) => {
-            let sender = executor.read_user(&m.sender_id, Clone::clone).await.ok();
-            RoomMessage::New(message_new(conv, m, Some(offset), sender.as_ref()))
+            let content = opened(keyring, conv, &r.event, |k| m.open(k, conv.as_str()))
+                .await
+                .map_err(unreadable)
+                .ok()?;
+            let sender = profile(executor, keyring, &m.sender_id).await;
+            RoomMessage::New(message_new(conv, m, content, Some(offset), sender.as_ref()))
         }
         ConversationEvent::MessageEdited(e) => {
-            RoomMessage::Updated(message_updated(conv, e, offset))
+            let content = opened(keyring, conv, &r.event, |k| e.open(k, conv.as_str()))
+                .await
+                .map_err(unreadable)
+                .ok()?;
+            RoomMessage::Updated(message_updated(conv, e, content, offset))
         }
         ConversationEvent::MessageDeleted(e) => {
             RoomMessage::Deleted(message_deleted(conv, e, offset))
         }
         ConversationEvent::ReactionAdded(e) => {
-            let user = executor.read_user(&e.user_id, Clone::clone).await.ok();
+            let user = profile(executor, keyring, &e.user_id).await;
             RoomMessage::ReactionAdded(reaction_added(conv, e, offset, user.as_ref()))
         }
         ConversationEvent::ReactionRemoved(e) => {
@@ -259,29 +314,33 @@ pub fn emit_named<T: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events::{Content, MessageId, TempId};
+    use events::{MessageId, TempId};
 
     #[test]
     fn message_new_has_the_spec_fields() {
-        let m = MessageSentV1 {
+        let m = MessageSent {
             message_id: MessageId::parse("msg_1").expect("valid"),
             sender_id: UserId::parse("u1").expect("valid"),
-            content: Content::parse("Hello").expect("valid"),
+            content: events::Text::Sealed(crate::domain::sealed("…")),
             temp_id: Some(TempId::parse("tmp").expect("valid")),
             seq: 4,
             sent_at: 1_762_684_200_000,
         };
-        let user = User::registered("John", Some("https://a/b.png"));
+        let user = ProfileView {
+            name: Some("John".into()),
+            avatar_url: Some("https://a/b.png".into()),
+        };
         let c = ConversationId::parse("conv_1").expect("valid");
+        let hello = || Opened::Text("Hello".into());
         assert_eq!(
-            serde_json::to_value(message_new(&c, &m, Some(9), Some(&user))).expect("json"),
+            serde_json::to_value(message_new(&c, &m, hello(), Some(9), Some(&user))).expect("json"),
             serde_json::json!({
                 "id": "msg_1", "conversationId": "conv_1", "senderId": "u1", "content": "Hello",
                 "createdAt": "2025-11-09T10:30:00.000Z", "seq": 4, "offset": 9, "tempId": "tmp",
                 "sender": {"id": "u1", "name": "John", "avatarUrl": "https://a/b.png"}
             })
         );
-        let room = RoomMessage::New(message_new(&c, &m, Some(9), None));
+        let room = RoomMessage::New(message_new(&c, &m, hello(), Some(9), None));
         assert_eq!(room.name(), "message:new");
         assert_eq!(
             serde_json::to_value(&room).expect("json")["sender"],

@@ -13,10 +13,10 @@ pub use state::Conversation;
 
 use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
-    Content, ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
-    MessageEditedV1, MessageId, MessageRefV1, MessageSentV1, MessagesDeliveredV1, MessagesReadV1,
+    ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
+    MessageEdited, MessageId, MessageRefV1, MessageSent, MessagesDeliveredV1, MessagesReadV1,
     Millis, ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole, ReactionAddedV1, ReactionId,
-    ReactionRemovedV1, TempId, UserId,
+    ReactionRemovedV1, SealedV1, TempId, Text, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -115,7 +115,8 @@ pub enum ConversationCommand {
     SendMessage {
         sender: UserId,
         message_id: MessageId,
-        content: Content,
+        /// Sealed by the service before the command (the aggregate never sees the text).
+        content: SealedV1,
         temp_id: Option<TempId>,
         now: Millis,
         /// Users with a socket in the room (any node) when the message is sent: the message
@@ -125,7 +126,7 @@ pub enum ConversationCommand {
     EditMessage {
         by: UserId,
         message_id: MessageId,
-        content: Content,
+        content: SealedV1,
         now: Millis,
     },
     DeleteMessage {
@@ -288,7 +289,7 @@ impl<F: Facts> Rules<'_, F> {
         &self,
         sender: &UserId,
         message_id: &MessageId,
-        content: &Content,
+        content: &SealedV1,
         temp_id: Option<&TempId>,
         now: Millis,
         present: &[UserId],
@@ -299,10 +300,10 @@ impl<F: Facts> Rules<'_, F> {
         {
             return Ok(vec![]);
         }
-        let mut events = vec![ConversationEvent::MessageSent(MessageSentV1 {
+        let mut events = vec![ConversationEvent::MessageSent(MessageSent {
             message_id: message_id.clone(),
             sender_id: sender.clone(),
-            content: content.clone(),
+            content: Text::Sealed(content.clone()),
             temp_id: temp_id.cloned(),
             seq: self.0.last_seq() + 1,
             sent_at: now,
@@ -330,7 +331,7 @@ impl<F: Facts> Rules<'_, F> {
         &self,
         by: &UserId,
         message_id: &MessageId,
-        content: &Content,
+        content: &SealedV1,
         now: Millis,
     ) -> Decision {
         self.require_participant(by)?;
@@ -338,9 +339,9 @@ impl<F: Facts> Rules<'_, F> {
         if m.sender != by {
             return Err(ConversationError::OnlyAuthorEdits);
         }
-        Ok(vec![ConversationEvent::MessageEdited(MessageEditedV1 {
+        Ok(vec![ConversationEvent::MessageEdited(MessageEdited {
             message_id: message_id.clone(),
-            content: content.clone(),
+            content: Text::Sealed(content.clone()),
             edited_at: now,
         })])
     }
@@ -542,7 +543,7 @@ cqrs_aggregate!(Conversation, "conversation");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Ev;
+    use crate::domain::{Ev, sealed};
     use cqrs_es::test::TestFramework;
 
     type Given = TestFramework<Conversation>;
@@ -577,17 +578,17 @@ mod tests {
         ConversationCommand::SendMessage {
             sender: u(sender),
             message_id: msg(id),
-            content: Content::parse("hi").expect("valid"),
+            content: sealed("hi"),
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             now: 5,
             present: vec![],
         }
     }
     fn sent(sender: &str, id: &str, temp: Option<&str>, seq: u64) -> Ev<ConversationEvent> {
-        Ev(ConversationEvent::MessageSent(MessageSentV1 {
+        Ev(ConversationEvent::MessageSent(MessageSent {
             message_id: msg(id),
             sender_id: u(sender),
-            content: Content::parse("hi").expect("valid"),
+            content: Text::Sealed(sealed("hi")),
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             seq,
             sent_at: 5,
@@ -739,8 +740,8 @@ mod tests {
         e.push(sent("bob", "msg_2", None, 2));
         e
     }
-    fn content(s: &str) -> Content {
-        Content::parse(s).expect("valid")
+    fn content(s: &str) -> SealedV1 {
+        sealed(s)
     }
     fn edit(by: &str, id: &str) -> ConversationCommand {
         ConversationCommand::EditMessage {
@@ -782,13 +783,11 @@ mod tests {
         Given::with(())
             .given(with_messages())
             .when(edit("ann", "msg_1"))
-            .then_expect_events(vec![Ev(ConversationEvent::MessageEdited(
-                MessageEditedV1 {
-                    message_id: msg("msg_1"),
-                    content: content("new"),
-                    edited_at: 9,
-                },
-            ))]);
+            .then_expect_events(vec![Ev(ConversationEvent::MessageEdited(MessageEdited {
+                message_id: msg("msg_1"),
+                content: Text::Sealed(content("new")),
+                edited_at: 9,
+            }))]);
         Given::with(())
             .given(with_messages())
             .when(edit("bob", "msg_1"))

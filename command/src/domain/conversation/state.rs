@@ -648,8 +648,7 @@ packed!(packed_u16, u16);
 mod tests {
     use super::*;
     use events::{
-        Content, ConversationCreatedV1, MessageRefV1, MessageSentV1, MessagesReadV1,
-        ParticipantAddedV1,
+        ConversationCreatedV1, MessageRefV1, MessageSent, MessagesReadV1, ParticipantAddedV1,
     };
 
     fn u(s: &str) -> UserId {
@@ -675,10 +674,10 @@ mod tests {
             let at = 1_700_000_000_000 + seq;
             let id = MessageId::from_ulid(ulid::Ulid::from_parts(at, u128::from(seq) << 40));
             let sender = &users[usize::try_from(seq).expect("small") % members];
-            c.evolve(&ConversationEvent::MessageSent(MessageSentV1 {
+            c.evolve(&ConversationEvent::MessageSent(MessageSent {
                 message_id: id.clone(),
                 sender_id: sender.clone(),
-                content: Content::parse("hi").expect("valid"),
+                content: events::Text::Sealed(crate::domain::sealed("hi")),
                 temp_id: Some(TempId::parse(&format!("tmp-{seq}")).expect("valid")),
                 seq,
                 sent_at: i64::try_from(at).expect("small"),

@@ -4,7 +4,6 @@
 
 use super::request::Request;
 use super::{Inbound, authenticate};
-use crate::domain::User;
 use crate::node::NodeState;
 use crate::push::outbound::{emit_to, user_ref};
 use crate::push::rooms::{in_room, user_room};
@@ -33,7 +32,8 @@ use wire::socket::{
 #[derive(Debug, Clone)]
 pub struct Session {
     pub identity: Identity,
-    pub user: User,
+    /// The user's `sender` / `user` object, opened when they connected.
+    pub me: wire::UserRef,
 }
 
 /// Per-socket limits: all events, and the abuse window that disconnects.
@@ -296,7 +296,7 @@ async fn dispatch<L: EventLog>(
                 ));
             }
             if start {
-                let name = session.user.name();
+                let name = session.me.name.as_str();
                 state.live.typing_started(socket.id, &conv, me, name).await;
             } else {
                 state.live.typing_stopped(socket.id, &conv, me).await;
@@ -361,7 +361,7 @@ async fn join<L: EventLog>(
         catchup::begin(socket, &conv);
     }
     state
-        .join_room(socket, user, &conv, user_ref(user, Some(&session.user)))
+        .join_room(socket, user, &conv, session.me.clone())
         .await;
     let count = state.live.online_users(&conv).len();
     emit_to(
@@ -373,7 +373,7 @@ async fn join<L: EventLog>(
     );
     if let Some(since) = since_offset {
         let broadcast = state.broadcast.subscribe();
-        catchup::replay(&state.service.executor, broadcast, socket, &conv, since).await?;
+        catchup::replay(&state.service, broadcast, socket, &conv, since).await?;
     }
     if let Err(e) = state.service.deliver_pending(caller, &conv).await {
         tracing::warn!(error = %e, "could not record deliveries on join");

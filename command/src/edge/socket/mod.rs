@@ -122,11 +122,13 @@ async fn authenticate<L: EventLog>(
     token: Option<&str>,
 ) -> Result<handlers::Session, AuthError> {
     let identity = state.keys.verify(token.ok_or(AuthError::MissingToken)?)?;
-    let user = state
+    state
         .service
         .active_user(&identity.user_id)
         .await
         .map_err(|_| AuthError::Unauthorized)?
         .ok_or(AuthError::Unauthorized)?;
-    Ok(handlers::Session { identity, user })
+    let profile = state.service.profile(&identity.user_id).await;
+    let me = crate::push::outbound::user_ref(&identity.user_id, profile.as_ref());
+    Ok(handlers::Session { identity, me })
 }

@@ -1,0 +1,275 @@
+//! The keyring: the node's way to seal and open personal data (ADR 14). It names the data
+//! keys (`u.<userId>`: a user's key; `c.<conversationId>.<periodStart>`: a conversation's key
+//! for one period of time), creates a key the first time it is needed (one store write per
+//! user and per conversation-period, never per message), unwraps keys with the master key and
+//! caches them, bounded. Readers prepare a [`KeySet`] for what they are about to open, then
+//! open synchronously. Must not decide who may read what: that is the command and query
+//! sides'.
+
+use crate::KeyError;
+use crate::crypto::{self, Key, MasterKey};
+use crate::store::{Entry, KeyStore, KeyStores};
+use events::{ConversationId, Millis, Open, Opened, Place, SealedV1, UserId};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+/// Default length of a conversation key period: retention destroys a period's key once the
+/// whole period is past the conversation's retention.
+pub const DEFAULT_PERIOD_MS: Millis = 3_600_000;
+/// Most unwrapped keys a node keeps in memory (about 100 bytes each).
+const CACHED_KEYS: usize = 65_536;
+
+/// A key as the keyring knows it: unwrapped, or destroyed.
+type Known = Option<Arc<Key>>;
+
+pub struct Keyring {
+    store: KeyStores,
+    master: MasterKey,
+    period_ms: Millis,
+    cache: Mutex<lru::LruCache<String, Known>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("period_ms", &self.period_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn user_key_name(user: &str) -> String {
+    format!("u.{user}")
+}
+
+pub fn period_key_name(conversation: &str, start: Millis) -> String {
+    format!("c.{conversation}.{start}")
+}
+
+impl Keyring {
+    pub fn new(store: KeyStores, master: MasterKey, period_ms: Millis) -> Self {
+        let cap = NonZeroUsize::new(CACHED_KEYS).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            store,
+            master,
+            period_ms: period_ms.max(1),
+            cache: Mutex::new(lru::LruCache::new(cap)),
+        }
+    }
+
+    pub fn store(&self) -> &KeyStores {
+        &self.store
+    }
+
+    /// The start of the conversation key period that `at` falls in.
+    pub fn period_start(&self, at: Millis) -> Millis {
+        at.div_euclid(self.period_ms) * self.period_ms
+    }
+
+    fn cached(&self, name: &str) -> Option<Known> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn remember(&self, name: &str, known: Known) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(name.to_owned(), known);
+    }
+
+    /// Forgets what the node cached of `name` (another node destroyed it).
+    pub fn forget(&self, name: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop(name);
+    }
+
+    fn unwrap_entry(&self, name: &str, entry: Entry) -> Result<Known, KeyError> {
+        match entry {
+            Entry::Live(blob) => Ok(Some(Arc::new(self.master.unwrap(name, &blob)?))),
+            Entry::Destroyed => Ok(None),
+        }
+    }
+
+    /// The key `name`: `None` when destroyed, or (for a reader, `create` false) never made.
+    async fn key(&self, name: &str, create: bool) -> Result<Known, KeyError> {
+        if let Some(known) = self.cached(name) {
+            return Ok(known);
+        }
+        let known = match self.store.get(name).await? {
+            Some(entry) => self.unwrap_entry(name, entry)?,
+            None if create => {
+                let blob = self.master.wrap(name, &Key::generate());
+                let entry = self.store.create(name, blob).await?;
+                self.unwrap_entry(name, entry)?
+            }
+            None => return Ok(None),
+        };
+        self.remember(name, known.clone());
+        Ok(known)
+    }
+
+    /// The key to seal with; refused when it was destroyed.
+    async fn sealing_key(&self, name: &str) -> Result<Arc<Key>, KeyError> {
+        self.key(name, true)
+            .await?
+            .ok_or_else(|| KeyError::Destroyed(name.to_owned()))
+    }
+
+    /// Message content, sealed for `event_type` (`MessageSent`, `MessageEdited`) of `message`
+    /// by its author, under the conversation key of the period `sent_at` falls in (an edit is
+    /// sealed in the period of the message's send, so retention expires both together).
+    pub async fn seal_message(
+        &self,
+        conversation: &ConversationId,
+        event_type: &str,
+        message: &events::MessageId,
+        author: &UserId,
+        sent_at: Millis,
+        text: &str,
+    ) -> Result<SealedV1, KeyError> {
+        let start = self.period_start(sent_at);
+        let user = self.sealing_key(&user_key_name(author.as_str())).await?;
+        let period = self
+            .sealing_key(&period_key_name(conversation.as_str(), start))
+            .await?;
+        let place = Place::message_content(conversation.as_str(), event_type, message.as_str());
+        Ok(crypto::seal(
+            author,
+            &user,
+            Some((start, &period)),
+            &place,
+            text,
+        ))
+    }
+
+    /// A profile field of `user`, sealed under the user's key.
+    pub async fn seal_profile(
+        &self,
+        user: &UserId,
+        field: &str,
+        text: &str,
+    ) -> Result<SealedV1, KeyError> {
+        let key = self.sealing_key(&user_key_name(user.as_str())).await?;
+        let place = Place::profile(user.as_str(), field);
+        Ok(crypto::seal(user, &key, None, &place, text))
+    }
+
+    /// The keys that open `sealed`, fields of aggregate `conversation` (none for a user's).
+    pub async fn prepare(
+        &self,
+        conversation: Option<&str>,
+        sealed: &[&SealedV1],
+    ) -> Result<KeySet, KeyError> {
+        let mut set = KeySet {
+            conversation: conversation.map(str::to_owned),
+            keys: HashMap::new(),
+        };
+        for s in sealed.iter().copied() {
+            let mut names = vec![user_key_name(s.user.as_str())];
+            if let (Some(c), Some(start)) = (conversation, s.period) {
+                names.push(period_key_name(c, start));
+            }
+            for name in names {
+                if let std::collections::hash_map::Entry::Vacant(slot) = set.keys.entry(name) {
+                    let known = self.key(slot.key(), false).await?;
+                    slot.insert(known);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// The keys that open the sealed fields of `commit` (for audit output and exports).
+    pub async fn prepare_commit(&self, commit: &events::Commit) -> Result<KeySet, KeyError> {
+        use events::{ConversationEvent, EventKind, UserEvent};
+        if commit.aggregate_type == ConversationEvent::AGGREGATE {
+            let events = commit
+                .decode_events::<ConversationEvent>()
+                .unwrap_or_default();
+            let sealed: Vec<&SealedV1> = events.iter().filter_map(|r| r.event.sealed()).collect();
+            self.prepare(Some(&commit.aggregate_id), &sealed).await
+        } else {
+            let events = commit.decode_events::<UserEvent>().unwrap_or_default();
+            let sealed: Vec<&SealedV1> = events.iter().flat_map(|r| r.event.sealed()).collect();
+            self.prepare(None, &sealed).await
+        }
+    }
+
+    /// A keyed fingerprint of `user`'s profile, so that the user aggregate can tell an
+    /// unchanged profile without holding it in the clear: HKDF-SHA256 under the user's key
+    /// (a PRF over its info), meaningless once the key is destroyed.
+    pub async fn profile_fingerprint(
+        &self,
+        user: &UserId,
+        fields: &[Option<&str>],
+    ) -> Result<[u8; 32], KeyError> {
+        let key = self.sealing_key(&user_key_name(user.as_str())).await?;
+        Ok(crypto::fingerprint(&key, fields))
+    }
+
+    /// Destroys `user`'s data key: every field sealed under it stops opening, here at once
+    /// and on other nodes once they forget it. Whether a live key was destroyed.
+    pub async fn destroy_user(&self, user: &UserId) -> Result<bool, KeyError> {
+        let name = user_key_name(user.as_str());
+        let live = self.store.destroy(&name).await?;
+        self.remember(&name, None);
+        Ok(live)
+    }
+
+    /// Destroys the conversation key of the period starting at `start`.
+    pub async fn destroy_period(
+        &self,
+        conversation: &ConversationId,
+        start: Millis,
+    ) -> Result<bool, KeyError> {
+        let name = period_key_name(conversation.as_str(), start);
+        let live = self.store.destroy(&name).await?;
+        self.remember(&name, None);
+        Ok(live)
+    }
+}
+
+/// The keys a reader prepared ([`Keyring::prepare`]); opens what they cover.
+#[derive(Debug)]
+pub struct KeySet {
+    conversation: Option<String>,
+    keys: HashMap<String, Known>,
+}
+
+impl KeySet {
+    fn get(&self, name: &str) -> Option<&Known> {
+        self.keys.get(name)
+    }
+}
+
+impl Open for KeySet {
+    /// `Erased` when the user's key is gone, `Expired` when the period's is. A field that no
+    /// key opens although both are there (moved, damaged, prepared for another aggregate)
+    /// reads `Erased`, with a warning: a reader never shows it and never fails on it.
+    fn open(&self, place: &Place, sealed: &SealedV1) -> Opened {
+        let Some(Some(user)) = self.get(&user_key_name(sealed.user.as_str())) else {
+            return Opened::Erased;
+        };
+        let period = match (&self.conversation, sealed.period) {
+            (Some(c), Some(start)) => match self.get(&period_key_name(c, start)) {
+                Some(Some(k)) => Some(k.as_ref()),
+                _ => return Opened::Expired,
+            },
+            (None, Some(_)) => return Opened::Erased,
+            (_, None) => None,
+        };
+        match crypto::open(user, period, place, sealed) {
+            Ok(text) => Opened::Text(text),
+            Err(e) => {
+                tracing::warn!(error = %e, user = %sealed.user.as_str(), "sealed field does not open");
+                Opened::Erased
+            }
+        }
+    }
+}
