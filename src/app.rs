@@ -130,7 +130,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         )
     };
     let log_backend = log.backend();
-    let keyring = crate::cli::open_keyring(config)
+    let keyring = crate::cli::open_keyring(config, crate::cli::Access::Owner)
         .await
         .context("cannot open the key store")?;
     let keys = Arc::new(keys);

@@ -31,13 +31,20 @@ pub async fn open_log(config: &Config, access: Access) -> anyhow::Result<eventlo
 
 /// The keyring over the key store `config` names: the bucket beside the stream with NATS,
 /// else `<data dir>/keys`. The one place a command chooses it.
-pub async fn open_keyring(config: &Config) -> anyhow::Result<std::sync::Arc<keys::Keyring>> {
+pub async fn open_keyring(
+    config: &Config,
+    access: Access,
+) -> anyhow::Result<std::sync::Arc<keys::Keyring>> {
     let master = crate::config::master_key(config)?;
     let store = if config.nats_url.is_some() {
         let nats = crate::app::connect_nats(config).await?;
         keys::KeyStores::JetStream(std::sync::Arc::new(
             keys::JetStreamKeys::open(nats, &config.stream, config.stream_replicas).await?,
         ))
+    } else if access == Access::Snapshot {
+        keys::KeyStores::File(keys::FileKeys::open_read_only(
+            &config.data_dir.join("keys"),
+        )?)
     } else {
         keys::KeyStores::File(keys::FileKeys::open(&config.data_dir.join("keys"))?)
     };
@@ -78,7 +85,7 @@ pub async fn events(
             .conversation(&events::ConversationId::parse(&c)?),
         None => config.subjects().all(),
     };
-    let keyring = open_keyring(config).await?;
+    let keyring = open_keyring(config, Access::Snapshot).await?;
     if follow && config.nats_url.is_none() {
         // From outside `chat serve`, the embedded log is read as snapshots: take one every
         // half second and print what is new in it.
@@ -202,7 +209,7 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
         bar.set_position(done);
     };
     let started = std::time::Instant::now();
-    let keyring = open_keyring(config).await?;
+    let keyring = open_keyring(config, Access::Owner).await?;
     let rebuilt = projection
         .rebuild(log, &store, config.subjects().all(), keyring, &mut progress)
         .await?;
@@ -273,7 +280,30 @@ pub async fn copy_log(config: &Config, to: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `chat users add`: registers (or renames) a user, as an admin named `cli`.
+/// The service as an admin named `cli`, for the `chat users` commands.
+async fn cli_service<L: EventLog>(
+    log: L,
+    config: &Config,
+) -> anyhow::Result<(command::Service<L>, command::service::Caller)> {
+    let executor = std::sync::Arc::new(command::Executor::new(log, config.subjects()));
+    let service = command::Service::new(executor, open_keyring(config, Access::Owner).await?);
+    let admin = api::Identity {
+        user_id: events::UserId::parse("cli")?,
+        admin: true,
+        exp: None,
+    };
+    Ok((service, command::service::Caller::new(&admin, None)))
+}
+
+fn user_id(id: &str) -> anyhow::Result<events::UserId> {
+    events::UserId::parse(id).map_err(|e| anyhow::anyhow!("INVALID_INPUT: {e}"))
+}
+
+fn refused(e: command::error::CommandError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {e}", e.code().as_str())
+}
+
+/// `chat users add`: registers (or renames) a user.
 pub async fn add_user<L: EventLog>(
     log: L,
     config: &Config,
@@ -281,22 +311,25 @@ pub async fn add_user<L: EventLog>(
     name: String,
     avatar_url: Option<String>,
 ) -> anyhow::Result<String> {
-    let executor = std::sync::Arc::new(command::Executor::new(log, config.subjects()));
-    let service = command::Service::new(executor, open_keyring(config).await?);
-    let admin = api::Identity {
-        user_id: events::UserId::parse("cli")?,
-        admin: true,
-        exp: None,
-    };
-    let id = events::UserId::parse(id).map_err(|e| anyhow::anyhow!("INVALID_INPUT: {e}"))?;
+    let (service, admin) = cli_service(log, config).await?;
     let saved = service
-        .upsert_user(
-            &command::service::Caller::new(&admin, None),
-            id,
-            name,
-            avatar_url,
-        )
+        .upsert_user(&admin, user_id(id)?, name, avatar_url)
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", e.code().as_str()))?;
+        .map_err(refused)?;
     Ok(serde_json::to_string(&saved)?)
+}
+
+/// `chat users erase`: erases a user, as `POST /api/users/:id/erase` does.
+pub async fn erase_user<L: EventLog>(
+    log: L,
+    config: &Config,
+    id: &str,
+    reason: Option<String>,
+) -> anyhow::Result<String> {
+    let (service, admin) = cli_service(log, config).await?;
+    let erased = service
+        .erase_user(&admin, user_id(id)?, reason)
+        .await
+        .map_err(refused)?;
+    Ok(serde_json::to_string(&erased)?)
 }

@@ -113,6 +113,13 @@ enum UsersCommand {
         #[arg(long)]
         avatar_url: Option<String>,
     },
+    /// Erase a user (contract 4.2): destroys their data key, so their profile and the content
+    /// of their messages open nowhere again. Cannot be undone.
+    Erase {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 fn parse_ttl(s: &str) -> anyhow::Result<i64> {
@@ -227,6 +234,12 @@ async fn main() -> anyhow::Result<()> {
             let log = cli::open_log(&config, cli::Access::Owner).await?;
             let user = cli::add_user(log, &config, &id, name, avatar_url).await?;
             println!("{user}");
+        }
+        Command::Users {
+            command: UsersCommand::Erase { id, reason },
+        } => {
+            let log = cli::open_log(&config, cli::Access::Owner).await?;
+            println!("{}", cli::erase_user(log, &config, &id, reason).await?);
         }
         Command::Migrate => {
             readstore::ReadStore::open(&config.read_store_url()).await?;

@@ -117,9 +117,14 @@ pub async fn upsert_command(
 ) -> Result<UserCommand> {
     crate::domain::user::check_profile(&name, avatar_url.as_deref())
         .map_err(|e| CommandError::Rule(e.into()))?;
+    // An erased user's key is gone for good: nothing can be sealed for them again.
+    let erased = |e: keys::KeyError| match e {
+        keys::KeyError::Destroyed(_) => CommandError::Rule(crate::domain::UserError::Erased.into()),
+        other => other.into(),
+    };
     let trimmed = name.trim();
     let seal = |field: &'static str, text: String| async move {
-        keyring.seal_profile(id, field, &text).await
+        keyring.seal_profile(id, field, &text).await.map_err(erased)
     };
     let sealed = events::ProfileV2 {
         name: seal("name", trimmed.to_owned()).await?,
@@ -129,7 +134,8 @@ pub async fn upsert_command(
         },
         fingerprint: keyring
             .profile_fingerprint(id, &[Some(trimmed), avatar_url.as_deref()])
-            .await?,
+            .await
+            .map_err(erased)?,
     };
     Ok(UserCommand::Upsert {
         name,
@@ -159,6 +165,15 @@ impl<L: EventLog> Service<L> {
             .executor
             .read_user(user, |u| u.is_active().then(|| u.clone()))
             .await?)
+    }
+
+    /// Whether `user` is erased (false when the log cannot tell just now: the command that
+    /// follows then fails on the log itself).
+    pub async fn is_erased(&self, user: &UserId) -> bool {
+        self.executor
+            .read_user(user, User::is_erased)
+            .await
+            .unwrap_or(false)
     }
 
     /// A user's profile as this node knows it, opened (`None` when unknown or unreadable).
@@ -400,6 +415,28 @@ impl<L: EventLog> Service<L> {
         Ok(UserStatus {
             id,
             status: if suspended { "suspended" } else { "active" },
+            position: outcome.position,
+        })
+    }
+
+    /// `POST /api/users/:id/erase` (contract 4.2): appends `UserErased`, then destroys the
+    /// user's data key, so that their profile and the content of their messages open nowhere
+    /// again. Erasing an erased user answers the same and changes nothing. Admin only.
+    pub async fn erase_user(
+        &self,
+        who: &Caller,
+        id: UserId,
+        reason: Option<String>,
+    ) -> Result<UserStatus> {
+        let meta = who.admin_metadata()?;
+        let (outcome, ()) = self
+            .executor
+            .user(&id, UserCommand::Erase { reason }, &meta, |_| ())
+            .await?;
+        self.keyring.destroy_user(&id).await?;
+        Ok(UserStatus {
+            id,
+            status: "erased",
             position: outcome.position,
         })
     }

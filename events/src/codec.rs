@@ -218,6 +218,12 @@ mod golden_v1_more {
             hex(&UserEvent::LastSeen(UserLastSeenV1 { last_seen_at: 2 })),
             "04"
         );
+        assert_eq!(
+            hex(&UserEvent::Erased(UserErasedV1 {
+                reason: Some("gdpr".into())
+            })),
+            "010467647072"
+        );
     }
 
     #[test]

@@ -135,6 +135,13 @@ pub struct UserSuspendedV1 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserReinstatedV1 {}
 
+/// The user was erased (contract 4.2): their data key is destroyed, so every field sealed
+/// under it (their profile, the content of their messages) no longer opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserErasedV1 {
+    pub reason: Option<String>,
+}
+
 /// The user's last socket left a room or disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLastSeenV1 {
@@ -148,6 +155,7 @@ pub enum UserEvent {
     Suspended(UserSuspendedV1),
     Reinstated(UserReinstatedV1),
     LastSeen(UserLastSeenV1),
+    Erased(UserErasedV1),
 }
 
 impl UserEvent {
@@ -180,6 +188,7 @@ impl EventKind for UserEvent {
             Self::Suspended(_) => "UserSuspended",
             Self::Reinstated(_) => "UserReinstated",
             Self::LastSeen(_) => "UserLastSeen",
+            Self::Erased(_) => "UserErased",
         }
     }
 
@@ -196,6 +205,7 @@ impl EventKind for UserEvent {
             Self::Suspended(e) => enc(e),
             Self::Reinstated(e) => enc(e),
             Self::LastSeen(e) => enc(e),
+            Self::Erased(e) => enc(e),
         }
     }
 
@@ -206,6 +216,7 @@ impl EventKind for UserEvent {
             ("UserSuspended", 1) => Ok(Self::Suspended(dec(data)?)),
             ("UserReinstated", 1) => Ok(Self::Reinstated(dec(data)?)),
             ("UserLastSeen", 1) => Ok(Self::LastSeen(dec(data)?)),
+            ("UserErased", 1) => Ok(Self::Erased(dec(data)?)),
             _ => Err(CodecError::UnknownEvent(
                 event_type.to_owned(),
                 schema_version,
@@ -226,6 +237,7 @@ impl EventKind for UserEvent {
             Self::Suspended(e) => serde_json::json!({"reason": e.reason}),
             Self::Reinstated(_) => serde_json::json!({}),
             Self::LastSeen(e) => serde_json::json!({"lastSeenAt": crate::iso8601(e.last_seen_at)}),
+            Self::Erased(e) => serde_json::json!({"reason": e.reason}),
         }
     }
 }

@@ -81,6 +81,11 @@ impl Keyring {
             .put(name.to_owned(), known);
     }
 
+    /// Forgets what this node cached of `user`'s key (another node destroyed it).
+    pub fn forget_user(&self, user: &UserId) {
+        self.forget(&user_key_name(user.as_str()));
+    }
+
     /// Forgets what the node cached of `name` (another node destroyed it).
     pub fn forget(&self, name: &str) {
         self.cache

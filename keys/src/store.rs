@@ -184,9 +184,14 @@ pub struct FileKeys {
     inner: Arc<tokio::sync::Mutex<FileInner>>,
 }
 
+type Entries = HashMap<String, Entry>;
+
 struct FileInner {
     path: PathBuf,
     keys: HashMap<String, Entry>,
+    /// Opened beside the process that owns the file (a CLI reading while `chat serve` runs):
+    /// never writes.
+    read_only: bool,
 }
 
 const HEADER: &str = "chat-keys v1\n";
@@ -196,39 +201,41 @@ impl FileKeys {
     /// (its key had not been used: a key is used only once its line is synced); any other
     /// damage is an error, never a silent loss of keys.
     pub fn open(dir: &Path) -> Result<Self, KeyError> {
-        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        Self::open_as(dir, false)
+    }
+
+    /// The keys as the file holds them now, for a process that does not own the file (`chat
+    /// events` beside a running `chat serve`): a last line being written is skipped, and
+    /// nothing is ever written.
+    pub fn open_read_only(dir: &Path) -> Result<Self, KeyError> {
+        Self::open_as(dir, true)
+    }
+
+    fn open_as(dir: &Path, read_only: bool) -> Result<Self, KeyError> {
+        if !read_only {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
         let path = dir.join("keys");
-        let mut keys = HashMap::new();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let body = text
-                    .strip_prefix(HEADER)
-                    .ok_or_else(|| KeyError::Damaged(path.display().to_string()))?;
-                let complete = match body.rfind('\n') {
-                    Some(i) => &body[..=i],
-                    None => "",
-                };
-                for line in complete.lines() {
-                    let (name, value) = line
-                        .split_once(' ')
-                        .ok_or_else(|| KeyError::Damaged(format!("{}: {line}", path.display())))?;
-                    let entry = match value {
-                        "-" => Entry::Destroyed,
-                        hexed => Entry::Live(hex::decode(hexed).map_err(|_| {
-                            KeyError::Damaged(format!("{}: key {name}", path.display()))
-                        })?),
-                    };
-                    keys.insert(name.to_owned(), entry);
-                }
-                if complete.len() != body.len() {
+        let keys = match read_file(&path)? {
+            Some((keys, torn)) => {
+                if torn && !read_only {
                     rewrite(&path, &keys)?;
                 }
+                keys
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => rewrite(&path, &keys)?,
-            Err(e) => return Err(unavailable(e)),
-        }
+            None if read_only => HashMap::new(),
+            None => {
+                let keys = HashMap::new();
+                rewrite(&path, &keys)?;
+                keys
+            }
+        };
         Ok(Self {
-            inner: Arc::new(tokio::sync::Mutex::new(FileInner { path, keys })),
+            inner: Arc::new(tokio::sync::Mutex::new(FileInner {
+                path,
+                keys,
+                read_only,
+            })),
         })
     }
 
@@ -246,6 +253,32 @@ impl FileKeys {
     pub async fn path(&self) -> PathBuf {
         self.inner.lock().await.path.clone()
     }
+}
+
+/// The keys in the file at `path` (none when it does not exist), and whether its last line
+/// was cut short.
+fn read_file(path: &Path) -> Result<Option<(Entries, bool)>, KeyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unavailable(e)),
+    };
+    let damaged = |what: &str| KeyError::Damaged(format!("{}: {what}", path.display()));
+    let body = text.strip_prefix(HEADER).ok_or_else(|| damaged("header"))?;
+    let complete = match body.rfind('\n') {
+        Some(i) => &body[..=i],
+        None => "",
+    };
+    let mut keys = HashMap::new();
+    for line in complete.lines() {
+        let (name, value) = line.split_once(' ').ok_or_else(|| damaged(line))?;
+        let entry = match value {
+            "-" => Entry::Destroyed,
+            hexed => Entry::Live(hex::decode(hexed).map_err(|_| damaged(name))?),
+        };
+        keys.insert(name.to_owned(), entry);
+    }
+    Ok(Some((keys, complete.len() != body.len())))
 }
 
 fn line(name: &str, entry: &Entry) -> String {
@@ -286,8 +319,20 @@ fn check_name(name: &str) -> Result<(), KeyError> {
 }
 
 impl KeyStore for FileKeys {
+    /// Read-only, a key not seen yet is looked for again in the file (the owner may have
+    /// made it since).
     async fn get(&self, name: &str) -> Result<Option<Entry>, KeyError> {
-        Ok(self.inner.lock().await.keys.get(name).cloned())
+        let mut inner = self.inner.lock().await;
+        if inner.read_only && !inner.keys.contains_key(name) {
+            let path = inner.path.clone();
+            if let Some((keys, _)) = tokio::task::spawn_blocking(move || read_file(&path))
+                .await
+                .map_err(unavailable)??
+            {
+                inner.keys = keys;
+            }
+        }
+        Ok(inner.keys.get(name).cloned())
     }
 
     async fn create(&self, name: &str, blob: Vec<u8>) -> Result<Entry, KeyError> {
@@ -295,6 +340,9 @@ impl KeyStore for FileKeys {
         let mut inner = self.inner.lock().await;
         if let Some(existing) = inner.keys.get(name) {
             return Ok(existing.clone());
+        }
+        if inner.read_only {
+            return Err(unavailable("the key file is open read-only here"));
         }
         let entry = Entry::Live(blob);
         let (path, text) = (inner.path.clone(), line(name, &entry));
@@ -314,6 +362,9 @@ impl KeyStore for FileKeys {
     async fn destroy(&self, name: &str) -> Result<bool, KeyError> {
         check_name(name)?;
         let mut inner = self.inner.lock().await;
+        if inner.read_only {
+            return Err(unavailable("the key file is open read-only here"));
+        }
         let before = inner.keys.insert(name.to_owned(), Entry::Destroyed);
         let (path, keys) = (inner.path.clone(), inner.keys.clone());
         let written = tokio::task::spawn_blocking(move || rewrite(&path, &keys))

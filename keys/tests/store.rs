@@ -249,3 +249,34 @@ async fn the_key_file_survives_a_torn_last_line_and_refuses_damage() -> anyhow::
     assert!(FileKeys::open(dir.path()).is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_read_only_view_never_writes_and_sees_keys_made_since() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let owner = FileKeys::open(dir.path())?;
+    owner.create("u.ann", vec![1, 2]).await?;
+    let path = owner.path().await;
+    let mut torn = std::fs::read_to_string(&path)?;
+    torn.push_str("u.half 0");
+    std::fs::write(&path, &torn)?;
+    let view = FileKeys::open_read_only(dir.path())?;
+    assert_eq!(view.get("u.ann").await?, Some(Entry::Live(vec![1, 2])));
+    assert_eq!(
+        std::fs::read_to_string(&path)?,
+        torn,
+        "the torn line is left to its owner"
+    );
+    assert!(view.create("u.bob", vec![1]).await.is_err());
+    assert!(view.destroy("u.ann").await.is_err());
+    drop(owner);
+    let owner = FileKeys::open(dir.path())?;
+    owner.create("u.cat", vec![1, 3]).await?;
+    assert_eq!(view.get("u.cat").await?, Some(Entry::Live(vec![1, 3])));
+    assert!(
+        FileKeys::open_read_only(&dir.path().join("none"))?
+            .get("u.ann")
+            .await?
+            .is_none()
+    );
+    Ok(())
+}

@@ -37,6 +37,19 @@ impl crate::Projection for Chat {
         Box::pin(async move { Ok(pending.flush(tx).await?) })
     }
 
+    fn committed<'a>(
+        &'a self,
+        store: &'a readstore::ReadStore,
+        pending: &'a Pending,
+    ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if pending.erasures > 0 {
+                store.purge_freed().await?;
+            }
+            Ok(())
+        })
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[
             "users",
@@ -53,6 +66,7 @@ impl crate::Projection for Chat {
         &[
             include_str!("../../migrations/0001_read_models.sql"),
             include_str!("../../migrations/0002_receipts_and_reactions.sql"),
+            include_str!("../../migrations/0004_erasure.sql"),
         ]
     }
 }
@@ -70,6 +84,8 @@ struct MessageRow {
     sender: String,
     /// `None` once the content's key is destroyed.
     content: Option<String>,
+    erased: bool,
+    expired: bool,
     temp_id: Option<String>,
     sent_at: i64,
     offset: i64,
@@ -86,9 +102,11 @@ pub struct Pending {
     latest: std::collections::HashMap<String, (i64, i64)>,
     deliveries: Vec<(String, String, i64)>,
     reads: Vec<(String, String, i64)>,
+    /// Users erased in this batch: their text must then leave the store's files.
+    erasures: usize,
 }
 
-/// Rows per multi-row statement: 9 parameters each, well under either engine's limit.
+/// Rows per multi-row statement: 11 parameters each, well under either engine's limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl Pending {
@@ -96,9 +114,10 @@ impl Pending {
         for chunk in self.messages.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO messages
-                   (id, conversation_id, seq, sender_id, content, temp_id, created_ms, log_offset, position)
+                   (id, conversation_id, seq, sender_id, content, erased, expired, temp_id,
+                    created_ms, log_offset, position)
                  VALUES {}",
-                readstore::values(1, chunk.len(), 9)
+                readstore::values(1, chunk.len(), 11)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -108,6 +127,8 @@ impl Pending {
                     .bind(m.seq)
                     .bind(m.sender.as_str())
                     .bind(m.content.as_deref())
+                    .bind(m.erased)
+                    .bind(m.expired)
                     .bind(m.temp_id.as_deref())
                     .bind(m.sent_at)
                     .bind(m.offset)
@@ -149,6 +170,9 @@ pub async fn apply(
         t if t == UserEvent::AGGREGATE => {
             for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
                 pending.flush(tx).await?;
+                if matches!(r.event, UserEvent::Erased(_)) {
+                    pending.erasures += 1;
+                }
                 apply_user(tx, &c.aggregate_id, at, &r.event, keys).await?;
             }
         }
@@ -204,12 +228,17 @@ pub async fn apply(
                         .await?;
                     }
                     ConversationEvent::MessageEdited(e) => {
+                        let opened = e.open(keys, conv);
                         sqlx::query(
-                            "UPDATE messages SET content = $2, edited_ms = $3 WHERE id = $1",
+                            "UPDATE messages SET content = $2, edited_ms = $3,
+                                    erased = erased OR $4, expired = expired OR $5
+                             WHERE id = $1",
                         )
                         .bind(e.message_id.as_str())
-                        .bind(e.open(keys, conv).into_text())
+                        .bind(opened.text())
                         .bind(e.edited_at)
+                        .bind(opened.is_erased())
+                        .bind(opened.is_expired())
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -259,12 +288,15 @@ pub async fn apply(
                             .await?;
                     }
                     ConversationEvent::MessageSent(m) => {
+                        let opened = m.open(keys, conv);
                         pending.messages.push(MessageRow {
                             id: m.message_id.to_string(),
                             conversation: conv.clone(),
                             seq: pos(m.seq),
                             sender: m.sender_id.to_string(),
-                            content: m.open(keys, conv).into_text(),
+                            erased: opened.is_erased(),
+                            expired: opened.is_expired(),
+                            content: opened.into_text(),
                             temp_id: m.temp_id.as_ref().map(|t| t.as_str().to_owned()),
                             sent_at: m.sent_at,
                             offset: pos(r.number),
@@ -343,8 +375,10 @@ async fn apply_user(
                  ON CONFLICT (id) DO UPDATE SET name = $2, avatar_url = $3, updated_ms = $4",
             )
             .bind(id)
-            .bind(&e.name)
-            .bind(&e.avatar_url)
+            // A name that no longer opens (a rebuild after an erasure) is stored empty; the
+            // `UserErased` after it marks the user erased.
+            .bind(e.name.unwrap_or_default())
+            .bind(e.avatar_url)
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -355,8 +389,10 @@ async fn apply_user(
                 "UPDATE users SET name = $2, avatar_url = $3, updated_ms = $4 WHERE id = $1",
             )
             .bind(id)
-            .bind(&e.name)
-            .bind(&e.avatar_url)
+            // A name that no longer opens (a rebuild after an erasure) is stored empty; the
+            // `UserErased` after it marks the user erased.
+            .bind(e.name.unwrap_or_default())
+            .bind(e.avatar_url)
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -371,6 +407,20 @@ async fn apply_user(
                 .bind(id)
                 .bind(status)
                 .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        UserEvent::Erased(_) => {
+            sqlx::query(
+                "UPDATE users SET name = '', avatar_url = NULL, status = 'erased', updated_ms = $2
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE messages SET content = NULL, erased = TRUE WHERE sender_id = $1")
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -49,6 +49,15 @@ pub trait Projection: Send + Sync + 'static {
         stored: &'a StoredCommit,
         keys: &'a keys::KeySet,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// Runs once the batch's transaction is committed (the chat projection makes erased text
+    /// leave the store's files).
+    fn committed<'a>(
+        &'a self,
+        _store: &'a readstore::ReadStore,
+        _pending: &'a Self::Pending,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Writes what `apply` held back.
     fn flush<'a>(
         &'a self,

@@ -298,6 +298,7 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             write_checkpoint(&mut tx, name, last).await?;
         }
         tx.commit().await?;
+        self.projection.committed(&self.store, &pending).await?;
         Ok(last)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::messages::require_participant;
 use crate::{QueryState, iso, wait};
-use api::{ApiError, Identity};
+use api::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use events::ConversationId;
@@ -16,7 +16,7 @@ use wire::rest::{
 
 pub async fn list(
     State(s): State<QueryState>,
-    who: Identity,
+    crate::Reader(who): crate::Reader,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ConversationList>, ApiError> {
     wait::until(&s.pool, wait::min_position(&params)?).await?;
@@ -61,7 +61,7 @@ pub async fn list(
 
 pub async fn get(
     State(s): State<QueryState>,
-    who: Identity,
+    crate::Reader(who): crate::Reader,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ConversationDetails>, ApiError> {
@@ -74,7 +74,7 @@ pub async fn get(
         .await
         .map_err(ApiError::unavailable)?;
     let participants = sqlx::query(
-        "SELECT p.user_id, p.role, p.joined_ms, u.name, u.avatar_url, u.last_seen_ms
+        "SELECT p.user_id, p.role, p.joined_ms, u.name, u.status, u.avatar_url, u.last_seen_ms
          FROM participants p LEFT JOIN users u ON u.id = p.user_id
          WHERE p.conversation_id = $1 AND p.active ORDER BY p.joined_ms, p.user_id",
     )
@@ -89,9 +89,7 @@ pub async fn get(
             Participant {
                 user: ParticipantUser {
                     id: user_id.clone(),
-                    name: p
-                        .get::<Option<String>, _>("name")
-                        .unwrap_or_else(|| user_id.clone()),
+                    name: crate::shown_name(p.get("name"), p.get("status"), &user_id),
                     avatar_url: p.get("avatar_url"),
                     last_seen_at: iso(p.get("last_seen_ms")),
                 },

@@ -2,7 +2,7 @@
 //! conversation's messages by `seq`, always ascending, for participants.
 
 use crate::{QueryState, iso, wait};
-use api::{ApiError, ErrorCode, Identity};
+use api::{ApiError, ErrorCode};
 use axum::Json;
 use axum::extract::{Query, State};
 use events::ConversationId;
@@ -52,7 +52,7 @@ pub async fn require_participant(
 
 pub async fn list(
     State(s): State<QueryState>,
-    who: Identity,
+    crate::Reader(who): crate::Reader,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let conversation = params
@@ -78,7 +78,10 @@ pub async fn list(
 
     let base =
         "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
-                       m.edited_ms, m.deleted_ms, m.log_offset, u.name, u.avatar_url
+                       m.edited_ms, m.deleted_ms, m.log_offset,
+                       CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
+                       CAST(CASE WHEN m.expired THEN 1 ELSE 0 END AS BIGINT) AS expired, u.name,
+                       u.status, u.avatar_url
                 FROM messages m LEFT JOIN users u ON u.id = m.sender_id
                 WHERE m.conversation_id = $1";
     let (sql, cursor) = match (after, before) {
@@ -149,7 +152,7 @@ async fn attach_reactions(pool: &AnyPool, messages: &mut [Message]) -> Result<()
 
 fn message_of(r: &sqlx::any::AnyRow) -> Message {
     let sender_id: String = r.get("sender_id");
-    let name: Option<String> = r.get("name");
+    let name = crate::shown_name(r.get("name"), r.get("status"), &sender_id);
     Message {
         id: r.get("id"),
         conversation_id: r.get("conversation_id"),
@@ -159,10 +162,13 @@ fn message_of(r: &sqlx::any::AnyRow) -> Message {
         edited_at: iso(r.get("edited_ms")),
         deleted_at: iso(r.get("deleted_ms")),
         offset: r.get("log_offset"),
+        // As integers: the Any driver decodes no SQLite boolean.
+        erased: r.get::<i64, _>("erased") != 0,
+        expired: r.get::<i64, _>("expired") != 0,
         sender: Sender {
-            name: name.unwrap_or_else(|| sender_id.clone()),
+            avatar_url: name.as_ref().and(r.get("avatar_url")),
+            name,
             id: sender_id.clone(),
-            avatar_url: r.get("avatar_url"),
         },
         sender_id,
         reactions: vec![],

@@ -1,7 +1,7 @@
 //! `GET /api/users/:id`: a user's public profile with `status` and `lastSeenAt`.
 
 use crate::{QueryState, iso, wait};
-use api::{ApiError, ErrorCode, Identity};
+use api::{ApiError, ErrorCode};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use events::UserId;
@@ -11,7 +11,7 @@ use wire::rest::UserProfile;
 
 pub async fn get(
     State(s): State<QueryState>,
-    _who: Identity,
+    crate::Reader(_who): crate::Reader,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<UserProfile>, ApiError> {
@@ -24,11 +24,13 @@ pub async fn get(
             .await
             .map_err(ApiError::unavailable)?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "User not found"))?;
+    let status: String = row.get("status");
+    let erased = status == "erased";
     Ok(Json(UserProfile {
         id: row.get("id"),
-        name: row.get("name"),
-        avatar_url: row.get("avatar_url"),
-        status: row.get("status"),
+        name: (!erased).then(|| row.get("name")),
+        avatar_url: if erased { None } else { row.get("avatar_url") },
+        status,
         last_seen_at: iso(row.get("last_seen_ms")),
     }))
 }

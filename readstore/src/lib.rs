@@ -61,9 +61,9 @@ impl Backend {
 
 /// WAL: readers never wait for the projector. `synchronous = NORMAL`: a power cut may undo the
 /// last transactions, checkpoint included, which the projector then repeats from the log; a
-/// crashed process loses nothing.
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
+/// crashed process loses nothing. `secure_delete`: the text a row loses (an erasure nulls
+/// content) is overwritten in the file, not left in a free page.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;";
 
 /// A pool on the read models, and what the backend needs beside it.
 #[derive(Clone)]
@@ -160,6 +160,19 @@ impl ReadStore {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Makes text the read models no longer hold leave their files (after an erasure):
+    /// SQLite overwrites freed cells already (`secure_delete`), but the write-ahead log keeps
+    /// older copies of the pages until it is checkpointed and truncated. Postgres leaves dead
+    /// row versions to `VACUUM`, which is the operator's (see README, Privacy and retention).
+    pub async fn purge_freed(&self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Starts a transaction that will write, holding `lock` until it ends (Postgres:

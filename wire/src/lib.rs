@@ -60,7 +60,8 @@ impl Body {
 #[serde(rename_all = "camelCase")]
 pub struct UserRef {
     pub id: UserId,
-    pub name: String,
+    /// `null` once the user is erased.
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub avatar_url: Option<String>,
 }
@@ -70,8 +71,17 @@ impl UserRef {
     pub fn new(id: &UserId, name: Option<&str>, avatar_url: Option<&str>) -> Self {
         Self {
             id: id.clone(),
-            name: name.unwrap_or(id.as_str()).to_owned(),
+            name: Some(name.unwrap_or(id.as_str()).to_owned()),
             avatar_url: avatar_url.map(str::to_owned),
+        }
+    }
+
+    /// An erased user: no name, no avatar.
+    pub fn erased(id: &UserId) -> Self {
+        Self {
+            id: id.clone(),
+            name: None,
+            avatar_url: None,
         }
     }
 }

@@ -114,7 +114,8 @@ pub struct AuditPage {
 #[serde(rename_all = "camelCase")]
 pub struct UserProfile {
     pub id: String,
-    pub name: String,
+    /// `null` once the user is erased.
+    pub name: Option<String>,
     pub avatar_url: Option<String>,
     pub status: String,
     pub last_seen_at: Option<Timestamp>,
@@ -176,7 +177,8 @@ pub struct Participant {
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantUser {
     pub id: String,
-    pub name: String,
+    /// `null` once the user is erased.
+    pub name: Option<String>,
     pub avatar_url: Option<String>,
     pub last_seen_at: Option<Timestamp>,
 }
@@ -197,7 +199,14 @@ pub struct Message {
     pub conversation_id: String,
     pub sender_id: String,
     pub seq: i64,
+    /// `null` when deleted, erased or expired.
     pub content: Option<String>,
+    /// The author was erased (contract 4.2).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
+    /// Past the conversation's retention.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
     pub created_at: Option<Timestamp>,
     pub edited_at: Option<Timestamp>,
     pub deleted_at: Option<Timestamp>,
@@ -213,7 +222,8 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct Sender {
     pub id: String,
-    pub name: String,
+    /// `null` once the sender is erased.
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
 }
@@ -226,6 +236,30 @@ pub struct MessageReaction {
     pub emoji: String,
     pub user_id: String,
     pub created_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+fn page_message() -> Message {
+    Message {
+        id: "msg_1".into(),
+        conversation_id: "conv_1".into(),
+        sender_id: "u1".into(),
+        seq: 1,
+        content: Some("Hi".into()),
+        erased: false,
+        expired: false,
+        created_at: Some(Timestamp(crate::fixtures::AT)),
+        edited_at: None,
+        deleted_at: None,
+        offset: 4,
+        sender: Sender {
+            id: "u1".into(),
+            name: Some("Ann".into()),
+            avatar_url: None,
+        },
+        reactions: vec![],
+        temp_id: None,
+    }
 }
 
 #[cfg(test)]
@@ -344,7 +378,7 @@ mod tests {
         golden(
             &UserProfile {
                 id: "u1".into(),
-                name: "Ann".into(),
+                name: Some("Ann".into()),
                 avatar_url: None,
                 status: "active".into(),
                 last_seen_at: Some(Timestamp(AT)),
@@ -387,7 +421,7 @@ mod tests {
                     joined_at: Some(Timestamp(AT)),
                     user: ParticipantUser {
                         id: "u1".into(),
-                        name: "Ann".into(),
+                        name: Some("Ann".into()),
                         avatar_url: None,
                         last_seen_at: None,
                     },
@@ -403,13 +437,15 @@ mod tests {
                     sender_id: "u1".into(),
                     seq: 1,
                     content: Some("Hi".into()),
+                    erased: false,
+                    expired: false,
                     created_at: Some(Timestamp(AT)),
                     edited_at: None,
                     deleted_at: None,
                     offset: 4,
                     sender: Sender {
                         id: "u1".into(),
-                        name: "Ann".into(),
+                        name: Some("Ann".into()),
                         avatar_url: None,
                     },
                     reactions: vec![MessageReaction {
@@ -423,6 +459,21 @@ mod tests {
                 has_more: false,
             },
             r#"{"messages":[{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[{"id":"r1","emoji":"👍","userId":"u2","createdAt":"2025-11-09T10:30:00.000Z"}],"tempId":"t1"}],"hasMore":false}"#,
+        );
+        golden(
+            &Message {
+                content: None,
+                erased: true,
+                sender: Sender {
+                    id: "u1".into(),
+                    name: None,
+                    avatar_url: None,
+                },
+                reactions: vec![],
+                temp_id: None,
+                ..page_message()
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":null,"erased":true,"createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":null},"reactions":[]}"#,
         );
     }
 }

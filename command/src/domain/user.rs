@@ -17,6 +17,8 @@ pub struct User {
     profile: Option<Profile>,
     suspended: bool,
     last_seen_at: Option<Millis>,
+    /// Set by `UserErased`, for good.
+    erased: bool,
 }
 
 impl User {
@@ -31,9 +33,13 @@ impl User {
         self.registered
     }
 
-    /// Registered and not suspended: may connect and act.
+    /// Registered, not suspended, not erased: may connect and act.
     pub fn is_active(&self) -> bool {
-        self.registered && !self.suspended
+        self.registered && !self.suspended && !self.erased
+    }
+
+    pub fn is_erased(&self) -> bool {
+        self.erased
     }
 
     /// The profile as its last event left it (sealed, or in the clear from before sealing).
@@ -60,6 +66,9 @@ impl User {
 pub enum UserError {
     #[error("User not found")]
     NotFound,
+    /// An erased user's id is never registered, suspended or reinstated again.
+    #[error("User is erased")]
+    Erased,
     #[error(transparent)]
     Text(#[from] TextRule),
 }
@@ -68,6 +77,7 @@ impl UserError {
     pub fn code(&self) -> api::ErrorCode {
         match self {
             Self::NotFound => api::ErrorCode::NotFound,
+            Self::Erased => api::ErrorCode::Conflict,
             Self::Text(_) => api::ErrorCode::InvalidInput,
         }
     }
@@ -91,6 +101,10 @@ pub enum UserCommand {
     /// The user's last socket left a room or disconnected at `at`.
     RecordLastSeen {
         at: Millis,
+    },
+    /// Erase the user (contract 4.2). Erasing an erased user changes nothing.
+    Erase {
+        reason: Option<String>,
     },
 }
 
@@ -116,6 +130,9 @@ impl Decide for User {
                 sealed,
             } => {
                 check_profile(name, avatar_url.as_deref())?;
+                if self.erased {
+                    return Err(UserError::Erased);
+                }
                 let profile = Profile::Sealed(sealed.clone());
                 if !self.registered {
                     return Ok(vec![UserEvent::Registered(profile)]);
@@ -128,6 +145,9 @@ impl Decide for User {
             UserCommand::Suspend { reason } => {
                 if !self.registered {
                     return Err(UserError::NotFound);
+                }
+                if self.erased {
+                    return Err(UserError::Erased);
                 }
                 if let Some(r) = reason {
                     check_text("reason", r, 500)?;
@@ -143,13 +163,30 @@ impl Decide for User {
                 if !self.registered {
                     return Err(UserError::NotFound);
                 }
+                if self.erased {
+                    return Err(UserError::Erased);
+                }
                 if !self.suspended {
                     return Ok(vec![]);
                 }
                 Ok(vec![UserEvent::Reinstated(UserReinstatedV1 {})])
             }
+            UserCommand::Erase { reason } => {
+                if !self.registered {
+                    return Err(UserError::NotFound);
+                }
+                if let Some(r) = reason {
+                    check_text("reason", r, 500)?;
+                }
+                if self.erased {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Erased(events::UserErasedV1 {
+                    reason: reason.clone(),
+                })])
+            }
             UserCommand::RecordLastSeen { at } => {
-                if !self.registered || self.last_seen_at.is_some_and(|l| l >= *at) {
+                if !self.registered || self.erased || self.last_seen_at.is_some_and(|l| l >= *at) {
                     return Ok(vec![]);
                 }
                 Ok(vec![UserEvent::LastSeen(UserLastSeenV1 {
@@ -181,6 +218,7 @@ impl Decide for User {
             UserEvent::Suspended(_) => self.suspended = true,
             UserEvent::Reinstated(_) => self.suspended = false,
             UserEvent::LastSeen(e) => self.last_seen_at = Some(e.last_seen_at),
+            UserEvent::Erased(_) => self.erased = true,
         }
     }
 }
@@ -297,6 +335,39 @@ mod tests {
             .given_no_previous_events()
             .when(UserCommand::Suspend { reason: None })
             .then_expect_error(UserError::NotFound);
+    }
+
+    #[test]
+    fn erasure_is_for_good_and_idempotent() {
+        let erased = || Ev(UserEvent::Erased(events::UserErasedV1 { reason: None }));
+        let erase = || UserCommand::Erase { reason: None };
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(erase())
+            .then_expect_events(vec![erased()]);
+        Given::with(())
+            .given(vec![registered("Ann"), erased()])
+            .when(erase())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(erase())
+            .then_expect_error(UserError::NotFound);
+        for command in [
+            upsert("Ann", None),
+            UserCommand::Suspend { reason: None },
+            UserCommand::Reinstate,
+        ] {
+            Given::with(())
+                .given(vec![registered("Ann"), erased()])
+                .when(command)
+                .then_expect_error(UserError::Erased);
+        }
+        Given::with(())
+            .given(vec![registered("Ann"), erased()])
+            .when(UserCommand::RecordLastSeen { at: 9 })
+            .then_expect_events(vec![]);
+        assert_eq!(UserError::Erased.code(), api::ErrorCode::Conflict);
     }
 
     #[test]

@@ -55,14 +55,15 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// (`X-Request-Id` when it is a usable id, else a new one).
 pub struct RestCaller(pub Caller);
 
-impl<S: Send + Sync> FromRequestParts<S> for RestCaller
-where
-    Arc<JwtKeys>: FromRef<S>,
-{
+/// A valid token whose user is not erased (an erased user's tokens are refused).
+impl<L: EventLog> FromRequestParts<RestState<L>> for RestCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &RestState<L>) -> Result<Self, ApiError> {
         let identity = Identity::from_request_parts(parts, state).await?;
+        if state.node.service.is_erased(&identity.user_id).await {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "User erased"));
+        }
         Ok(Self(Caller::new(&identity, request_id(parts))))
     }
 }
@@ -238,6 +239,7 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
         .route("/api/users/{id}", put(put_user::<L>))
         .route("/api/users/{id}/suspend", post(suspend::<L>))
         .route("/api/users/{id}/reinstate", post(reinstate::<L>))
+        .route("/api/users/{id}/erase", post(erase::<L>))
         .route("/api/conversations", post(post_conversation::<L>))
         .route(
             "/api/conversations/{id}/participants",
@@ -299,6 +301,34 @@ async fn reinstate<L: EventLog>(
     Path(user): Path<String>,
 ) -> Result<Json<UserStatus>, ApiError> {
     set_suspended(&s, &who, &user, false).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EraseBody {
+    reason: Option<String>,
+}
+
+async fn erase<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<UserStatus>, ApiError> {
+    let erased = traced("erase_user", &who, async {
+        who.require_admin()?;
+        let user: UserId = id(&user)?;
+        // The body is optional (`{reason?}`); when there is one it must be that object.
+        let reason = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            serde_json::from_slice::<EraseBody>(&body)
+                .map_err(|e| ApiError::invalid_input(e.to_string()))?
+                .reason
+        };
+        Ok(s.node.service.erase_user(&who, user, reason).await?)
+    });
+    Ok(Json(erased.await?))
 }
 
 async fn set_suspended<L: EventLog>(

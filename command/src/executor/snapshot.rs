@@ -31,8 +31,8 @@ impl Snapshotted for crate::domain::Conversation {
     const LAYOUT: u16 = 1;
 }
 
-/// Layout 2: the profile held sealed (issue 14); layout-1 snapshots held it in the clear and
-/// are ignored, so the aggregate reloads from the log.
+/// Layout 2: the profile held sealed, and the erased flag (issue 14); layout-1 snapshots held
+/// the profile in the clear and are ignored, so the aggregate reloads from the log.
 impl Snapshotted for crate::domain::User {
     const LAYOUT: u16 = 2;
 }
@@ -223,7 +223,7 @@ mod tests {
                 &"00".repeat(24),
                 "03416e6e 00",
                 &"07".repeat(32),
-                "00 00",
+                "00 00 00",
             ]
             .concat()
             .replace(' ', "")

@@ -3,7 +3,7 @@
 //! to `user-<senderId>`. Nodes never talk to each other about state changes; the log is the
 //! bus. It also feeds every commit to the executor's cache (so this node's aggregates stay
 //! current with what other nodes append), takes removed participants out of their rooms,
-//! and cuts off suspended users.
+//! cuts off suspended and erased users, and makes this node forget an erased user's key.
 
 use super::catchup::emit_room_event;
 use super::cut_off;
@@ -65,10 +65,19 @@ pub async fn run<L: EventLog>(
 async fn deliver<L: EventLog>(state: &NodeState<L>, io: &SocketIo, stored: &StoredCommit) {
     let commit = &stored.commit;
     if commit.aggregate_type == UserEvent::AGGREGATE {
-        if let Ok(events) = commit.decode_events::<UserEvent>()
-            && events
+        let events = commit.decode_events::<UserEvent>().unwrap_or_default();
+        let erased = events
+            .iter()
+            .any(|r| matches!(r.event, UserEvent::Erased(_)));
+        if let Ok(user) = UserId::parse(&commit.aggregate_id)
+            && erased
+        {
+            state.service.keyring.forget_user(&user);
+        }
+        if (erased
+            || events
                 .iter()
-                .any(|r| matches!(r.event, UserEvent::Suspended(_)))
+                .any(|r| matches!(r.event, UserEvent::Suspended(_))))
             && let Ok(user) = UserId::parse(&commit.aggregate_id)
         {
             for socket in super::root(io)

@@ -43,6 +43,9 @@ impl RoomMessage {
 
 /// The `sender` / `user` object of a user as this node knows them.
 pub fn user_ref(id: &UserId, user: Option<&ProfileView>) -> UserRef {
+    if user.is_some_and(|u| u.name.is_none()) {
+        return UserRef::erased(id);
+    }
     UserRef::new(
         id,
         user.and_then(|u| u.name.as_deref()),

@@ -296,7 +296,7 @@ async fn dispatch<L: EventLog>(
                 ));
             }
             if start {
-                let name = session.me.name.as_str();
+                let name = session.me.name.as_deref().unwrap_or(me.as_str());
                 state.live.typing_started(socket.id, &conv, me, name).await;
             } else {
                 state.live.typing_stopped(socket.id, &conv, me).await;

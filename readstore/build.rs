@@ -1,0 +1,4 @@
+// `sqlx::migrate!` embeds the migrations at build time; a new file must rebuild this crate.
+fn main() {
+    println!("cargo:rerun-if-changed=../migrations");
+}
