@@ -216,6 +216,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
                 command::edge::rest::RestState {
                     node: state,
                     locate: locator(pool.clone()),
+                    holds: hold_finder(pool.clone()),
                 },
             ))
             .merge(command::edge::audit::router(
@@ -289,6 +290,14 @@ fn locator(pool: sqlx::AnyPool) -> command::edge::rest::MessageLocator {
             query::wait::until(&pool, min_position).await?;
             query::messages::locate(&pool, id.as_str()).await
         })
+    })
+}
+
+/// Finds a held conversation with a message of a user in the read models (for erasure).
+fn hold_finder(pool: sqlx::AnyPool) -> command::edge::rest::HoldFinder {
+    Arc::new(move |user: events::UserId| {
+        let pool = pool.clone();
+        Box::pin(async move { query::holds::held_conversation_of(&pool, user.as_str()).await })
     })
 }
 

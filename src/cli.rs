@@ -327,8 +327,15 @@ pub async fn erase_user<L: EventLog>(
     reason: Option<String>,
 ) -> anyhow::Result<String> {
     let (service, admin) = cli_service(log, config).await?;
+    let id = user_id(id)?;
+    let store = ReadStore::open(&config.read_store_url())
+        .await
+        .context("read-model store")?;
+    let held_in = query::holds::held_conversation_of(store.pool(), id.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
     let erased = service
-        .erase_user(&admin, user_id(id)?, reason)
+        .erase_user(&admin, id, reason, held_in)
         .await
         .map_err(refused)?;
     Ok(serde_json::to_string(&erased)?)

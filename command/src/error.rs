@@ -26,6 +26,12 @@ pub enum CommandError {
     /// The log cannot be reached; the command may be retried (same `tempId`).
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// Erasure refused: the user has messages in a conversation under legal hold.
+    #[error("User has messages in conversation {conversation}, under legal hold: {reason}")]
+    HeldConversation {
+        conversation: String,
+        reason: String,
+    },
     /// The caller's data key is destroyed: nothing more may be sealed for them.
     #[error("User erased")]
     Erased,
@@ -40,7 +46,7 @@ impl CommandError {
             Self::Rule(r) => r.code(),
             Self::CallerInactive | Self::AdminRequired | Self::Erased => ErrorCode::Unauthorized,
             Self::UnknownUser(_) => ErrorCode::NotFound,
-            Self::Conflict => ErrorCode::Conflict,
+            Self::Conflict | Self::HeldConversation { .. } => ErrorCode::Conflict,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

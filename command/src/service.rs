@@ -19,8 +19,8 @@ use events::{
 use std::sync::Arc;
 use wire::Timestamp;
 use wire::rest::{
-    ConversationCreated, Deleted, Edited, Member, ParticipantChanged, Positioned, Reaction,
-    UserSaved, UserStatus,
+    ConversationCreated, Deleted, Edited, HoldChanged, Member, ParticipantChanged, Positioned,
+    Reaction, UserSaved, UserStatus,
 };
 use wire::socket::MessageNew;
 
@@ -422,13 +422,22 @@ impl<L: EventLog> Service<L> {
     /// `POST /api/users/:id/erase` (contract 4.2): appends `UserErased`, then destroys the
     /// user's data key, so that their profile and the content of their messages open nowhere
     /// again. Erasing an erased user answers the same and changes nothing. Admin only.
+    /// `held_in`: a held conversation with a message of the user, as the read models know it
+    /// (the edge looks it up): erasure is then refused, as it is for a held user.
     pub async fn erase_user(
         &self,
         who: &Caller,
         id: UserId,
         reason: Option<String>,
+        held_in: Option<(String, String)>,
     ) -> Result<UserStatus> {
         let meta = who.admin_metadata()?;
+        if let Some((conversation, reason)) = held_in {
+            return Err(CommandError::HeldConversation {
+                conversation,
+                reason,
+            });
+        }
         let (outcome, ()) = self
             .executor
             .user(&id, UserCommand::Erase { reason }, &meta, |_| ())
@@ -437,6 +446,53 @@ impl<L: EventLog> Service<L> {
         Ok(UserStatus {
             id,
             status: "erased",
+            position: outcome.position,
+        })
+    }
+
+    /// `PUT` (`reason` given) or `DELETE /api/holds/users/:id`. Admin only.
+    pub async fn set_user_hold(
+        &self,
+        who: &Caller,
+        id: UserId,
+        reason: Option<String>,
+    ) -> Result<HoldChanged> {
+        let meta = who.admin_metadata()?;
+        let held = reason.is_some();
+        let command = match reason {
+            Some(reason) => UserCommand::Hold { reason },
+            None => UserCommand::Release,
+        };
+        let (outcome, ()) = self.executor.user(&id, command, &meta, |_| ()).await?;
+        Ok(HoldChanged {
+            kind: "user",
+            id: id.to_string(),
+            held,
+            position: outcome.position,
+        })
+    }
+
+    /// `PUT` (`reason` given) or `DELETE /api/holds/conversations/:id`. Admin only.
+    pub async fn set_conversation_hold(
+        &self,
+        who: &Caller,
+        id: ConversationId,
+        reason: Option<String>,
+    ) -> Result<HoldChanged> {
+        let meta = who.admin_metadata()?;
+        let held = reason.is_some();
+        let command = match reason {
+            Some(reason) => ConversationCommand::Hold { reason },
+            None => ConversationCommand::Release,
+        };
+        let (outcome, ()) = self
+            .executor
+            .conversation(&id, command, &meta, |_| ())
+            .await?;
+        Ok(HoldChanged {
+            kind: "conversation",
+            id: id.to_string(),
+            held,
             position: outcome.position,
         })
     }

@@ -187,5 +187,6 @@ describe('operations', () => {
     const doc = await (await fetch(A.url + '/api/openapi.json')).json();
     assert.equal(doc.openapi, '3.1.0');
     assert.ok(doc.paths['/api/messages'].post);
+    assert.ok(doc.paths['/api/users/{id}/erase'].post);
   });
 });

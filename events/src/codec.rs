@@ -224,6 +224,13 @@ mod golden_v1_more {
             })),
             "010467647072"
         );
+        let held = HoldPlacedV1 {
+            reason: "case 7".into(),
+        };
+        assert_eq!(hex(&UserEvent::Held(held.clone())), "06636173652037");
+        assert_eq!(hex(&ConversationEvent::Held(held)), "06636173652037");
+        assert_eq!(hex(&UserEvent::Released(HoldReleasedV1 {})), "");
+        assert_eq!(hex(&ConversationEvent::Released(HoldReleasedV1 {})), "");
     }
 
     #[test]

@@ -135,6 +135,15 @@ pub struct UserSuspendedV1 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserReinstatedV1 {}
 
+/// A legal hold on the user (contract 4.2): nothing of theirs is destroyed until released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPlacedV1 {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldReleasedV1 {}
+
 /// The user was erased (contract 4.2): their data key is destroyed, so every field sealed
 /// under it (their profile, the content of their messages) no longer opens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +165,8 @@ pub enum UserEvent {
     Reinstated(UserReinstatedV1),
     LastSeen(UserLastSeenV1),
     Erased(UserErasedV1),
+    Held(HoldPlacedV1),
+    Released(HoldReleasedV1),
 }
 
 impl UserEvent {
@@ -189,6 +200,8 @@ impl EventKind for UserEvent {
             Self::Reinstated(_) => "UserReinstated",
             Self::LastSeen(_) => "UserLastSeen",
             Self::Erased(_) => "UserErased",
+            Self::Held(_) => "UserHeld",
+            Self::Released(_) => "UserReleased",
         }
     }
 
@@ -206,6 +219,8 @@ impl EventKind for UserEvent {
             Self::Reinstated(e) => enc(e),
             Self::LastSeen(e) => enc(e),
             Self::Erased(e) => enc(e),
+            Self::Held(e) => enc(e),
+            Self::Released(e) => enc(e),
         }
     }
 
@@ -217,6 +232,8 @@ impl EventKind for UserEvent {
             ("UserReinstated", 1) => Ok(Self::Reinstated(dec(data)?)),
             ("UserLastSeen", 1) => Ok(Self::LastSeen(dec(data)?)),
             ("UserErased", 1) => Ok(Self::Erased(dec(data)?)),
+            ("UserHeld", 1) => Ok(Self::Held(dec(data)?)),
+            ("UserReleased", 1) => Ok(Self::Released(dec(data)?)),
             _ => Err(CodecError::UnknownEvent(
                 event_type.to_owned(),
                 schema_version,
@@ -238,6 +255,8 @@ impl EventKind for UserEvent {
             Self::Reinstated(_) => serde_json::json!({}),
             Self::LastSeen(e) => serde_json::json!({"lastSeenAt": crate::iso8601(e.last_seen_at)}),
             Self::Erased(e) => serde_json::json!({"reason": e.reason}),
+            Self::Held(e) => serde_json::json!({"reason": e.reason}),
+            Self::Released(_) => serde_json::json!({}),
         }
     }
 }
@@ -517,6 +536,8 @@ pub enum ConversationEvent {
     MessagesRead(MessagesReadV1),
     ReactionAdded(ReactionAddedV1),
     ReactionRemoved(ReactionRemovedV1),
+    Held(HoldPlacedV1),
+    Released(HoldReleasedV1),
 }
 
 impl ConversationEvent {
@@ -557,6 +578,8 @@ impl EventKind for ConversationEvent {
             Self::MessagesRead(_) => "MessagesRead",
             Self::ReactionAdded(_) => "ReactionAdded",
             Self::ReactionRemoved(_) => "ReactionRemoved",
+            Self::Held(_) => "ConversationHeld",
+            Self::Released(_) => "ConversationReleased",
         }
     }
 
@@ -580,6 +603,8 @@ impl EventKind for ConversationEvent {
             Self::MessagesRead(e) => enc(e),
             Self::ReactionAdded(e) => enc(e),
             Self::ReactionRemoved(e) => enc(e),
+            Self::Held(e) => enc(e),
+            Self::Released(e) => enc(e),
         }
     }
 
@@ -597,6 +622,8 @@ impl EventKind for ConversationEvent {
             ("MessagesRead", 1) => Ok(Self::MessagesRead(dec(data)?)),
             ("ReactionAdded", 1) => Ok(Self::ReactionAdded(dec(data)?)),
             ("ReactionRemoved", 1) => Ok(Self::ReactionRemoved(dec(data)?)),
+            ("ConversationHeld", 1) => Ok(Self::Held(dec(data)?)),
+            ("ConversationReleased", 1) => Ok(Self::Released(dec(data)?)),
             _ => Err(CodecError::UnknownEvent(
                 event_type.to_owned(),
                 schema_version,
@@ -644,6 +671,8 @@ impl EventKind for ConversationEvent {
             Self::ReactionRemoved(e) => json!({
                 "reactionId": e.reaction_id, "messageId": e.message_id, "userId": e.user_id
             }),
+            Self::Held(e) => json!({"reason": e.reason}),
+            Self::Released(_) => json!({}),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The `chat` projection: users, conversations (with `lastMessageAt`), participants and
-//! messages.
+//! The `chat` projection: users, conversations (with `lastMessageAt`), participants,
+//! messages and the legal holds in force.
 
 use crate::ProjectionError;
 use eventlog::StoredCommit;
@@ -59,6 +59,7 @@ impl crate::Projection for Chat {
             "message_deliveries",
             "message_reads",
             "reactions",
+            "holds",
         ]
     }
 
@@ -67,6 +68,7 @@ impl crate::Projection for Chat {
             include_str!("../../migrations/0001_read_models.sql"),
             include_str!("../../migrations/0002_receipts_and_reactions.sql"),
             include_str!("../../migrations/0004_erasure.sql"),
+            include_str!("../../migrations/0005_holds.sql"),
         ]
     }
 }
@@ -173,7 +175,13 @@ pub async fn apply(
                 if matches!(r.event, UserEvent::Erased(_)) {
                     pending.erasures += 1;
                 }
-                apply_user(tx, &c.aggregate_id, at, &r.event, keys).await?;
+                match &r.event {
+                    UserEvent::Held(h) => {
+                        place_hold(tx, "user", c, stored.position, &h.reason).await?;
+                    }
+                    UserEvent::Released(_) => release_hold(tx, "user", &c.aggregate_id).await?,
+                    _ => apply_user(tx, &c.aggregate_id, at, &r.event, keys).await?,
+                }
             }
         }
         t if t == ConversationEvent::AGGREGATE => {
@@ -281,6 +289,12 @@ pub async fn apply(
                         .execute(&mut *tx)
                         .await?;
                     }
+                    ConversationEvent::Held(h) => {
+                        place_hold(tx, "conversation", c, stored.position, &h.reason).await?;
+                    }
+                    ConversationEvent::Released(_) => {
+                        release_hold(tx, "conversation", conv).await?;
+                    }
                     ConversationEvent::ReactionRemoved(e) => {
                         sqlx::query("DELETE FROM reactions WHERE id = $1")
                             .bind(e.reaction_id.as_str())
@@ -359,6 +373,38 @@ fn add_pairs(
     }
 }
 
+async fn place_hold(
+    tx: &mut AnyConnection,
+    kind: &str,
+    c: &events::Commit,
+    position: u64,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO holds (kind, target_id, reason, actor, since_ms, position)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (kind, target_id) DO UPDATE SET reason = $3, actor = $4, since_ms = $5, position = $6",
+    )
+    .bind(kind)
+    .bind(&c.aggregate_id)
+    .bind(reason)
+    .bind(&c.actor)
+    .bind(c.occurred_at)
+    .bind(pos(position))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn release_hold(tx: &mut AnyConnection, kind: &str, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM holds WHERE kind = $1 AND target_id = $2")
+        .bind(kind)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 async fn apply_user(
     tx: &mut AnyConnection,
     id: &str,
@@ -424,6 +470,7 @@ async fn apply_user(
                 .execute(&mut *tx)
                 .await?;
         }
+        UserEvent::Held(_) | UserEvent::Released(_) => {}
         UserEvent::LastSeen(e) => {
             sqlx::query("UPDATE users SET last_seen_ms = $2 WHERE id = $1")
                 .bind(id)

@@ -46,6 +46,7 @@ async fn seed<L: EventLog>(
         .iter()
         .map(|u| UserId::parse(u))
         .collect::<Result<_, _>>()?;
+    let mut people = Vec::new();
     for u in &users {
         let mut w = Chain::new(log, subjects.user(u), u.as_str());
         w.commit(
@@ -53,6 +54,7 @@ async fn seed<L: EventLog>(
             &[UserEvent::Registered(profile(keyring, u).await?)],
         )
         .await?;
+        people.push(w);
     }
     let conv = ConversationId::generate();
     let mut w = Chain::new(log, subjects.conversation(&conv), conv.as_str());
@@ -154,7 +156,37 @@ async fn seed<L: EventLog>(
         )],
     )
     .await?;
-    Ok(w.version + 3)
+    // A held conversation, a held user (and one released), and an erasure: the rebuild, which
+    // opens nothing of the erased user, must equal the live tables, which nulled it.
+    w.commit(
+        &seed_meta(),
+        &[ConversationEvent::Held(HoldPlacedV1 {
+            reason: "litigation".into(),
+        })],
+    )
+    .await?;
+    people[1]
+        .commit(
+            &seed_meta(),
+            &[
+                UserEvent::Held(HoldPlacedV1 {
+                    reason: "case 7".into(),
+                }),
+                UserEvent::Released(HoldReleasedV1 {}),
+                UserEvent::Held(HoldPlacedV1 {
+                    reason: "case 8".into(),
+                }),
+            ],
+        )
+        .await?;
+    people[2]
+        .commit(
+            &seed_meta(),
+            &[UserEvent::Erased(UserErasedV1 { reason: None })],
+        )
+        .await?;
+    keyring.destroy_user(&users[2]).await?;
+    Ok(w.version + 7)
 }
 
 /// A connection that sees the live tables in the returned schema and the rebuilt ones in

@@ -4,6 +4,7 @@
 //! Must not write anything, nor depend on the command side.
 
 pub mod conversations;
+pub mod holds;
 pub mod messages;
 pub mod users;
 pub mod wait;
@@ -61,6 +62,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/users/{id}", get(users::get))
         .route("/api/conversations", get(conversations::list))
         .route("/api/conversations/{id}", get(conversations::get))
+        .route("/api/holds", get(holds::list))
         .with_state(state)
 }
 

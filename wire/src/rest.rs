@@ -62,6 +62,33 @@ pub struct ParticipantChanged {
     pub position: u64,
 }
 
+/// `GET /api/holds`: the legal holds in force, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldList {
+    pub holds: Vec<Hold>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    /// `user` or `conversation`.
+    pub kind: String,
+    pub id: String,
+    pub reason: String,
+    /// Who placed it (`admin:<id>`).
+    pub actor: String,
+    pub since: Option<Timestamp>,
+    pub position: i64,
+}
+
+/// `PUT` / `DELETE /api/holds/users/:id`, `/api/holds/conversations/:id`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldChanged {
+    pub kind: &'static str,
+    pub id: String,
+    pub held: bool,
+    pub position: u64,
+}
+
 /// `POST /api/users/:id/suspend`, `/reinstate`.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserStatus {

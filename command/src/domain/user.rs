@@ -19,6 +19,8 @@ pub struct User {
     last_seen_at: Option<Millis>,
     /// Set by `UserErased`, for good.
     erased: bool,
+    /// The reason of the legal hold, while one applies.
+    hold: Option<String>,
 }
 
 impl User {
@@ -40,6 +42,10 @@ impl User {
 
     pub fn is_erased(&self) -> bool {
         self.erased
+    }
+
+    pub fn hold(&self) -> Option<&str> {
+        self.hold.as_deref()
     }
 
     /// The profile as its last event left it (sealed, or in the clear from before sealing).
@@ -69,6 +75,9 @@ pub enum UserError {
     /// An erased user's id is never registered, suspended or reinstated again.
     #[error("User is erased")]
     Erased,
+    /// Nothing of a held user is destroyed.
+    #[error("User is under legal hold: {0}")]
+    Held(String),
     #[error(transparent)]
     Text(#[from] TextRule),
 }
@@ -77,7 +86,7 @@ impl UserError {
     pub fn code(&self) -> api::ErrorCode {
         match self {
             Self::NotFound => api::ErrorCode::NotFound,
-            Self::Erased => api::ErrorCode::Conflict,
+            Self::Erased | Self::Held(_) => api::ErrorCode::Conflict,
             Self::Text(_) => api::ErrorCode::InvalidInput,
         }
     }
@@ -102,10 +111,17 @@ pub enum UserCommand {
     RecordLastSeen {
         at: Millis,
     },
-    /// Erase the user (contract 4.2). Erasing an erased user changes nothing.
+    /// Erase the user (contract 4.2). Erasing an erased user changes nothing; a held user is
+    /// never erased.
     Erase {
         reason: Option<String>,
     },
+    /// Place a legal hold; a second hold changes nothing. Admins only (the service checks).
+    Hold {
+        reason: String,
+    },
+    /// Release the legal hold; releasing an unheld user changes nothing.
+    Release,
 }
 
 /// The rules a profile's text follows (the service checks them before it seals anything).
@@ -181,9 +197,33 @@ impl Decide for User {
                 if self.erased {
                     return Ok(vec![]);
                 }
+                if let Some(hold) = &self.hold {
+                    return Err(UserError::Held(hold.clone()));
+                }
                 Ok(vec![UserEvent::Erased(events::UserErasedV1 {
                     reason: reason.clone(),
                 })])
+            }
+            UserCommand::Hold { reason } => {
+                if !self.registered {
+                    return Err(UserError::NotFound);
+                }
+                check_text("reason", reason, 500)?;
+                if self.hold.is_some() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Held(events::HoldPlacedV1 {
+                    reason: reason.trim().to_owned(),
+                })])
+            }
+            UserCommand::Release => {
+                if !self.registered {
+                    return Err(UserError::NotFound);
+                }
+                if self.hold.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::Released(events::HoldReleasedV1 {})])
             }
             UserCommand::RecordLastSeen { at } => {
                 if !self.registered || self.erased || self.last_seen_at.is_some_and(|l| l >= *at) {
@@ -219,6 +259,8 @@ impl Decide for User {
             UserEvent::Reinstated(_) => self.suspended = false,
             UserEvent::LastSeen(e) => self.last_seen_at = Some(e.last_seen_at),
             UserEvent::Erased(_) => self.erased = true,
+            UserEvent::Held(e) => self.hold = Some(e.reason.clone()),
+            UserEvent::Released(_) => self.hold = None,
         }
     }
 }
@@ -368,6 +410,54 @@ mod tests {
             .when(UserCommand::RecordLastSeen { at: 9 })
             .then_expect_events(vec![]);
         assert_eq!(UserError::Erased.code(), api::ErrorCode::Conflict);
+    }
+
+    #[test]
+    fn a_held_user_is_not_erased_until_released() {
+        let held = || {
+            Ev(UserEvent::Held(events::HoldPlacedV1 {
+                reason: "case 7".into(),
+            }))
+        };
+        let released = || Ev(UserEvent::Released(events::HoldReleasedV1 {}));
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(UserCommand::Hold {
+                reason: " case 7 ".into(),
+            })
+            .then_expect_events(vec![held()]);
+        Given::with(())
+            .given(vec![registered("Ann"), held()])
+            .when(UserCommand::Erase { reason: None })
+            .then_expect_error(UserError::Held("case 7".into()));
+        Given::with(())
+            .given(vec![registered("Ann"), held()])
+            .when(UserCommand::Hold {
+                reason: "again".into(),
+            })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![registered("Ann"), held()])
+            .when(UserCommand::Release)
+            .then_expect_events(vec![released()]);
+        Given::with(())
+            .given(vec![registered("Ann"), held(), released()])
+            .when(UserCommand::Erase { reason: None })
+            .then_expect_events(vec![Ev(UserEvent::Erased(events::UserErasedV1 {
+                reason: None,
+            }))]);
+        Given::with(())
+            .given(vec![registered("Ann")])
+            .when(UserCommand::Hold { reason: " ".into() })
+            .then_expect_error(UserError::Text(TextRule::Empty { field: "reason" }));
+        Given::with(())
+            .given_no_previous_events()
+            .when(UserCommand::Hold { reason: "x".into() })
+            .then_expect_error(UserError::NotFound);
+        assert_eq!(
+            UserError::Held("case 7".into()).to_string(),
+            "User is under legal hold: case 7"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tracing::Instrument;
 use wire::rest::{
-    ConversationCreated, Deleted, Edited, ParticipantChanged, Positioned, Reaction, SentMessage,
-    UserSaved, UserStatus,
+    ConversationCreated, Deleted, Edited, HoldChanged, ParticipantChanged, Positioned, Reaction,
+    SentMessage, UserSaved, UserStatus,
 };
 
 /// Finds the conversation of a message (the REST message routes name only the message).
@@ -31,11 +31,17 @@ pub type MessageLocator = Arc<
         + Sync,
 >;
 
+/// The held conversation with a message of a user, from the read models (erasure refuses it).
+pub type HoldFinder = Arc<
+    dyn Fn(UserId) -> BoxFuture<'static, Result<Option<(String, String)>, ApiError>> + Send + Sync,
+>;
+
 /// The REST edge shares the socket edge's node state: same service, same per-user send
 /// bucket, same presence (a message sent over REST is delivered to whoever is in the room).
 pub struct RestState<L> {
     pub node: Arc<NodeState<L>>,
     pub locate: MessageLocator,
+    pub holds: HoldFinder,
 }
 
 impl<L> Clone for RestState<L> {
@@ -43,6 +49,7 @@ impl<L> Clone for RestState<L> {
         Self {
             node: self.node.clone(),
             locate: self.locate.clone(),
+            holds: self.holds.clone(),
         }
     }
 }
@@ -240,6 +247,14 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
         .route("/api/users/{id}/suspend", post(suspend::<L>))
         .route("/api/users/{id}/reinstate", post(reinstate::<L>))
         .route("/api/users/{id}/erase", post(erase::<L>))
+        .route(
+            "/api/holds/users/{id}",
+            put(hold_user::<L>).delete(release_user::<L>),
+        )
+        .route(
+            "/api/holds/conversations/{id}",
+            put(hold_conversation::<L>).delete(release_conversation::<L>),
+        )
         .route("/api/conversations", post(post_conversation::<L>))
         .route(
             "/api/conversations/{id}/participants",
@@ -326,9 +341,84 @@ async fn erase<L: EventLog>(
                 .map_err(|e| ApiError::invalid_input(e.to_string()))?
                 .reason
         };
-        Ok(s.node.service.erase_user(&who, user, reason).await?)
+        let held_in = (s.holds)(user.clone()).await?;
+        Ok(s.node
+            .service
+            .erase_user(&who, user, reason, held_in)
+            .await?)
     });
     Ok(Json(erased.await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    reason: String,
+}
+
+async fn hold_user<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    user_hold(&s, &who, &user, Some(body.reason)).await
+}
+
+async fn release_user<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(user): Path<String>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    user_hold(&s, &who, &user, None).await
+}
+
+async fn user_hold<L: EventLog>(
+    s: &RestState<L>,
+    who: &Caller,
+    user: &str,
+    reason: Option<String>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    let changed = traced("user_hold", who, async {
+        who.require_admin()?;
+        let user: UserId = id(user)?;
+        Ok(s.node.service.set_user_hold(who, user, reason).await?)
+    });
+    Ok(Json(changed.await?))
+}
+
+async fn hold_conversation<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(conv): Path<String>,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    conversation_hold(&s, &who, &conv, Some(body.reason)).await
+}
+
+async fn release_conversation<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(conv): Path<String>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    conversation_hold(&s, &who, &conv, None).await
+}
+
+async fn conversation_hold<L: EventLog>(
+    s: &RestState<L>,
+    who: &Caller,
+    conv: &str,
+    reason: Option<String>,
+) -> Result<Json<HoldChanged>, ApiError> {
+    let changed = traced("conversation_hold", who, async {
+        who.require_admin()?;
+        let conv: ConversationId = id(conv)?;
+        Ok(s.node
+            .service
+            .set_conversation_hold(who, conv, reason)
+            .await?)
+    });
+    Ok(Json(changed.await?))
 }
 
 async fn set_suspended<L: EventLog>(

@@ -27,11 +27,12 @@ pub trait Snapshotted: Serialize + DeserializeOwned {
     const LAYOUT: u16;
 }
 
+/// Layout 2: the legal hold (issue 14).
 impl Snapshotted for crate::domain::Conversation {
-    const LAYOUT: u16 = 1;
+    const LAYOUT: u16 = 2;
 }
 
-/// Layout 2: the profile held sealed, and the erased flag (issue 14); layout-1 snapshots held
+/// Layout 2: the profile held sealed, the erased flag and the legal hold (issue 14); layout-1 snapshots held
 /// the profile in the clear and are ignored, so the aggregate reloads from the log.
 impl Snapshotted for crate::domain::User {
     const LAYOUT: u16 = 2;
@@ -208,7 +209,7 @@ mod tests {
     fn golden_state_layouts() {
         assert_eq!(
             hex(&state_bytes(&conversation()).expect("encodes")),
-            "0106636f6e765f3101015400000000000000000000000000000000"
+            "0106636f6e765f310101540000000000000000000000000000000000"
         );
         let profile = events::Profile::Sealed(events::ProfileV2 {
             name: crate::domain::sealed("Ann"),
@@ -223,7 +224,7 @@ mod tests {
                 &"00".repeat(24),
                 "03416e6e 00",
                 &"07".repeat(32),
-                "00 00 00",
+                "00 00 00 00",
             ]
             .concat()
             .replace(' ', "")

@@ -28,6 +28,8 @@ pub const MAX_INITIAL_PARTICIPANTS: usize = 1000;
 pub const MAX_DELIVERY_BATCH: usize = 500;
 /// Most message ids one `message:read` may name.
 pub const MAX_READ_IDS: usize = 100;
+/// Longest reason of a legal hold.
+pub const MAX_HOLD_REASON_CHARS: usize = 500;
 
 /// What the rules read of a conversation's state.
 pub(crate) trait Facts {
@@ -50,6 +52,8 @@ pub(crate) trait Facts {
     fn reaction_key(&self, seq: u64, user: &UserId, emoji: &Emoji) -> Option<&ReactionId>;
     /// The message `seq` and the owner of a reaction.
     fn reaction(&self, id: &ReactionId) -> Option<(u64, &UserId)>;
+    /// The reason of the legal hold on the conversation, while one applies.
+    fn hold(&self) -> Option<&str>;
 }
 
 /// What the rules know of one message.
@@ -157,6 +161,13 @@ pub enum ConversationCommand {
         message_id: MessageId,
         reaction_id: ReactionId,
     },
+    /// Place a legal hold (contract 4.2); a second hold changes nothing. Admins only (the
+    /// service checks).
+    Hold {
+        reason: String,
+    },
+    /// Release the legal hold; releasing an unheld conversation changes nothing.
+    Release,
 }
 
 /// A rule of the conversation a command broke. Each maps to one stable contract code.
@@ -185,7 +196,7 @@ pub enum ConversationError {
     #[error("Only the owner can remove a reaction")]
     OnlyOwnerRemovesReaction,
     #[error(transparent)]
-    Title(TextRule),
+    Text(TextRule),
     #[error("participantIds must list at most {MAX_INITIAL_PARTICIPANTS} users")]
     TooManyParticipants,
     #[error("messageIds must list 1 to {MAX_READ_IDS} ids")]
@@ -207,7 +218,7 @@ impl ConversationError {
             | Self::OnlyAuthorEdits
             | Self::OnlyAuthorOrAdminDeletes
             | Self::OnlyOwnerRemovesReaction => C::Unauthorized,
-            Self::Title(_) | Self::TooManyParticipants | Self::ReadIdCount => C::InvalidInput,
+            Self::Text(_) | Self::TooManyParticipants | Self::ReadIdCount => C::InvalidInput,
         }
     }
 }
@@ -227,7 +238,7 @@ impl<F: Facts> Rules<'_, F> {
             return Err(ConversationError::AlreadyExists);
         }
         if let Some(t) = title {
-            check_text("title", t, MAX_TITLE_CHARS).map_err(ConversationError::Title)?;
+            check_text("title", t, MAX_TITLE_CHARS).map_err(ConversationError::Text)?;
         }
         if participants.len() > MAX_INITIAL_PARTICIPANTS {
             return Err(ConversationError::TooManyParticipants);
@@ -268,6 +279,30 @@ impl<F: Facts> Rules<'_, F> {
                 role: ParticipantRole::Member,
             },
         )])
+    }
+
+    /// A legal hold (an admin's: the service checks the role).
+    fn hold(&self, reason: &str) -> Decision {
+        if !self.exists() {
+            return Err(ConversationError::NotFound);
+        }
+        check_text("reason", reason, MAX_HOLD_REASON_CHARS).map_err(ConversationError::Text)?;
+        if self.0.hold().is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::Held(events::HoldPlacedV1 {
+            reason: reason.trim().to_owned(),
+        })])
+    }
+
+    fn release(&self) -> Decision {
+        if !self.exists() {
+            return Err(ConversationError::NotFound);
+        }
+        if self.0.hold().is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::Released(events::HoldReleasedV1 {})])
     }
 
     fn remove_participant(&self, by: &UserId, user: &UserId) -> Decision {
@@ -517,6 +552,8 @@ pub(crate) fn decide(facts: &impl Facts, command: &ConversationCommand) -> Decis
             message_id,
             reaction_id,
         } => rules.remove_reaction(by, message_id, reaction_id),
+        C::Hold { reason } => rules.hold(reason),
+        C::Release => rules.release(),
     }
 }
 

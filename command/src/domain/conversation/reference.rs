@@ -21,12 +21,15 @@ struct Reference {
     read: HashSet<(UserId, u64)>,
     reactions: HashMap<ReactionId, (u64, UserId, Emoji)>,
     reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
+    hold: Option<String>,
 }
 
 impl Reference {
     fn evolve(&mut self, event: &ConversationEvent) {
         match event {
             ConversationEvent::Created(e) => self.id = Some(e.conversation_id.clone()),
+            ConversationEvent::Held(e) => self.hold = Some(e.reason.clone()),
+            ConversationEvent::Released(_) => self.hold = None,
             ConversationEvent::ParticipantAdded(e) => {
                 self.participants.insert(e.user_id.clone(), e.role);
             }
@@ -103,6 +106,9 @@ fn index(seq: u64) -> usize {
 impl Facts for Reference {
     fn exists(&self) -> bool {
         self.id.is_some()
+    }
+    fn hold(&self) -> Option<&str> {
+        self.hold.as_deref()
     }
     fn role(&self, user: &UserId) -> Option<ParticipantRole> {
         self.participants.get(user).copied()

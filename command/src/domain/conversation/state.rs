@@ -37,6 +37,8 @@ pub struct Conversation {
     reactions: HashMap<ReactionId, Reaction>,
     #[serde(with = "pairs")]
     reaction_keys: HashMap<(u64, u32, Emoji), ReactionId>,
+    /// The reason of the legal hold, while one applies.
+    hold: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +184,8 @@ impl Conversation {
                     self.reaction_keys.remove(&(r.seq, r.user, r.emoji));
                 }
             }
+            ConversationEvent::Held(e) => self.hold = Some(e.reason.clone()),
+            ConversationEvent::Released(_) => self.hold = None,
         }
     }
 }
@@ -189,6 +193,10 @@ impl Conversation {
 impl Facts for Conversation {
     fn exists(&self) -> bool {
         self.id.is_some()
+    }
+
+    fn hold(&self) -> Option<&str> {
+        self.hold.as_deref()
     }
 
     fn role(&self, user: &UserId) -> Option<ParticipantRole> {
