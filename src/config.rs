@@ -130,25 +130,35 @@ pub fn master_key(config: &Config) -> anyhow::Result<keys::MasterKey> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return keys::MasterKey::parse(&existing).with_context(|| path.display().to_string());
     }
+    let key = keys::MasterKey::generate();
+    create_secret_file(config, &path, key.to_hex().as_bytes())?;
+    Ok(key)
+}
+
+/// Writes a new secret file under the data dir, readable by its owner alone, and syncs it.
+fn create_secret_file(
+    config: &Config,
+    path: &std::path::Path,
+    secret: &[u8],
+) -> anyhow::Result<()> {
+    use anyhow::Context;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let key = keys::MasterKey::generate();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, key.to_hex().as_bytes())?;
+    std::io::Write::write_all(&mut file, secret)?;
     file.sync_all()?;
-    Ok(key)
+    Ok(())
 }
 
 /// The JWT secret of embedded mode: `CHAT_JWT_SECRET` when set, else `<data dir>/jwt-secret`,
 /// created on first start (two ULIDs: 160 random bits) with mode 0600.
 pub fn embedded_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    use anyhow::Context;
     if let Some(s) = config.jwt_secret.as_ref().filter(|s| !s.0.is_empty()) {
         return Ok(s.0.as_bytes().to_vec());
     }
@@ -156,16 +166,7 @@ pub fn embedded_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().as_bytes().to_vec());
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let secret = format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new());
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    create_secret_file(config, &path, secret.as_bytes())?;
     Ok(secret.into_bytes())
 }

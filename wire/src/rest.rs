@@ -459,22 +459,6 @@ mod tests {
         golden(
             &MessagePage {
                 messages: vec![Message {
-                    id: "msg_1".into(),
-                    conversation_id: "conv_1".into(),
-                    sender_id: "u1".into(),
-                    seq: 1,
-                    content: Some("Hi".into()),
-                    erased: false,
-                    expired: false,
-                    created_at: Some(Timestamp(AT)),
-                    edited_at: None,
-                    deleted_at: None,
-                    offset: 4,
-                    sender: Sender {
-                        id: "u1".into(),
-                        name: Some("Ann".into()),
-                        avatar_url: None,
-                    },
                     reactions: vec![MessageReaction {
                         id: "r1".into(),
                         emoji: "👍".into(),
@@ -482,6 +466,7 @@ mod tests {
                         created_at: Some(Timestamp(AT)),
                     }],
                     temp_id: Some("t1".into()),
+                    ..page_message()
                 }],
                 has_more: false,
             },
