@@ -186,6 +186,23 @@ impl<L: EventLog> Service<L> {
         open_profile(&self.keyring, user, &profile).await
     }
 
+    /// The refusal the conversation itself would give a writer who is not a participant,
+    /// given before anything is sealed: no key is ever made for a conversation the caller
+    /// cannot write to.
+    async fn require_writer(&self, conv: &ConversationId, user: &UserId) -> Result<()> {
+        use crate::domain::{ConversationError, DomainError};
+        let (exists, member) = self
+            .executor
+            .read_conversation(conv, |c| (c.exists(), c.is_participant(user)))
+            .await?;
+        let refusal = match (exists, member) {
+            (true, true) => return Ok(()),
+            (false, _) => ConversationError::NotFound,
+            (true, false) => ConversationError::NotParticipant,
+        };
+        Err(CommandError::Rule(DomainError::Conversation(refusal)))
+    }
+
     async fn conversation(
         &self,
         who: &Caller,
@@ -208,6 +225,7 @@ impl<L: EventLog> Service<L> {
         content: Content,
     ) -> Result<Edited> {
         let now = now_millis();
+        self.require_writer(conversation_id, &who.user_id).await?;
         // Sealed in the period of the message's send (its id's time), so that retention
         // expires the edits with the message.
         let sent_at = message_id.created_at().unwrap_or(now);
@@ -586,6 +604,7 @@ impl<L: EventLog> Service<L> {
         let meta = who.metadata();
         let sender_id = &who.user_id;
         let message_id = MessageId::generate_at(meta.occurred_at);
+        self.require_writer(conversation_id, sender_id).await?;
         let sealed = self
             .keyring
             .seal_message(
