@@ -140,6 +140,32 @@ async fn print_events<L: EventLog>(
     Ok(())
 }
 
+/// `chat export --user ID | --conversation ID`: the export's lines on stdout.
+pub async fn export(
+    config: &Config,
+    user: Option<String>,
+    conversation: Option<String>,
+) -> anyhow::Result<()> {
+    use command::edge::audit::Export;
+    use futures::StreamExt;
+    let what = match (user, conversation) {
+        (Some(u), _) => Export::User(user_id(&u)?),
+        (None, Some(c)) => Export::Conversation(
+            events::ConversationId::parse(&c).map_err(|e| anyhow::anyhow!("INVALID_INPUT: {e}"))?,
+        ),
+        (None, None) => anyhow::bail!("name --user or --conversation"),
+    };
+    let log = open_log(config, Access::Snapshot).await?;
+    let keyring = open_keyring(config, Access::Snapshot).await?;
+    let mut lines = command::edge::audit::export_lines(log, &config.subjects(), keyring, what);
+    let mut out = std::io::stdout().lock();
+    while let Some(line) = lines.next().await {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// `chat audit verify`: true when every chain is intact.
 pub async fn verify(config: &Config) -> anyhow::Result<bool> {
     let filter = config.subjects().all();

@@ -62,6 +62,19 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Export a user's or a conversation's events as JSON lines, decrypted, with positions and
+    /// commit hashes (contract 4.2), as `GET /api/users/:id/export` and
+    /// `/api/conversations/:id/export` do.
+    Export {
+        #[arg(
+            long,
+            conflicts_with = "conversation",
+            required_unless_present = "conversation"
+        )]
+        user: Option<String>,
+        #[arg(long)]
+        conversation: Option<String>,
+    },
     /// Audit the log.
     Audit {
         #[command(subcommand)]
@@ -250,6 +263,9 @@ async fn main() -> anyhow::Result<()> {
             from,
             follow,
         } => cli::events(&config, conversation, from, follow).await?,
+        Command::Export { user, conversation } => {
+            cli::export(&config, user, conversation).await?;
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

@@ -136,6 +136,8 @@ mod tests {
         ("put", "/api/holds/conversations/{id}"),
         ("delete", "/api/holds/conversations/{id}"),
         ("get", "/api/holds"),
+        ("get", "/api/users/{id}/export"),
+        ("get", "/api/conversations/{id}/export"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),

@@ -94,3 +94,49 @@ test('content, edits and names are in no file of the log, and every read path sh
     assert.equal(inLog(marker), false, `${marker} is in the log's files`);
   }
 });
+
+test('exports of a conversation and of a user: decrypted JSON lines, oldest first, with positions and hashes', async () => {
+  const [cara, dov] = [unique('cara'), unique('dov')];
+  await api(A.url, 'PUT', `/api/users/${cara}`, adminToken(), { name: 'Cara' });
+  await api(A.url, 'PUT', `/api/users/${dov}`, adminToken(), { name: 'Dov' });
+  const c = (await api(A.url, 'POST', '/api/conversations', token(cara), { title: 'Export', participantIds: [dov] })).body.id;
+  const m1 = (await api(A.url, 'POST', '/api/messages', token(cara), { conversationId: c, content: 'first words' })).body;
+  await api(A.url, 'PATCH', `/api/messages/${m1.id}`, token(cara), { conversationId: c, content: 'better words' });
+  await api(A.url, 'POST', '/api/messages', token(dov), { conversationId: c, content: 'a reply' });
+
+  const get = async (path, tok = adminToken()) => {
+    const res = await fetch(A.url + path, { headers: { authorization: 'Bearer ' + tok } });
+    return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+  };
+  const conv = await get(`/api/conversations/${c}/export`);
+  assert.equal(conv.status, 200);
+  assert.equal(conv.type, 'application/x-ndjson');
+  const lines = conv.text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.type), ['ConversationCreated', 'ParticipantAdded', 'ParticipantAdded', 'MessageSent', 'MessageEdited', 'MessageSent']);
+  assert.deepEqual(lines.filter((l) => l.type.startsWith('Message')).map((l) => l.data.content), ['first words', 'better words', 'a reply']);
+  for (const [i, l] of lines.entries()) {
+    assert.match(l.hash, /^[0-9a-f]{64}$/);
+    assert.equal(typeof l.position, 'number');
+    assert.match(l.occurredAt, /Z$/);
+    if (i > 0) assert.ok(l.position >= lines[i - 1].position, 'oldest first');
+  }
+  const env = { ...process.env, ...dep };
+  const cli = await run(process.env.CHAT_BIN, ['export', '--conversation', c], { env });
+  assert.deepEqual(cli.stdout.trim().split('\n').map((l) => JSON.parse(l)), lines);
+
+  const user = await get(`/api/users/${dov}/export`);
+  assert.equal(user.status, 200);
+  const mine = user.text.trim().split('\n').map((l) => JSON.parse(l));
+  const kinds = mine.map((l) => [l.aggregateId === dov ? 'self' : l.aggregateId === c ? 'conv' : 'other', l.type]);
+  assert.ok(kinds.some(([w, t]) => w === 'self' && t === 'UserRegistered'), JSON.stringify(kinds));
+  assert.ok(mine.every((l) => l.aggregateId === dov || l.actor === dov || JSON.stringify(l.data).includes(dov)), 'every line names the user');
+  assert.ok(!mine.some((l) => l.aggregateId === cara), 'another user\'s own events are not exported');
+  const inConv = mine.filter((l) => l.aggregateId === c).map((l) => [l.type, l.data.content ?? l.data.userId]);
+  assert.deepEqual(inConv, [['ParticipantAdded', dov], ['MessageSent', 'a reply']]);
+  const userCli = await run(process.env.CHAT_BIN, ['export', '--user', dov], { env });
+  assert.deepEqual(userCli.stdout.trim().split('\n').map((l) => JSON.parse(l)), mine);
+
+  assert.equal((await get(`/api/conversations/${c}/export`, token(cara))).status, 403);
+  assert.equal((await get('/api/users/no%20such/export')).status, 400);
+  assert.equal((await get(`/api/users/${unique('nobody')}/export`)).text, '');
+});

@@ -541,6 +541,24 @@ pub enum ConversationEvent {
 }
 
 impl ConversationEvent {
+    /// Whether the event names `user`: as participant, sender, reader, recipient, deleter or
+    /// reactor (for exports of a user's data).
+    pub fn names(&self, user: &UserId) -> bool {
+        let sent_by = |refs: &[MessageRefV1]| refs.iter().any(|r| &r.sender_id == user);
+        match self {
+            Self::Created(e) => &e.created_by == user,
+            Self::ParticipantAdded(e) => &e.user_id == user,
+            Self::ParticipantRemoved(e) => &e.user_id == user,
+            Self::MessageSent(e) => &e.sender_id == user,
+            Self::MessageEdited(_) | Self::Held(_) | Self::Released(_) => false,
+            Self::MessageDeleted(e) => &e.deleted_by == user,
+            Self::MessagesDelivered(e) => e.recipients.contains(user) || sent_by(&e.messages),
+            Self::MessagesRead(e) => &e.reader == user || sent_by(&e.messages),
+            Self::ReactionAdded(e) => &e.user_id == user,
+            Self::ReactionRemoved(e) => &e.user_id == user,
+        }
+    }
+
     /// The sealed field this event carries, if any.
     pub fn sealed(&self) -> Option<&SealedV1> {
         match self {
