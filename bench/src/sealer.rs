@@ -39,13 +39,7 @@ impl Sealer {
 
     /// A profile with this name.
     pub async fn profile(&self, user: &UserId, name: &str) -> anyhow::Result<events::Profile> {
-        let command =
-            command::service::upsert_command(&self.keyring, user, name.to_owned(), None).await?;
-        match command {
-            command::domain::UserCommand::Upsert { sealed, .. } => {
-                Ok(events::Profile::Sealed(sealed))
-            }
-            _ => anyhow::bail!("not an upsert"),
-        }
+        let sealed = command::service::seal_profile(&self.keyring, user, name, None).await?;
+        Ok(events::Profile::Sealed(sealed))
     }
 }

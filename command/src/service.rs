@@ -118,29 +118,38 @@ pub async fn upsert_command(
     crate::domain::user::check_profile(&name, avatar_url.as_deref())
         .map_err(|e| CommandError::Rule(e.into()))?;
     // An erased user's key is gone for good: nothing can be sealed for them again.
-    let erased = |e: keys::KeyError| match e {
-        keys::KeyError::Destroyed(_) => CommandError::Rule(crate::domain::UserError::Erased.into()),
-        other => other.into(),
-    };
-    let trimmed = name.trim();
-    let seal = |field: &'static str, text: String| async move {
-        keyring.seal_profile(id, field, &text).await.map_err(erased)
-    };
-    let sealed = events::ProfileV2 {
-        name: seal("name", trimmed.to_owned()).await?,
-        avatar_url: match &avatar_url {
-            Some(a) => Some(seal("avatarUrl", a.clone()).await?),
-            None => None,
-        },
-        fingerprint: keyring
-            .profile_fingerprint(id, &[Some(trimmed), avatar_url.as_deref()])
-            .await
-            .map_err(erased)?,
-    };
+    let sealed = seal_profile(keyring, id, name.trim(), avatar_url.as_deref())
+        .await
+        .map_err(|e| match e {
+            keys::KeyError::Destroyed(_) => {
+                CommandError::Rule(crate::domain::UserError::Erased.into())
+            }
+            other => other.into(),
+        })?;
     Ok(UserCommand::Upsert {
         name,
         avatar_url,
         sealed,
+    })
+}
+
+/// `id`'s profile as the log stores it: each field sealed under the user's key, with the
+/// keyed fingerprint of the text (the name as given: [`upsert_command`] trims it first).
+pub async fn seal_profile(
+    keyring: &keys::Keyring,
+    id: &UserId,
+    name: &str,
+    avatar_url: Option<&str>,
+) -> std::result::Result<events::ProfileV2, keys::KeyError> {
+    Ok(events::ProfileV2 {
+        name: keyring.seal_profile(id, "name", name).await?,
+        avatar_url: match avatar_url {
+            Some(a) => Some(keyring.seal_profile(id, "avatarUrl", a).await?),
+            None => None,
+        },
+        fingerprint: keyring
+            .profile_fingerprint(id, &[Some(name), avatar_url])
+            .await?,
     })
 }
 
@@ -178,12 +187,7 @@ impl<L: EventLog> Service<L> {
 
     /// A user's profile as this node knows it, opened (`None` when unknown or unreadable).
     pub async fn profile(&self, user: &UserId) -> Option<ProfileView> {
-        let profile = self
-            .executor
-            .read_user(user, |u| u.profile().cloned())
-            .await
-            .ok()??;
-        open_profile(&self.keyring, user, &profile).await
+        user_profile(&self.executor, &self.keyring, user).await
     }
 
     /// The refusal the conversation itself would give a writer who is not a participant,
@@ -664,6 +668,19 @@ impl<L: EventLog> Service<L> {
             duplicate: offset.is_none(),
         })
     }
+}
+
+/// `user`'s profile as `executor` knows it, opened (`None` when unknown or unreadable).
+pub async fn user_profile<L: EventLog>(
+    executor: &Executor<L>,
+    keyring: &keys::Keyring,
+    user: &UserId,
+) -> Option<ProfileView> {
+    let profile = executor
+        .read_user(user, |u| u.profile().cloned())
+        .await
+        .ok()??;
+    open_profile(keyring, user, &profile).await
 }
 
 /// `profile` opened with `keyring` (`None` when its keys cannot be read just now).

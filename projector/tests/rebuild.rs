@@ -25,10 +25,8 @@ const COMMITS: u64 = 1_000;
 
 /// `user`'s profile (named by the id), sealed as the service seals it.
 async fn profile(keyring: &keys::Keyring, user: &UserId) -> anyhow::Result<events::Profile> {
-    match command::service::upsert_command(keyring, user, user.to_string(), None).await? {
-        command::domain::UserCommand::Upsert { sealed, .. } => Ok(events::Profile::Sealed(sealed)),
-        _ => anyhow::bail!("not an upsert"),
-    }
+    let sealed = command::service::seal_profile(keyring, user, user.as_str(), None).await?;
+    Ok(events::Profile::Sealed(sealed))
 }
 
 fn seed_meta() -> Metadata {

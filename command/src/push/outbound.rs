@@ -3,7 +3,7 @@
 
 use crate::executor::Executor;
 use crate::metrics::Metrics;
-use crate::service::{ProfileView, open_profile};
+use crate::service::{ProfileView, user_profile};
 use eventlog::EventLog;
 use events::{
     ConversationEvent, ConversationId, MessageDeletedV1, MessageEdited, MessageId, MessageSent,
@@ -134,19 +134,6 @@ fn reaction_removed(conv: &ConversationId, e: &ReactionRemovedV1, offset: u64) -
     }
 }
 
-/// A user's profile as this node knows it, opened.
-async fn profile<L: EventLog>(
-    executor: &Executor<L>,
-    keyring: &keys::Keyring,
-    user: &UserId,
-) -> Option<ProfileView> {
-    let p = executor
-        .read_user(user, |u| u.profile().cloned())
-        .await
-        .ok()??;
-    open_profile(keyring, user, &p).await
-}
-
 /// The content an event carries, opened. A key store that cannot be reached now is an
 /// error: the event is not shown as erased when it is not.
 async fn opened(
@@ -180,7 +167,7 @@ pub async fn room_event<L: EventLog>(
                 .await
                 .map_err(unreadable)
                 .ok()?;
-            let sender = profile(executor, keyring, &m.sender_id).await;
+            let sender = user_profile(executor, keyring, &m.sender_id).await;
             RoomMessage::New(message_new(conv, m, content, Some(offset), sender.as_ref()))
         }
         ConversationEvent::MessageEdited(e) => {
@@ -194,7 +181,7 @@ pub async fn room_event<L: EventLog>(
             RoomMessage::Deleted(message_deleted(conv, e, offset))
         }
         ConversationEvent::ReactionAdded(e) => {
-            let user = profile(executor, keyring, &e.user_id).await;
+            let user = user_profile(executor, keyring, &e.user_id).await;
             RoomMessage::ReactionAdded(reaction_added(conv, e, offset, user.as_ref()))
         }
         ConversationEvent::ReactionRemoved(e) => {
