@@ -173,6 +173,12 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         );
         metrics = executor.metrics().clone();
         let service = Arc::new(Service::new(executor.clone(), keyring.clone()));
+        stoppable.push(tokio::spawn(sweep_retention(
+            service.clone(),
+            store.clone(),
+            std::time::Duration::from_secs(config.retention_sweep_secs),
+            stop.clone(),
+        )));
         let (layer, io) = socketioxide::SocketIo::builder()
             .max_payload(MAX_BODY as u64)
             .ws_max_message_size(MAX_BODY)
@@ -280,6 +286,52 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         stoppable,
         sockets,
     })
+}
+
+/// The retention sweeper, while this node holds the deployment's sweeper lock (one active,
+/// the others waiting to take over), until `stop`.
+async fn sweep_retention<L: eventlog::EventLog>(
+    service: Arc<Service<L>>,
+    store: readstore::ReadStore,
+    every: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let pool = store.pool().clone();
+    let due: command::retention::Due = Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let ids = query::conversations::with_retention(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| events::ConversationId::parse(id).ok())
+                .collect())
+        })
+    });
+    let key = projector::runner::lock_key("retention/sweeper");
+    while !stop.is_cancelled() {
+        let lock = tokio::select! {
+            () = stop.cancelled() => return,
+            lock = store.lock_session(key) => lock,
+        };
+        match lock {
+            Ok(lock) => {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = command::retention::run(service.clone(), due.clone(), every) => {}
+                }
+                lock.release().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: cannot take the sweeper lock");
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Finds a message's conversation in the read models (for the REST message routes).

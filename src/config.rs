@@ -79,6 +79,11 @@ pub struct Config {
     /// once the whole period is past it.
     #[arg(long, env = "CHAT_KEY_PERIOD_SECS", default_value_t = 3600)]
     pub key_period_secs: u64,
+    /// How often the retention sweeper expires what is due, in seconds (one active sweeper in
+    /// a deployment, on a command node).
+    #[arg(long, env = "CHAT_RETENTION_SWEEP_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_sweep_secs: u64,
 }
 
 impl Config {

@@ -122,6 +122,7 @@ mod tests {
         ("get", "/api/conversations/{id}"),
         ("post", "/api/conversations/{id}/participants"),
         ("delete", "/api/conversations/{id}/participants/{userId}"),
+        ("put", "/api/conversations/{id}/retention"),
         ("post", "/api/messages"),
         ("get", "/api/messages"),
         ("post", "/api/messages/read"),

@@ -8,6 +8,7 @@
 //!   log event to its wire message.
 //! - `live/`: presence and typing, which never enter the log.
 //! - `node`: the state one node's edges and push path share; `drain`, `rate`, `metrics`.
+//! - `retention`: the sweeper that expires messages past their conversation's retention.
 //!
 //! Must not contain SQL or read models (the read side is `projector` and `query`).
 
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod push;
 pub mod rate;
+pub mod retention;
 pub mod service;
 
 pub use executor::{ExecError, Executor, Outcome};

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use wire::Timestamp;
 use wire::rest::{
     ConversationCreated, Deleted, Edited, HoldChanged, Member, ParticipantChanged, Positioned,
-    Reaction, UserSaved, UserStatus,
+    Reaction, RetentionChanged, UserSaved, UserStatus,
 };
 use wire::socket::MessageNew;
 
@@ -91,6 +91,18 @@ impl Caller {
 /// A fresh correlation id (a ULID, as command ids are).
 pub fn new_correlation_id() -> String {
     ulid::Ulid::new().to_string()
+}
+
+/// The actor of the retention sweeper's commands.
+pub const SWEEPER_ACTOR: &str = "system:retention";
+
+/// What one sweep of a conversation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Whether it appended an expiry.
+    pub expired: bool,
+    /// Period keys destroyed.
+    pub destroyed: usize,
 }
 
 pub struct Service<L> {
@@ -193,18 +205,24 @@ impl<L: EventLog> Service<L> {
     /// The refusal the conversation itself would give a writer who is not a participant,
     /// given before anything is sealed: no key is ever made for a conversation the caller
     /// cannot write to.
-    async fn require_writer(&self, conv: &ConversationId, user: &UserId) -> Result<()> {
-        use crate::domain::{ConversationError, DomainError};
-        let (exists, member) = self
+    /// Refuses what the conversation would refuse of `command` now, before anything is
+    /// sealed: no key is made for a refused command, and a destroyed key (an expired period)
+    /// is never the reason given. The aggregate's own rules decide, on the current state, with
+    /// a placeholder for the content ([`unsealed_placeholder`]).
+    async fn refuse_early(
+        &self,
+        conv: &ConversationId,
+        command: &ConversationCommand,
+    ) -> Result<()> {
+        use crate::domain::{Decide, DomainError};
+        let refusal = self
             .executor
-            .read_conversation(conv, |c| (c.exists(), c.is_participant(user)))
+            .read_conversation(conv, |c| c.decide(command).err())
             .await?;
-        let refusal = match (exists, member) {
-            (true, true) => return Ok(()),
-            (false, _) => ConversationError::NotFound,
-            (true, false) => ConversationError::NotParticipant,
-        };
-        Err(CommandError::Rule(DomainError::Conversation(refusal)))
+        match refusal {
+            None => Ok(()),
+            Some(e) => Err(CommandError::Rule(DomainError::Conversation(e))),
+        }
     }
 
     async fn conversation(
@@ -229,7 +247,17 @@ impl<L: EventLog> Service<L> {
         content: Content,
     ) -> Result<Edited> {
         let now = now_millis();
-        self.require_writer(conversation_id, &who.user_id).await?;
+        let command = |content| ConversationCommand::EditMessage {
+            by: who.user_id.clone(),
+            message_id: message_id.clone(),
+            content,
+            now,
+        };
+        self.refuse_early(
+            conversation_id,
+            &command(unsealed_placeholder(&who.user_id)),
+        )
+        .await?;
         // Sealed in the period of the message's send (its id's time), so that retention
         // expires the edits with the message.
         let sent_at = message_id.created_at().unwrap_or(now);
@@ -244,13 +272,9 @@ impl<L: EventLog> Service<L> {
                 content.as_str(),
             )
             .await?;
-        let command = ConversationCommand::EditMessage {
-            by: who.user_id.clone(),
-            message_id: message_id.clone(),
-            content: sealed,
-            now,
-        };
-        let outcome = self.conversation(who, conversation_id, command).await?;
+        let outcome = self
+            .conversation(who, conversation_id, command(sealed))
+            .await?;
         Ok(Edited {
             message_id: message_id.clone(),
             edited_at: Timestamp(now),
@@ -519,6 +543,69 @@ impl<L: EventLog> Service<L> {
         })
     }
 
+    /// `PUT /api/conversations/:id/retention` (a conversation admin, or an admin).
+    pub async fn set_retention(
+        &self,
+        who: &Caller,
+        id: ConversationId,
+        seconds: Option<u64>,
+    ) -> Result<RetentionChanged> {
+        let meta = if who.admin {
+            who.admin_metadata()?
+        } else {
+            who.metadata()
+        };
+        let command = ConversationCommand::SetRetention {
+            by: who.user_id.clone(),
+            admin: who.admin,
+            seconds,
+        };
+        let (outcome, ()) = self
+            .executor
+            .conversation(&id, command, &meta, |_| ())
+            .await?;
+        Ok(RetentionChanged {
+            conversation_id: id,
+            retention_seconds: seconds,
+            position: outcome.position,
+        })
+    }
+
+    /// The retention sweeper's visit of one conversation at `now` (contract 4.2): appends the
+    /// expiry of what is due, then destroys the keys of the periods wholly past the retention
+    /// period ([`keys::Keyring::shred`], which also finishes what a crash interrupted). A held
+    /// conversation is left untouched.
+    pub async fn sweep(&self, id: &ConversationId, now: events::Millis) -> Result<Swept> {
+        use crate::domain::{ConversationError, DomainError};
+        use crate::executor::ExecError;
+        let meta = metadata(SWEEPER_ACTOR, None);
+        let command = ConversationCommand::Expire { now };
+        let read = |c: &Conversation| {
+            let cutoff = c.retention_seconds().map(|s| {
+                let period = events::Millis::try_from(s.saturating_mul(1000));
+                now.saturating_sub(period.unwrap_or(events::Millis::MAX))
+            });
+            (c.expired_before(), cutoff, c.first_sent_at())
+        };
+        let (outcome, (before, cutoff, first)) =
+            match self.executor.conversation(id, command, &meta, read).await {
+                Err(ExecError::Domain(DomainError::Conversation(ConversationError::Held(_)))) => {
+                    return Ok(Swept::default());
+                }
+                other => other?,
+            };
+        let through = cutoff.unwrap_or(0).max(before);
+        let destroyed = if through > 0 {
+            self.keyring.shred(id, before, through, first).await?
+        } else {
+            0
+        };
+        Ok(Swept {
+            expired: !outcome.events.is_empty(),
+            destroyed,
+        })
+    }
+
     /// The user's last socket left a room at `at`: persist `lastSeenAt`.
     pub async fn record_last_seen(&self, who: &Caller, at: events::Millis) -> Result<()> {
         self.executor
@@ -608,7 +695,19 @@ impl<L: EventLog> Service<L> {
         let meta = who.metadata();
         let sender_id = &who.user_id;
         let message_id = MessageId::generate_at(meta.occurred_at);
-        self.require_writer(conversation_id, sender_id).await?;
+        let command = |content, present| ConversationCommand::SendMessage {
+            sender: sender_id.clone(),
+            message_id: message_id.clone(),
+            content,
+            temp_id: temp_id.clone(),
+            now: meta.occurred_at,
+            present,
+        };
+        self.refuse_early(
+            conversation_id,
+            &command(unsealed_placeholder(sender_id), vec![]),
+        )
+        .await?;
         let sealed = self
             .keyring
             .seal_message(
@@ -620,14 +719,7 @@ impl<L: EventLog> Service<L> {
                 content.as_str(),
             )
             .await?;
-        let command = ConversationCommand::SendMessage {
-            sender: sender_id.clone(),
-            message_id,
-            content: sealed,
-            temp_id: temp_id.clone(),
-            now: meta.occurred_at,
-            present,
-        };
+        let command = command(sealed, present);
         let earlier = |c: &Conversation| {
             temp_id
                 .as_ref()
@@ -667,6 +759,17 @@ impl<L: EventLog> Service<L> {
             position: outcome.position,
             duplicate: offset.is_none(),
         })
+    }
+}
+
+/// What stands for sealed content while the rules decide before sealing
+/// ([`Service::refuse_early`]): the rules never look inside it.
+fn unsealed_placeholder(user: &UserId) -> events::SealedV1 {
+    events::SealedV1 {
+        user: user.clone(),
+        period: None,
+        nonce: [0; 24],
+        ciphertext: Vec::new(),
     }
 }
 

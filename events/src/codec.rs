@@ -234,6 +234,29 @@ mod golden_v1_more {
     }
 
     #[test]
+    fn retention_events() {
+        assert_eq!(
+            hex(&ConversationEvent::RetentionSet(RetentionSetV1 {
+                retention_seconds: Some(86_400)
+            })),
+            "0180a305"
+        );
+        assert_eq!(
+            hex(&ConversationEvent::RetentionSet(RetentionSetV1 {
+                retention_seconds: None
+            })),
+            "00"
+        );
+        assert_eq!(
+            hex(&ConversationEvent::MessagesExpired(MessagesExpiredV1 {
+                before: 1_700_000_000_000,
+                upto_seq: 42
+            })),
+            "80a0abfef9622a"
+        );
+    }
+
+    #[test]
     fn conversation_events() {
         let c = Content::parse("hi").expect("valid");
         assert_eq!(

@@ -524,6 +524,21 @@ pub struct ReactionRemovedV1 {
     pub user_id: UserId,
 }
 
+/// The conversation's retention period was set (contract 4.2): `None` keeps messages forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSetV1 {
+    pub retention_seconds: Option<u64>,
+}
+
+/// Retention expired every message of the conversation sent before `before` (its id's time):
+/// they read `expired: true` from here on, and the keys of the periods wholly before `before`
+/// are destroyed. `upto_seq` is the last `seq` it covers, for readers that count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesExpiredV1 {
+    pub before: crate::Millis,
+    pub upto_seq: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConversationEvent {
     Created(ConversationCreatedV1),
@@ -538,6 +553,8 @@ pub enum ConversationEvent {
     ReactionRemoved(ReactionRemovedV1),
     Held(HoldPlacedV1),
     Released(HoldReleasedV1),
+    RetentionSet(RetentionSetV1),
+    MessagesExpired(MessagesExpiredV1),
 }
 
 impl ConversationEvent {
@@ -550,7 +567,11 @@ impl ConversationEvent {
             Self::ParticipantAdded(e) => &e.user_id == user,
             Self::ParticipantRemoved(e) => &e.user_id == user,
             Self::MessageSent(e) => &e.sender_id == user,
-            Self::MessageEdited(_) | Self::Held(_) | Self::Released(_) => false,
+            Self::MessageEdited(_)
+            | Self::Held(_)
+            | Self::Released(_)
+            | Self::RetentionSet(_)
+            | Self::MessagesExpired(_) => false,
             Self::MessageDeleted(e) => &e.deleted_by == user,
             Self::MessagesDelivered(e) => e.recipients.contains(user) || sent_by(&e.messages),
             Self::MessagesRead(e) => &e.reader == user || sent_by(&e.messages),
@@ -598,6 +619,8 @@ impl EventKind for ConversationEvent {
             Self::ReactionRemoved(_) => "ReactionRemoved",
             Self::Held(_) => "ConversationHeld",
             Self::Released(_) => "ConversationReleased",
+            Self::RetentionSet(_) => "ConversationRetentionSet",
+            Self::MessagesExpired(_) => "MessagesExpired",
         }
     }
 
@@ -623,6 +646,8 @@ impl EventKind for ConversationEvent {
             Self::ReactionRemoved(e) => enc(e),
             Self::Held(e) => enc(e),
             Self::Released(e) => enc(e),
+            Self::RetentionSet(e) => enc(e),
+            Self::MessagesExpired(e) => enc(e),
         }
     }
 
@@ -642,6 +667,8 @@ impl EventKind for ConversationEvent {
             ("ReactionRemoved", 1) => Ok(Self::ReactionRemoved(dec(data)?)),
             ("ConversationHeld", 1) => Ok(Self::Held(dec(data)?)),
             ("ConversationReleased", 1) => Ok(Self::Released(dec(data)?)),
+            ("ConversationRetentionSet", 1) => Ok(Self::RetentionSet(dec(data)?)),
+            ("MessagesExpired", 1) => Ok(Self::MessagesExpired(dec(data)?)),
             _ => Err(CodecError::UnknownEvent(
                 event_type.to_owned(),
                 schema_version,
@@ -691,6 +718,10 @@ impl EventKind for ConversationEvent {
             }),
             Self::Held(e) => json!({"reason": e.reason}),
             Self::Released(_) => json!({}),
+            Self::RetentionSet(e) => json!({"retentionSeconds": e.retention_seconds}),
+            Self::MessagesExpired(e) => json!({
+                "before": crate::iso8601(e.before), "uptoSeq": e.upto_seq
+            }),
         }
     }
 }

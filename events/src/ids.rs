@@ -115,9 +115,14 @@ impl MessageId {
 
     /// The time a generated id carries (`None` for an id that is not `msg_<ulid>`).
     pub fn created_at(&self) -> Option<crate::Millis> {
-        let ulid = ulid::Ulid::from_string(self.0.strip_prefix("msg_")?).ok()?;
-        i64::try_from(ulid.timestamp_ms()).ok()
+        message_time(&self.0)
     }
+}
+
+/// The time in a message id's ULID (`None` for an id that is not `msg_<ulid>`).
+pub(crate) fn message_time(id: &str) -> Option<crate::Millis> {
+    let ulid = ulid::Ulid::from_string(id.strip_prefix("msg_")?).ok()?;
+    i64::try_from(ulid.timestamp_ms()).ok()
 }
 
 id_type!(

@@ -64,40 +64,62 @@ impl Opened {
     }
 }
 
-/// Where a sealed field belongs: its associated data. Sealing and opening build it from the
-/// same constructor, so the two cannot disagree.
+/// Where a sealed field belongs: its associated data (the bytes sealing binds the field to),
+/// and for message content the message's time (its id's), which retention expires by.
+/// Sealing and opening build it from the same constructor, so the two cannot disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place(String);
+pub struct Place {
+    ad: String,
+    sent_at: Option<Millis>,
+}
 
 impl Place {
     /// The content of a message, sent (`MessageSent`) or edited (`MessageEdited`).
     pub fn message_content(conversation: &str, event_type: &str, message: &str) -> Self {
-        Self(format!(
-            "chat/conversation/{conversation}/{event_type}/{message}/content"
-        ))
+        Self {
+            ad: format!("chat/conversation/{conversation}/{event_type}/{message}/content"),
+            sent_at: crate::ids::message_time(message),
+        }
     }
 
     /// A profile field (`name`, `avatarUrl`) of a user's `UserRegistered` or `UserUpdated`
     /// (one place for both: the service seals before the aggregate decides which it is).
     pub fn profile(user: &str, field: &str) -> Self {
-        Self(format!("chat/user/{user}/profile/{field}"))
+        Self {
+            ad: format!("chat/user/{user}/profile/{field}"),
+            sent_at: None,
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.ad.as_bytes()
+    }
+
+    /// The time of the message whose content this is (`None` for a profile field, or a
+    /// message id that carries no time).
+    pub fn sent_at(&self) -> Option<Millis> {
+        self.sent_at
     }
 }
 
 /// Opens sealed fields. Implemented by the `keys` crate over the keys a reader prepared.
 pub trait Open {
     fn open(&self, place: &Place, sealed: &SealedV1) -> Opened;
+
+    /// What a field at `place` reads whatever it holds, sealed or in the clear: `Expired`
+    /// once retention expired its message.
+    fn withheld(&self, _place: &Place) -> Option<Opened> {
+        None
+    }
 }
 
 impl Text {
     /// The text, opened with `keys` when it is sealed.
     pub fn open(&self, keys: &dyn Open, place: &Place) -> Opened {
         match self {
-            Self::Clear(t) => Opened::Text(t.clone()),
+            Self::Clear(t) => keys
+                .withheld(place)
+                .unwrap_or_else(|| Opened::Text(t.clone())),
             Self::Sealed(s) => keys.open(place, s),
         }
     }

@@ -3,8 +3,10 @@
 //! for one period of time), creates a key the first time it is needed (one store write per
 //! user and per conversation-period, never per message), unwraps keys with the master key and
 //! caches them, bounded. Readers prepare a [`KeySet`] for what they are about to open, then
-//! open synchronously. Must not decide who may read what: that is the command and query
-//! sides'.
+//! open synchronously. Retention's watermark of a conversation ([`Expiry`], `x.<id>`) lives
+//! beside its keys, so that every reader of the log (node, CLI) withholds expired messages
+//! whose period key is not destroyed yet. Must not decide who may read what, or what is due
+//! to expire: that is the command and query sides'.
 
 use crate::KeyError;
 use crate::crypto::{self, Key, MasterKey};
@@ -28,6 +30,44 @@ pub struct Keyring {
     master: MasterKey,
     period_ms: Millis,
     cache: Mutex<lru::LruCache<String, Known>>,
+    expiries: Mutex<lru::LruCache<String, Expiry>>,
+}
+
+/// What retention did to a conversation: every message sent before `before` (its id's time)
+/// reads expired; every period key of a period starting before `shredded` is destroyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expiry {
+    pub before: Millis,
+    pub shredded: Millis,
+}
+
+impl Expiry {
+    const VERSION: u8 = 1;
+
+    fn encode(self) -> Vec<u8> {
+        let mut b = vec![Self::VERSION];
+        b.extend_from_slice(&self.before.to_be_bytes());
+        b.extend_from_slice(&self.shredded.to_be_bytes());
+        b
+    }
+
+    fn decode(name: &str, bytes: &[u8]) -> Result<Self, KeyError> {
+        let damaged = || KeyError::Damaged(name.to_owned());
+        let (&version, rest) = bytes.split_first().ok_or_else(damaged)?;
+        if version != Self::VERSION || rest.len() != 16 {
+            return Err(damaged());
+        }
+        let (before, shredded) = rest.split_at(8);
+        let millis = |b: &[u8]| {
+            b.try_into()
+                .map(Millis::from_be_bytes)
+                .map_err(|_| damaged())
+        };
+        Ok(Self {
+            before: millis(before)?,
+            shredded: millis(shredded)?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Keyring {
@@ -46,6 +86,10 @@ pub fn period_key_name(conversation: &str, start: Millis) -> String {
     format!("c.{conversation}.{start}")
 }
 
+pub fn expiry_name(conversation: &str) -> String {
+    format!("x.{conversation}")
+}
+
 impl Keyring {
     pub fn new(store: KeyStores, master: MasterKey, period_ms: Millis) -> Self {
         let cap = NonZeroUsize::new(CACHED_KEYS).unwrap_or(NonZeroUsize::MIN);
@@ -54,7 +98,13 @@ impl Keyring {
             master,
             period_ms: period_ms.max(1),
             cache: Mutex::new(lru::LruCache::new(cap)),
+            expiries: Mutex::new(lru::LruCache::new(cap)),
         }
+    }
+
+    /// The length of a conversation key period.
+    pub fn period_ms(&self) -> Millis {
+        self.period_ms
     }
 
     pub fn store(&self) -> &KeyStores {
@@ -165,15 +215,121 @@ impl Keyring {
         Ok(crypto::seal(user, &key, None, &place, text))
     }
 
+    /// Retention's watermark of `conversation` (cached; the broadcaster raises it as expiry
+    /// events pass, [`Keyring::note_expired`]).
+    pub async fn expiry(&self, conversation: &str) -> Result<Expiry, KeyError> {
+        let cached = self
+            .expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(conversation)
+            .copied();
+        if let Some(x) = cached {
+            return Ok(x);
+        }
+        let x = self.stored_expiry(conversation).await?;
+        self.expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(conversation.to_owned(), x);
+        Ok(x)
+    }
+
+    async fn stored_expiry(&self, conversation: &str) -> Result<Expiry, KeyError> {
+        let name = expiry_name(conversation);
+        match self.store.get(&name).await? {
+            Some(Entry::Live(bytes)) => Expiry::decode(&name, &bytes),
+            Some(Entry::Destroyed) | None => Ok(Expiry::default()),
+        }
+    }
+
+    /// Raises this node's watermark of `conversation` to `before`: an expiry event of the log,
+    /// which may pass before the sweeper has recorded it in the store. (The cache serves
+    /// readers only; shredding reads the store.)
+    pub fn note_expired(&self, conversation: &str, before: Millis) {
+        let mut cache = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get_mut(conversation) {
+            Some(x) => x.before = x.before.max(before),
+            None => {
+                cache.put(
+                    conversation.to_owned(),
+                    Expiry {
+                        before,
+                        shredded: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    async fn store_expiry(&self, conversation: &str, x: Expiry) -> Result<(), KeyError> {
+        self.store
+            .put(&expiry_name(conversation), x.encode())
+            .await?;
+        self.expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(conversation.to_owned(), x);
+        Ok(())
+    }
+
+    /// Carries out retention on `conversation`: records the watermark `before` of an expiry
+    /// the log holds (so readers withhold what it covers at once), then destroys the key of
+    /// every period wholly before `through` (the retention cutoff: every message sent in such
+    /// a period is expired), from where the last shredding stopped (or from the period of
+    /// `first_sent_at`, the conversation's first message), and records that. Idempotent, and
+    /// safe to call again after a crash at any step. The number of keys it destroyed.
+    pub async fn shred(
+        &self,
+        conversation: &ConversationId,
+        before: Millis,
+        through: Millis,
+        first_sent_at: Option<Millis>,
+    ) -> Result<usize, KeyError> {
+        let id = conversation.as_str();
+        let mut x = self.stored_expiry(id).await?;
+        if before > x.before {
+            x.before = before;
+            self.store_expiry(id, x).await?;
+        }
+        let upto = self.period_start(through);
+        if x.shredded >= upto {
+            return Ok(0);
+        }
+        let mut start = match (x.shredded, first_sent_at) {
+            (0, Some(first)) => self.period_start(first),
+            (0, None) => upto,
+            (s, _) => s,
+        };
+        let mut destroyed = 0;
+        while start < upto {
+            let name = period_key_name(id, start);
+            if let Some(Entry::Live(_)) = self.store.get(&name).await? {
+                self.store.destroy(&name).await?;
+                destroyed += 1;
+            }
+            self.remember(&name, None);
+            start += self.period_ms;
+        }
+        x.shredded = upto;
+        self.store_expiry(id, x).await?;
+        Ok(destroyed)
+    }
+
     /// The keys that open `sealed`, fields of aggregate `conversation` (none for a user's).
     pub async fn prepare(
         &self,
         conversation: Option<&str>,
         sealed: &[&SealedV1],
     ) -> Result<KeySet, KeyError> {
+        let expired_before = match conversation {
+            Some(c) => self.expiry(c).await?.before,
+            None => 0,
+        };
         let mut set = KeySet {
             conversation: conversation.map(str::to_owned),
             keys: HashMap::new(),
+            expired_before,
         };
         for s in sealed.iter().copied() {
             let mut names = vec![user_key_name(s.user.as_str())];
@@ -245,6 +401,8 @@ impl Keyring {
 pub struct KeySet {
     conversation: Option<String>,
     keys: HashMap<String, Known>,
+    /// Retention's watermark of the conversation (0: none).
+    expired_before: Millis,
 }
 
 impl KeySet {
@@ -261,6 +419,9 @@ impl Open for KeySet {
         let Some(Some(user)) = self.get(&user_key_name(sealed.user.as_str())) else {
             return Opened::Erased;
         };
+        if let Some(expired) = self.withheld(place) {
+            return expired;
+        }
         let period = match (&self.conversation, sealed.period) {
             (Some(c), Some(start)) => match self.get(&period_key_name(c, start)) {
                 Some(Some(k)) => Some(k.as_ref()),
@@ -276,5 +437,11 @@ impl Open for KeySet {
                 Opened::Erased
             }
         }
+    }
+
+    /// `Expired` for the content of a message sent before the conversation's watermark.
+    fn withheld(&self, place: &Place) -> Option<Opened> {
+        let at = place.sent_at()?;
+        (at < self.expired_before).then_some(Opened::Expired)
     }
 }

@@ -14,7 +14,7 @@ pub mod keyring;
 pub mod store;
 
 pub use crypto::{Key, MasterKey};
-pub use keyring::{DEFAULT_PERIOD_MS, KeySet, Keyring};
+pub use keyring::{DEFAULT_PERIOD_MS, Expiry, KeySet, Keyring};
 pub use store::{Entry, FileKeys, JetStreamKeys, KeyStore, KeyStores};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Where wrapped data keys are kept, beside the log and shared by every node. JetStream: a
+//! Where wrapped data keys are kept (and each conversation's retention watermark, a small
+//! record beside its keys), beside the log and shared by every node. JetStream: a
 //! key-value bucket of its own (`<stream>_KEYS`, one revision per key, replicated like the
 //! stream); embedded: one file under the data dir. Destroying a key erases its bytes from the
 //! store's files for good (JetStream erases the message in place, the file is rewritten
@@ -44,6 +45,9 @@ pub trait KeyStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Entry, KeyError>> + Send;
     /// Erases the key `name` and leaves a tombstone; whether a live key was there.
     fn destroy(&self, name: &str) -> impl Future<Output = Result<bool, KeyError>> + Send;
+    /// Stores `blob` under `name`, replacing what is there: for records that change (a
+    /// conversation's retention watermark), never for keys.
+    fn put(&self, name: &str, blob: Vec<u8>) -> impl Future<Output = Result<(), KeyError>> + Send;
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KeyError {
@@ -76,6 +80,13 @@ impl KeyStore for KeyStores {
         match self {
             Self::JetStream(s) => s.destroy(name).await,
             Self::File(s) => s.destroy(name).await,
+        }
+    }
+
+    async fn put(&self, name: &str, blob: Vec<u8>) -> Result<(), KeyError> {
+        match self {
+            Self::JetStream(s) => s.put(name, blob).await,
+            Self::File(s) => s.put(name, blob).await,
         }
     }
 }
@@ -173,6 +184,11 @@ impl KeyStore for JetStreamKeys {
             .await
             .map_err(unavailable)?;
         Ok(live)
+    }
+
+    async fn put(&self, name: &str, blob: Vec<u8>) -> Result<(), KeyError> {
+        self.kv.put(name, blob.into()).await.map_err(unavailable)?;
+        Ok(())
     }
 }
 
@@ -360,12 +376,24 @@ impl KeyStore for FileKeys {
     }
 
     async fn destroy(&self, name: &str) -> Result<bool, KeyError> {
+        let before = self.replace(name, Entry::Destroyed).await?;
+        Ok(matches!(before, Some(Entry::Live(_))))
+    }
+
+    async fn put(&self, name: &str, blob: Vec<u8>) -> Result<(), KeyError> {
+        self.replace(name, Entry::Live(blob)).await.map(|_| ())
+    }
+}
+
+impl FileKeys {
+    /// Sets `name` to `entry` and rewrites the file; what was there before.
+    async fn replace(&self, name: &str, entry: Entry) -> Result<Option<Entry>, KeyError> {
         check_name(name)?;
         let mut inner = self.inner.lock().await;
         if inner.read_only {
             return Err(unavailable("the key file is open read-only here"));
         }
-        let before = inner.keys.insert(name.to_owned(), Entry::Destroyed);
+        let before = inner.keys.insert(name.to_owned(), entry);
         let (path, keys) = (inner.path.clone(), inner.keys.clone());
         let written = tokio::task::spawn_blocking(move || rewrite(&path, &keys))
             .await
@@ -377,6 +405,6 @@ impl KeyStore for FileKeys {
             };
             return Err(e);
         }
-        Ok(matches!(before, Some(Entry::Live(_))))
+        Ok(before)
     }
 }

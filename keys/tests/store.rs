@@ -209,6 +209,95 @@ async fn the_keyring_seals_opens_and_shreds(store: Store) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Retention: the watermark withholds what it covers at once, on every node; only the keys of
+/// periods wholly before it are destroyed; shredding again changes nothing.
+async fn retention_withholds_then_shreds_whole_periods(store: Store) -> anyhow::Result<()> {
+    let master = MasterKey::generate();
+    let a = node(&store, &master);
+    let conv = ConversationId::parse("conv_r")?;
+    let ann = UserId::parse("ann")?;
+    let times = [1500, 2200, 2700, 3100];
+    let ids: Vec<MessageId> = times
+        .iter()
+        .map(|t| MessageId::from_ulid(ulid::Ulid::from_parts(*t as u64, 1)))
+        .collect();
+    let mut sealed = Vec::new();
+    for (id, t) in ids.iter().zip(times) {
+        let text = format!("at {t}");
+        sealed.push(
+            a.seal_message(&conv, "MessageSent", id, &ann, t, &text)
+                .await?,
+        );
+    }
+    let reads = |k: Keyring| {
+        let (ids, sealed) = (ids.clone(), sealed.clone());
+        async move {
+            let refs: Vec<&events::SealedV1> = sealed.iter().collect();
+            let set = k.prepare(Some("conv_r"), &refs).await?;
+            Ok::<_, anyhow::Error>(
+                ids.iter()
+                    .zip(&sealed)
+                    .map(|(id, s)| {
+                        let place = Place::message_content("conv_r", "MessageSent", id.as_str());
+                        match events::Open::open(&set, &place, s) {
+                            Opened::Text(_) => "text",
+                            Opened::Expired => "expired",
+                            Opened::Erased => "erased",
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let period = |k: &Keyring, start| {
+        let name = keys::keyring::period_key_name("conv_r", start);
+        let store = k.store().clone();
+        async move { store.get(&name).await }
+    };
+    assert_eq!(reads(node(&store, &master)).await?, ["text"; 4]);
+
+    assert_eq!(a.shred(&conv, 2500, 2500, Some(1500)).await?, 1);
+    assert_eq!(
+        reads(node(&store, &master)).await?,
+        ["expired", "expired", "text", "text"]
+    );
+    assert_eq!(period(&a, 1000).await?, Some(Entry::Destroyed));
+    assert!(matches!(period(&a, 2000).await?, Some(Entry::Live(_))));
+    assert_eq!(
+        a.expiry("conv_r").await?,
+        keys::Expiry {
+            before: 2500,
+            shredded: 2000
+        }
+    );
+    assert_eq!(
+        a.shred(&conv, 2500, 2500, Some(1500)).await?,
+        0,
+        "idempotent"
+    );
+    assert_eq!(
+        a.shred(&conv, 2400, 2400, Some(1500)).await?,
+        0,
+        "never lowered"
+    );
+
+    let b = node(&store, &master);
+    assert_eq!(reads(node(&store, &master)).await?[2], "text");
+    b.note_expired("conv_r", 3000);
+    assert_eq!(
+        reads(b).await?,
+        ["expired", "expired", "expired", "text"],
+        "an expiry event seen before the store is read again"
+    );
+    assert_eq!(a.shred(&conv, 3000, 3000, Some(1500)).await?, 1);
+    assert_eq!(period(&a, 2000).await?, Some(Entry::Destroyed));
+    assert_eq!(
+        reads(node(&store, &master)).await?,
+        ["expired", "expired", "expired", "text"]
+    );
+    Ok(())
+}
+
 macro_rules! on_both_stores {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -226,7 +315,8 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     entries_are_created_once_and_destroyed_for_good,
-    the_keyring_seals_opens_and_shreds
+    the_keyring_seals_opens_and_shreds,
+    retention_withholds_then_shreds_whole_periods
 );
 
 #[tokio::test]

@@ -69,6 +69,7 @@ impl crate::Projection for Chat {
             include_str!("../../migrations/0002_receipts_and_reactions.sql"),
             include_str!("../../migrations/0004_erasure.sql"),
             include_str!("../../migrations/0005_holds.sql"),
+            include_str!("../../migrations/0006_retention.sql"),
         ]
     }
 }
@@ -104,7 +105,8 @@ pub struct Pending {
     latest: std::collections::HashMap<String, (i64, i64)>,
     deliveries: Vec<(String, String, i64)>,
     reads: Vec<(String, String, i64)>,
-    /// Users erased in this batch: their text must then leave the store's files.
+    /// Erasures and expiries in this batch: the text they null must then leave the store's
+    /// files.
     erasures: usize,
 }
 
@@ -294,6 +296,29 @@ pub async fn apply(
                     }
                     ConversationEvent::Released(_) => {
                         release_hold(tx, "conversation", conv).await?;
+                    }
+                    ConversationEvent::RetentionSet(e) => {
+                        let seconds = e
+                            .retention_seconds
+                            .map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+                        sqlx::query(
+                            "UPDATE conversations SET retention_seconds = $2 WHERE id = $1",
+                        )
+                        .bind(conv)
+                        .bind(seconds)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::MessagesExpired(e) => {
+                        sqlx::query(
+                            "UPDATE messages SET content = NULL, expired = TRUE
+                             WHERE conversation_id = $1 AND seq <= $2 AND NOT expired",
+                        )
+                        .bind(conv)
+                        .bind(pos(e.upto_seq))
+                        .execute(&mut *tx)
+                        .await?;
+                        pending.erasures += 1;
                     }
                     ConversationEvent::ReactionRemoved(e) => {
                         sqlx::query("DELETE FROM reactions WHERE id = $1")

@@ -139,6 +139,31 @@ mod tests {
         assert!(find("nope").is_none());
     }
 
+    /// A rebuild creates a projection's tables from its `ddl()` alone: a migration missing
+    /// there would leave rebuilt tables without its columns.
+    #[test]
+    fn every_migration_belongs_to_a_projection() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+        let listed: Vec<&str> = [chat::Chat.ddl(), unread::Unread.ddl()].concat();
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let sql = std::fs::read_to_string(&path).expect("readable");
+            assert_eq!(
+                listed.iter().filter(|d| **d == sql).count(),
+                1,
+                "{} is in no projection's ddl (or in several)",
+                path.display()
+            );
+            files += 1;
+        }
+        assert_eq!(
+            files + 1,
+            listed.len(),
+            "the checkpoints table and each migration"
+        );
+    }
+
     #[test]
     fn the_query_side_waits_for_both_read_models() {
         assert_eq!(read_models().collect::<Vec<_>>(), ["chat", "unread"]);

@@ -82,7 +82,7 @@ pub(crate) fn batch_lock_key(scope: &str, name: &str) -> i64 {
 }
 
 /// A lock key derived from a name (FNV-1a, stable across builds, unlike `DefaultHasher`).
-pub(crate) fn lock_key(name: &str) -> i64 {
+pub fn lock_key(name: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h ^= u64::from(b);

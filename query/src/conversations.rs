@@ -109,3 +109,13 @@ pub async fn get(
         participants,
     }))
 }
+
+/// The conversations that have a retention period, for the retention sweeper.
+pub async fn with_retention(pool: &sqlx::AnyPool) -> Result<Vec<String>, sqlx::Error> {
+    use sqlx::Row;
+    let rows =
+        sqlx::query("SELECT id FROM conversations WHERE retention_seconds IS NOT NULL ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}

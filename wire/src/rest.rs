@@ -89,6 +89,16 @@ pub struct HoldChanged {
     pub position: u64,
 }
 
+/// `PUT /api/conversations/:id/retention`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionChanged {
+    pub conversation_id: ConversationId,
+    /// `null`: kept forever.
+    pub retention_seconds: Option<u64>,
+    pub position: u64,
+}
+
 /// `POST /api/users/:id/suspend`, `/reinstate`.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserStatus {
@@ -297,6 +307,35 @@ mod tests {
 
     fn reaction() -> ReactionId {
         ReactionId::parse("r1").expect("valid")
+    }
+
+    #[test]
+    fn hold_and_retention_writes() {
+        golden(
+            &HoldChanged {
+                kind: "conversation",
+                id: "conv_1".into(),
+                held: true,
+                position: 3,
+            },
+            r#"{"kind":"conversation","id":"conv_1","held":true,"position":3}"#,
+        );
+        golden(
+            &RetentionChanged {
+                conversation_id: conv(),
+                retention_seconds: Some(86_400),
+                position: 4,
+            },
+            r#"{"conversationId":"conv_1","retentionSeconds":86400,"position":4}"#,
+        );
+        golden(
+            &RetentionChanged {
+                conversation_id: conv(),
+                retention_seconds: None,
+                position: 5,
+            },
+            r#"{"conversationId":"conv_1","retentionSeconds":null,"position":5}"#,
+        );
     }
 
     #[test]

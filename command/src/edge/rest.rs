@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 use wire::rest::{
     ConversationCreated, Deleted, Edited, HoldChanged, ParticipantChanged, Positioned, Reaction,
-    SentMessage, UserSaved, UserStatus,
+    RetentionChanged, SentMessage, UserSaved, UserStatus,
 };
 
 /// Finds the conversation of a message (the REST message routes name only the message).
@@ -256,6 +256,7 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
             put(hold_conversation::<L>).delete(release_conversation::<L>),
         )
         .route("/api/conversations", post(post_conversation::<L>))
+        .route("/api/conversations/{id}/retention", put(put_retention::<L>))
         .route(
             "/api/conversations/{id}/participants",
             post(add_participant::<L>),
@@ -417,6 +418,31 @@ async fn conversation_hold<L: EventLog>(
             .service
             .set_conversation_hold(who, conv, reason)
             .await?)
+    });
+    Ok(Json(changed.await?))
+}
+
+/// `{retentionSeconds}`: required, a whole number of seconds or `null` (keep forever).
+async fn put_retention<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(conv): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<RetentionChanged>, ApiError> {
+    use crate::domain::{ConversationError, DomainError};
+    let changed = traced("set_retention", &who, async {
+        let conv: ConversationId = id(&conv)?;
+        let range = || {
+            ApiError::from(crate::error::CommandError::Rule(DomainError::Conversation(
+                ConversationError::RetentionRange,
+            )))
+        };
+        let seconds = match body.get("retentionSeconds") {
+            None => return Err(range()),
+            Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(range)?),
+        };
+        Ok(s.node.service.set_retention(&who, conv, seconds).await?)
     });
     Ok(Json(changed.await?))
 }

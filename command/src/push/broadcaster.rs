@@ -3,7 +3,8 @@
 //! to `user-<senderId>`. Nodes never talk to each other about state changes; the log is the
 //! bus. It also feeds every commit to the executor's cache (so this node's aggregates stay
 //! current with what other nodes append), takes removed participants out of their rooms,
-//! cuts off suspended and erased users, and makes this node forget an erased user's key.
+//! cuts off suspended and erased users, makes this node forget an erased user's key, and
+//! raises its retention watermark of a conversation as expiry events pass.
 
 use super::catchup::emit_room_event;
 use super::cut_off;
@@ -103,6 +104,9 @@ async fn deliver<L: EventLog>(state: &NodeState<L>, io: &SocketIo, stored: &Stor
         }
     };
     for r in &events {
+        if let ConversationEvent::MessagesExpired(e) = &r.event {
+            state.service.keyring.note_expired(conv.as_str(), e.before);
+        }
         deliver_event(state, io, &conv, r).await;
     }
 }

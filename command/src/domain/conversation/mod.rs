@@ -30,6 +30,8 @@ pub const MAX_DELIVERY_BATCH: usize = 500;
 pub const MAX_READ_IDS: usize = 100;
 /// Longest reason of a legal hold.
 pub const MAX_HOLD_REASON_CHARS: usize = 500;
+/// Longest retention period a conversation may have: 100 years, in seconds.
+pub const MAX_RETENTION_SECS: u64 = 100 * 366 * 86_400;
 
 /// What the rules read of a conversation's state.
 pub(crate) trait Facts {
@@ -54,6 +56,14 @@ pub(crate) trait Facts {
     fn reaction(&self, id: &ReactionId) -> Option<(u64, &UserId)>;
     /// The reason of the legal hold on the conversation, while one applies.
     fn hold(&self) -> Option<&str>;
+    /// The retention period in seconds, while one is set.
+    fn retention(&self) -> Option<u64>;
+    /// How many leading messages (`seq` 1, 2, …) retention expired.
+    fn expired_upto(&self) -> u64;
+    /// How many leading messages were sent before `before`, by their ids' times (a message
+    /// whose id carries no time, or an earlier one than the message before it, counts as sent
+    /// with the message before it).
+    fn sent_before(&self, before: Millis) -> u64;
 }
 
 /// What the rules know of one message.
@@ -76,10 +86,10 @@ impl<F: Facts> Rules<'_, F> {
         self.0.role(user).is_some()
     }
 
-    /// A live (not deleted) message, or `NOT_FOUND`.
+    /// A live (neither deleted nor expired) message, or `NOT_FOUND`.
     fn live_message(&self, id: &MessageId) -> Result<MessageFacts<'_>, ConversationError> {
         match self.0.message(id) {
-            Some(m) if !m.deleted => Ok(m),
+            Some(m) if !m.deleted && m.seq > self.0.expired_upto() => Ok(m),
             _ => Err(ConversationError::MessageNotFound),
         }
     }
@@ -168,6 +178,17 @@ pub enum ConversationCommand {
     },
     /// Release the legal hold; releasing an unheld conversation changes nothing.
     Release,
+    /// Set the retention period (`None`: keep forever); by a conversation admin, or by an
+    /// admin (`admin`, which the service checks) who need not be a participant.
+    SetRetention {
+        by: UserId,
+        admin: bool,
+        seconds: Option<u64>,
+    },
+    /// Expire what the retention period makes due at `now` (the sweeper's command).
+    Expire {
+        now: Millis,
+    },
 }
 
 /// A rule of the conversation a command broke. Each maps to one stable contract code.
@@ -201,6 +222,12 @@ pub enum ConversationError {
     TooManyParticipants,
     #[error("messageIds must list 1 to {MAX_READ_IDS} ids")]
     ReadIdCount,
+    #[error("Only a conversation admin can set the retention period")]
+    OnlyAdminsSetRetention,
+    #[error("retentionSeconds must be null or a whole number from 1 to {MAX_RETENTION_SECS}")]
+    RetentionRange,
+    #[error("Conversation under legal hold: {0}")]
+    Held(String),
 }
 
 impl ConversationError {
@@ -217,8 +244,13 @@ impl ConversationError {
             | Self::OnlyAdminsRemoveOthers
             | Self::OnlyAuthorEdits
             | Self::OnlyAuthorOrAdminDeletes
-            | Self::OnlyOwnerRemovesReaction => C::Unauthorized,
-            Self::Text(_) | Self::TooManyParticipants | Self::ReadIdCount => C::InvalidInput,
+            | Self::OnlyOwnerRemovesReaction
+            | Self::OnlyAdminsSetRetention => C::Unauthorized,
+            Self::Text(_)
+            | Self::TooManyParticipants
+            | Self::ReadIdCount
+            | Self::RetentionRange => C::InvalidInput,
+            Self::Held(_) => C::Conflict,
         }
     }
 }
@@ -303,6 +335,49 @@ impl<F: Facts> Rules<'_, F> {
             return Ok(vec![]);
         }
         Ok(vec![ConversationEvent::Released(events::HoldReleasedV1 {})])
+    }
+
+    fn set_retention(&self, by: &UserId, admin: bool, seconds: Option<u64>) -> Decision {
+        if !self.exists() {
+            return Err(ConversationError::NotFound);
+        }
+        if !admin && self.require_participant(by)? != ParticipantRole::Admin {
+            return Err(ConversationError::OnlyAdminsSetRetention);
+        }
+        if seconds.is_some_and(|s| s == 0 || s > MAX_RETENTION_SECS) {
+            return Err(ConversationError::RetentionRange);
+        }
+        if self.0.retention() == seconds {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::RetentionSet(
+            events::RetentionSetV1 {
+                retention_seconds: seconds,
+            },
+        )])
+    }
+
+    /// Expires the messages sent more than the retention period before `now`; nothing while
+    /// a hold applies (refused, so that the sweeper destroys no key either).
+    fn expire(&self, now: Millis) -> Decision {
+        if !self.exists() {
+            return Err(ConversationError::NotFound);
+        }
+        if let Some(reason) = self.0.hold() {
+            return Err(ConversationError::Held(reason.to_owned()));
+        }
+        let Some(seconds) = self.0.retention() else {
+            return Ok(vec![]);
+        };
+        let period = Millis::try_from(seconds.saturating_mul(1000)).unwrap_or(Millis::MAX);
+        let before = now.saturating_sub(period);
+        let upto_seq = self.0.sent_before(before);
+        if upto_seq <= self.0.expired_upto() {
+            return Ok(vec![]);
+        }
+        Ok(vec![ConversationEvent::MessagesExpired(
+            events::MessagesExpiredV1 { before, upto_seq },
+        )])
     }
 
     fn remove_participant(&self, by: &UserId, user: &UserId) -> Decision {
@@ -554,6 +629,8 @@ pub(crate) fn decide(facts: &impl Facts, command: &ConversationCommand) -> Decis
         } => rules.remove_reaction(by, message_id, reaction_id),
         C::Hold { reason } => rules.hold(reason),
         C::Release => rules.release(),
+        C::SetRetention { by, admin, seconds } => rules.set_retention(by, *admin, *seconds),
+        C::Expire { now } => rules.expire(*now),
     }
 }
 
@@ -1073,5 +1150,169 @@ mod tests {
                 now: 1,
             })
             .then_expect_error(ConversationError::NotParticipant);
+    }
+
+    fn retention(by: &str, admin: bool, seconds: Option<u64>) -> ConversationCommand {
+        ConversationCommand::SetRetention {
+            by: u(by),
+            admin,
+            seconds,
+        }
+    }
+    fn retention_set(seconds: Option<u64>) -> Ev<ConversationEvent> {
+        Ev(ConversationEvent::RetentionSet(events::RetentionSetV1 {
+            retention_seconds: seconds,
+        }))
+    }
+
+    #[test]
+    fn retention_is_set_by_a_conversation_admin_or_an_admin_within_range() {
+        Given::with(())
+            .given(created())
+            .when(retention("ann", false, Some(60)))
+            .then_expect_events(vec![retention_set(Some(60))]);
+        Given::with(())
+            .given(created())
+            .when(retention("zed", true, Some(60)))
+            .then_expect_events(vec![retention_set(Some(60))]);
+        Given::with(())
+            .given(created())
+            .when(retention("bob", false, Some(60)))
+            .then_expect_error(ConversationError::OnlyAdminsSetRetention);
+        Given::with(())
+            .given(created())
+            .when(retention("zed", false, Some(60)))
+            .then_expect_error(ConversationError::NotParticipant);
+        for bad in [0, MAX_RETENTION_SECS + 1] {
+            Given::with(())
+                .given(created())
+                .when(retention("ann", false, Some(bad)))
+                .then_expect_error(ConversationError::RetentionRange);
+        }
+        Given::with(())
+            .given(created())
+            .and(vec![retention_set(Some(60))])
+            .when(retention("ann", false, Some(60)))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(created())
+            .and(vec![retention_set(Some(60))])
+            .when(retention("ann", false, None))
+            .then_expect_events(vec![retention_set(None)]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(retention("ann", true, Some(60)))
+            .then_expect_error(ConversationError::NotFound);
+    }
+
+    /// Three messages sent at 10 s, 20 s and 30 s, a retention of 15 s.
+    fn timed() -> (Vec<Ev<ConversationEvent>>, Vec<MessageId>) {
+        let ids: Vec<MessageId> = [10_000, 20_000, 30_000]
+            .into_iter()
+            .map(|t| MessageId::from_ulid(ulid::Ulid::from_parts(t, 1)))
+            .collect();
+        let mut given = created();
+        for (i, id) in ids.iter().enumerate() {
+            given.push(Ev(ConversationEvent::MessageSent(MessageSent {
+                message_id: id.clone(),
+                sender_id: u("bob"),
+                content: Text::Sealed(sealed("hi")),
+                temp_id: None,
+                seq: i as u64 + 1,
+                sent_at: id.created_at().expect("timed"),
+            })));
+        }
+        given.push(retention_set(Some(15)));
+        (given, ids)
+    }
+
+    fn expired(before: Millis, upto_seq: u64) -> Ev<ConversationEvent> {
+        Ev(ConversationEvent::MessagesExpired(
+            events::MessagesExpiredV1 { before, upto_seq },
+        ))
+    }
+
+    #[test]
+    fn expiry_covers_what_is_older_than_the_period_once() {
+        let (given, _) = timed();
+        Given::with(())
+            .given(given.clone())
+            .when(ConversationCommand::Expire { now: 20_000 })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(given.clone())
+            .when(ConversationCommand::Expire { now: 36_000 })
+            .then_expect_events(vec![expired(21_000, 2)]);
+        Given::with(())
+            .given(given.clone())
+            .and(vec![expired(21_000, 2)])
+            .when(ConversationCommand::Expire { now: 40_000 })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(given.clone())
+            .and(vec![expired(21_000, 2)])
+            .when(ConversationCommand::Expire { now: 46_000 })
+            .then_expect_events(vec![expired(31_000, 3)]);
+        let mut forever = given;
+        forever.push(retention_set(None));
+        Given::with(())
+            .given(forever)
+            .when(ConversationCommand::Expire { now: 99_000 })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_hold_stops_expiry_until_released() {
+        let (mut given, _) = timed();
+        given.push(Ev(ConversationEvent::Held(events::HoldPlacedV1 {
+            reason: "case 7".into(),
+        })));
+        Given::with(())
+            .given(given.clone())
+            .when(ConversationCommand::Expire { now: 36_000 })
+            .then_expect_error(ConversationError::Held("case 7".into()));
+        given.push(Ev(ConversationEvent::Released(events::HoldReleasedV1 {})));
+        Given::with(())
+            .given(given)
+            .when(ConversationCommand::Expire { now: 36_000 })
+            .then_expect_events(vec![expired(21_000, 2)]);
+    }
+
+    #[test]
+    fn an_expired_message_can_no_longer_be_edited_deleted_or_reacted_to() {
+        let (mut given, ids) = timed();
+        given.push(expired(21_000, 2));
+        let old = ids[1].clone();
+        Given::with(())
+            .given(given.clone())
+            .when(ConversationCommand::EditMessage {
+                by: u("bob"),
+                message_id: old.clone(),
+                content: sealed("new"),
+                now: 40_000,
+            })
+            .then_expect_error(ConversationError::MessageNotFound);
+        Given::with(())
+            .given(given.clone())
+            .when(ConversationCommand::DeleteMessage {
+                by: u("bob"),
+                message_id: old,
+                now: 40_000,
+            })
+            .then_expect_error(ConversationError::MessageNotFound);
+        Given::with(())
+            .given(given)
+            .when(ConversationCommand::DeleteMessage {
+                by: u("bob"),
+                message_id: ids[2].clone(),
+                now: 40_000,
+            })
+            .then_expect_events(vec![Ev(ConversationEvent::MessageDeleted(
+                MessageDeletedV1 {
+                    message_id: ids[2].clone(),
+                    deleted_by: u("bob"),
+                    deleted_at: 40_000,
+                },
+            ))]);
     }
 }

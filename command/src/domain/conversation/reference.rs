@@ -22,6 +22,8 @@ struct Reference {
     reactions: HashMap<ReactionId, (u64, UserId, Emoji)>,
     reaction_keys: HashMap<(u64, UserId, Emoji), ReactionId>,
     hold: Option<String>,
+    retention: Option<u64>,
+    expired_upto: u64,
 }
 
 impl Reference {
@@ -30,6 +32,10 @@ impl Reference {
             ConversationEvent::Created(e) => self.id = Some(e.conversation_id.clone()),
             ConversationEvent::Held(e) => self.hold = Some(e.reason.clone()),
             ConversationEvent::Released(_) => self.hold = None,
+            ConversationEvent::RetentionSet(e) => self.retention = e.retention_seconds,
+            ConversationEvent::MessagesExpired(e) => {
+                self.expired_upto = self.expired_upto.max(e.upto_seq);
+            }
             ConversationEvent::ParticipantAdded(e) => {
                 self.participants.insert(e.user_id.clone(), e.role);
             }
@@ -110,6 +116,27 @@ impl Facts for Reference {
     fn hold(&self) -> Option<&str> {
         self.hold.as_deref()
     }
+    fn retention(&self) -> Option<u64> {
+        self.retention
+    }
+    fn expired_upto(&self) -> u64 {
+        self.expired_upto
+    }
+    /// Counted by each message's own id, the running latest of the ids' times standing for
+    /// one that carries none.
+    fn sent_before(&self, before: events::Millis) -> u64 {
+        let mut latest = 0u128;
+        let mut count = 0;
+        for (id, _, _) in &self.messages {
+            latest = latest.max(super::state::ulid_of(id).unwrap_or(0));
+            let at = i64::try_from(ulid::Ulid(latest).timestamp_ms()).unwrap_or(i64::MAX);
+            if at >= before {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
     fn role(&self, user: &UserId) -> Option<ParticipantRole> {
         self.participants.get(user).copied()
     }
@@ -170,6 +197,12 @@ enum Step {
     Read(u8, Vec<u16>),
     React(u8, u16, u8),
     Unreact(u8, u16, u16),
+    /// by, as an admin, seconds (0: none, 3: out of range)
+    Retention(u8, bool, u8),
+    /// how far past the clock, in seconds
+    Expire(u8),
+    Hold,
+    Release,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -187,6 +220,10 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (u(), prop::collection::vec(m(), 0..5)).prop_map(|(a, b)| Step::Read(a, b)),
         3 => (u(), m(), 0u8..2).prop_map(|(a, b, c)| Step::React(a, b, c)),
         2 => (u(), m(), any::<u16>()).prop_map(|(a, b, c)| Step::Unreact(a, b, c)),
+        1 => (u(), any::<bool>(), 0u8..4).prop_map(|(a, b, c)| Step::Retention(a, b, c)),
+        2 => (0u8..3).prop_map(Step::Expire),
+        1 => Just(Step::Hold),
+        1 => Just(Step::Release),
     ]
 }
 
@@ -297,6 +334,22 @@ impl Session {
                     now,
                 }
             }
+            Step::Retention(by, admin, secs) => C::SetRetention {
+                by: user(*by),
+                admin: *admin,
+                seconds: match secs {
+                    0 => None,
+                    3 => Some(super::MAX_RETENTION_SECS + 1),
+                    s => Some(u64::from(*s)),
+                },
+            },
+            Step::Expire(lag) => C::Expire {
+                now: now + i64::from(*lag) * 1000,
+            },
+            Step::Hold => C::Hold {
+                reason: "case".into(),
+            },
+            Step::Release => C::Release,
             Step::Unreact(by, m, r) => C::RemoveReaction {
                 by: user(*by),
                 message_id: self.pick(*m),

@@ -39,6 +39,11 @@ pub struct Conversation {
     reaction_keys: HashMap<(u64, u32, Emoji), ReactionId>,
     /// The reason of the legal hold, while one applies.
     hold: Option<String>,
+    retention: Option<u64>,
+    /// Retention's watermark: the time before which messages are expired, and how many
+    /// leading messages that covers.
+    expired_before: Millis,
+    expired_upto: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +191,34 @@ impl Conversation {
             }
             ConversationEvent::Held(e) => self.hold = Some(e.reason.clone()),
             ConversationEvent::Released(_) => self.hold = None,
+            ConversationEvent::RetentionSet(e) => self.retention = e.retention_seconds,
+            ConversationEvent::MessagesExpired(e) => {
+                self.expired_before = self.expired_before.max(e.before);
+                self.expired_upto = self.expired_upto.max(e.upto_seq);
+            }
+        }
+    }
+
+    /// The retention period in seconds, while one is set.
+    pub fn retention_seconds(&self) -> Option<u64> {
+        self.retention
+    }
+
+    /// Whether a legal hold applies.
+    pub fn is_held(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// Retention's watermark: messages sent before it are expired (0: none).
+    pub fn expired_before(&self) -> Millis {
+        self.expired_before
+    }
+
+    /// The time of the first message (its id's), where the conversation's keys begin.
+    pub fn first_sent_at(&self) -> Option<Millis> {
+        match self.messages.sent_at.get(&1) {
+            Some(at) => Some(*at),
+            None => self.messages.id_time(1),
         }
     }
 }
@@ -197,6 +230,20 @@ impl Facts for Conversation {
 
     fn hold(&self) -> Option<&str> {
         self.hold.as_deref()
+    }
+
+    fn retention(&self) -> Option<u64> {
+        self.retention
+    }
+
+    fn expired_upto(&self) -> u64 {
+        self.expired_upto
+    }
+
+    fn sent_before(&self, before: Millis) -> u64 {
+        let time =
+            |u: &u128| Millis::try_from(ulid::Ulid(*u).timestamp_ms()).unwrap_or(Millis::MAX);
+        self.messages.ulids.partition_point(|u| time(u) < before) as u64
     }
 
     fn role(&self, user: &UserId) -> Option<ParticipantRole> {
@@ -275,7 +322,7 @@ fn fingerprint(sender: &UserId, temp_id: &TempId) -> u64 {
 
 /// The ULID of a canonical message id (`msg_` and the 26 lower-case characters
 /// `MessageId::from_ulid` writes), or `None`.
-fn ulid_of(id: &MessageId) -> Option<u128> {
+pub(super) fn ulid_of(id: &MessageId) -> Option<u128> {
     let text = id.as_str().strip_prefix("msg_")?;
     let ulid = ulid::Ulid::from_string(text).ok()?;
     let mut buf = [0u8; ulid::ULID_LEN];
