@@ -166,11 +166,52 @@ pub async fn export(
     Ok(())
 }
 
-/// `chat audit verify`: true when every chain is intact.
+/// Counts the sealed fields of each commit a verification walks (opened with the keys as
+/// they are now).
+struct CountSealed {
+    /// `None`: no master key here; the chains are verified all the same.
+    keyring: Option<std::sync::Arc<keys::Keyring>>,
+    fields: events::audit::SealedFields,
+    /// Commits whose keys could not be read (the key store unreachable, a damaged key).
+    unreadable: u64,
+}
+
+impl eventlog::verify::Inspect for CountSealed {
+    fn inspect<'a>(
+        &'a mut self,
+        stored: &'a eventlog::StoredCommit,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(keyring) = &self.keyring else { return };
+            match keyring.prepare_commit(&stored.commit).await {
+                Ok(keys) => self.fields.add(&stored.commit, &keys),
+                Err(e) => {
+                    tracing::warn!(position = stored.position, error = %e, "cannot read the keys of a commit");
+                    self.unreadable += 1;
+                }
+            }
+        })
+    }
+}
+
+/// `chat audit verify`: true when every chain is intact. Sealed fields that no longer open
+/// (erased, expired) are reported, never a failure: the chains cover their ciphertext.
 pub async fn verify(config: &Config) -> anyhow::Result<bool> {
     let filter = config.subjects().all();
     let log = open_log(config, Access::Snapshot).await?;
-    let outcome = eventlog::verify::verify_log(&log, &filter).await?;
+    let keyring = match open_keyring(config, Access::Snapshot).await {
+        Ok(k) => Some(k),
+        Err(e) => {
+            println!("sealed fields not counted: {e:#}");
+            None
+        }
+    };
+    let mut count = CountSealed {
+        keyring,
+        fields: Default::default(),
+        unreadable: 0,
+    };
+    let outcome = eventlog::verify::verify_log_inspecting(&log, &filter, &mut count).await?;
     match outcome {
         eventlog::verify::Outcome::Intact {
             commits,
@@ -180,6 +221,19 @@ pub async fn verify(config: &Config) -> anyhow::Result<bool> {
             println!(
                 "log intact: {commits} commits, {events} events, {aggregates} aggregates verified"
             );
+            let f = count.fields;
+            if count.keyring.is_some() {
+                println!(
+                    "sealed fields: {} open, {} erased, {} expired (no longer opened: their keys are destroyed)",
+                    f.opened, f.erased, f.expired
+                );
+            }
+            if count.unreadable > 0 {
+                println!(
+                    "the keys of {} commits could not be read: their sealed fields are not counted",
+                    count.unreadable
+                );
+            }
             Ok(true)
         }
         eventlog::verify::Outcome::Broken(b) => {

@@ -132,6 +132,8 @@ test('an erased user reads null everywhere, is cut off and refused, and others a
   assert.ok(stdout.includes('from bob'));
   const verify = await run(process.env.CHAT_BIN, ['audit', 'verify'], { env: { ...process.env, ...dep } }).catch((e) => e);
   assert.equal(verify.code ?? 0, 0, `chat audit verify after the erasure: ${verify.stdout}${verify.stderr}`);
+  // Ann's and Bob's names and Bob's message open; Eve's name, avatar, message and edit do not.
+  assert.match(verify.stdout, /^sealed fields: 3 open, 4 erased, 0 expired/m);
 });
 
 test('the read models hold no copy of the erased text, and a rebuild from the log yields the same reads', async () => {

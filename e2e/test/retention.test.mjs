@@ -133,6 +133,11 @@ test('a message past the retention period reads expired everywhere; newer ones a
   assert.deepEqual(exported.filter((l) => l.type === 'MessageSent').map((l) => [l.data.content, l.data.expired]), [[null, true], ['fresh', undefined]]);
   const verify = await run(process.env.CHAT_BIN, ['audit', 'verify'], { env }).catch((e) => e);
   assert.equal(verify.code ?? 0, 0, `chat audit verify after expiry: ${verify.stdout}${verify.stderr}`);
+  // Three names, the kept and the fresh message; the old message and its edit no longer open
+  // (the fresh one may have expired since).
+  const [, open, erased, gone] = verify.stdout.match(/^sealed fields: (\d+) open, (\d+) erased, (\d+) expired/m).map(Number);
+  assert.deepEqual([open + gone, erased], [7, 0]);
+  assert.ok(gone >= 2, verify.stdout);
 
   if (EMBEDDED) {
     // The key of the old message's period is destroyed once the period is wholly past.

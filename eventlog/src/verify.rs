@@ -197,10 +197,31 @@ pub enum Outcome {
     Broken(Broken),
 }
 
+/// What else a walk of the log looks at in each commit (`chat audit verify` counts the sealed
+/// fields that no longer open); the chains are checked whatever it does.
+pub trait Inspect: Send {
+    fn inspect<'a>(&'a mut self, stored: &'a StoredCommit) -> futures::future::BoxFuture<'a, ()>;
+}
+
+impl Inspect for () {
+    fn inspect<'a>(&'a mut self, _: &'a StoredCommit) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
 /// Walks the whole log as it is now and checks every aggregate's chain.
 pub async fn verify_log<L: crate::EventLog>(
     log: &L,
     filter: &str,
+) -> Result<Outcome, crate::LogError> {
+    verify_log_inspecting(log, filter, &mut ()).await
+}
+
+/// [`verify_log`], showing every intact commit to `inspect` as well.
+pub async fn verify_log_inspecting<L: crate::EventLog>(
+    log: &L,
+    filter: &str,
+    inspect: &mut dyn Inspect,
 ) -> Result<Outcome, crate::LogError> {
     use futures::StreamExt;
     let last = log.last_position().await?;
@@ -219,6 +240,7 @@ pub async fn verify_log<L: crate::EventLog>(
             if let Err(b) = v.feed(&stored) {
                 return Ok(Outcome::Broken(b));
             }
+            inspect.inspect(&stored).await;
             if position >= last {
                 break;
             }
