@@ -7,6 +7,10 @@
 #
 #   scripts/bench.sh            # the full run (about 15 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh   # a smoke run: short steps, fewer sockets, a small replay
+#   BENCH_BASELINE=REV scripts/bench.sh   # also the chat scenarios on `chat` as it was at REV
+#       (built in a worktree under .bench-run, or BENCH_BASELINE_BIN=path), run right before
+#       the current one, so that a change's cost is read within one run
+#   BENCH_ONLY=chat scripts/bench.sh      # only the chat scenarios (and the baseline's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,6 +40,13 @@ fi
 
 cargo build --release --bin chat
 cargo build --release -p bench
+BASE_BIN=${BENCH_BASELINE_BIN:-}
+if [ -n "${BENCH_BASELINE:-}" ] && [ -z "$BASE_BIN" ]; then
+  base_dir="$ROOT/.bench-run/baseline-$BENCH_BASELINE"
+  [ -d "$base_dir" ] || git worktree add --detach "$base_dir" "$BENCH_BASELINE"
+  (cd "$base_dir" && CARGO_TARGET_DIR="$ROOT/.bench-run/baseline-target" cargo build --release --bin chat)
+  BASE_BIN="$ROOT/.bench-run/baseline-target/release/chat"
+fi
 (cd bench/node-ref && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
 SECRET="bench-secret-$$"
 
@@ -77,10 +88,11 @@ connections() {
   target/release/bench scenario connections "${common[@]}" --size "$CONNECTIONS" --out "$OUT/$name-connections.json"
 }
 
+# start_chat N [binary]: a `chat serve` on stream BENCHN and database chatbenchN.
 start_chat() {
   start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench$1" \
     CHAT_JWT_SECRET="$SECRET" CHAT_MASTER_KEY="$(printf '5e%.0s' $(seq 32))" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
-    CHAT_STREAM="BENCH$1" CHAT_SUBJECT_PREFIX="bench$1" RUST_LOG=warn target/release/chat serve
+    CHAT_STREAM="BENCH$1" CHAT_SUBJECT_PREFIX="bench$1" RUST_LOG=warn "${2:-target/release/chat}" serve
 }
 start_node() { start_server node env PORT=0 JWT_SECRET="$SECRET" node bench/node-ref/server.js; }
 start_node_pg() {
@@ -88,7 +100,14 @@ start_node_pg() {
 }
 
 # Each server runs alone: started before its scenarios, stopped after them.
+if [ -n "$BASE_BIN" ]; then
+  start_chat 0 "$BASE_BIN"; scenarios chat-baseline --projections; kill "$PID"
+fi
 start_chat 1; scenarios chat --projections; kill "$PID"
+if [ "${BENCH_ONLY:-}" = chat ]; then
+  target/release/bench report --dir "$OUT"
+  exit 0
+fi
 start_chat 2; connections chat --projections; kill "$PID"
 start_node; scenarios node; kill "$PID"
 start_node; connections node; kill "$PID"

@@ -182,11 +182,75 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
             r.events, r.commits, r.rebuild_s
         );
     }
+    baseline_table(&mut md, dir, &ack[0], &tput[0], &fanout[0]);
     history_table(&mut md, dir);
     std::fs::write(dir.join("results.md"), &md)?;
     std::fs::write(dir.join("throughput.svg"), chart(&tput))?;
     print!("{md}");
     Ok(())
+}
+
+/// `chat` against the baseline build of the same run (`BENCH_BASELINE`), when there is one.
+fn baseline_table(
+    md: &mut String,
+    dir: &Path,
+    ack: &Option<Step>,
+    tput: &Option<Throughput>,
+    fanout: &Option<Step>,
+) {
+    let base_ack: Option<Step> = read(dir, "chat-baseline-ack");
+    let base_tput: Option<Throughput> = read(dir, "chat-baseline-throughput");
+    let base_fanout: Option<Step> = read(dir, "chat-baseline-fanout");
+    if base_ack.is_none() && base_tput.is_none() {
+        return;
+    }
+    let rows: [(&str, Option<f64>, Option<f64>); 5] = [
+        (
+            "ack: p50 send→ack (ms)",
+            base_ack.as_ref().map(|s| s.ack.p50),
+            ack.as_ref().map(|s| s.ack.p50),
+        ),
+        (
+            "ack: p99 send→ack (ms)",
+            base_ack.as_ref().map(|s| s.ack.p99),
+            ack.as_ref().map(|s| s.ack.p99),
+        ),
+        (
+            "ack: p99 send→delivery (ms)",
+            base_ack.as_ref().map(|s| s.delivery.p99),
+            ack.as_ref().map(|s| s.delivery.p99),
+        ),
+        (
+            "throughput: highest rate held (msg/s)",
+            base_tput.as_ref().map(|t| t.held_per_s),
+            tput.as_ref().map(|t| t.held_per_s),
+        ),
+        (
+            "fanout: deliveries/s",
+            base_fanout.as_ref().map(|s| s.deliveries_per_s),
+            fanout.as_ref().map(|s| s.deliveries_per_s),
+        ),
+    ];
+    let _ = writeln!(
+        md,
+        "\n| figure | baseline | chat | change |\n|---|---:|---:|---:|"
+    );
+    for (figure, before, after) in rows {
+        let change = match (before, after) {
+            (Some(b), Some(a)) if b != 0.0 => format!("{:+.0} %", (a / b - 1.0) * 100.0),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "| {figure} | {} | {} | {change} |",
+            fmt(before),
+            fmt(after)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nBaseline: `chat` as built from `BENCH_BASELINE`, run in the same invocation just before."
+    );
 }
 
 /// p99 send→ack against offered load, one line per server.
