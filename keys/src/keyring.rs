@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 /// Default length of a conversation key period: retention destroys a period's key once the
 /// whole period is past the conversation's retention.
 pub const DEFAULT_PERIOD_MS: Millis = 3_600_000;
+/// How many empty periods shredding looks at again before it records its progress anyway.
+const PERIODS_PER_RECORD: u32 = 24;
 /// Most unwrapped keys a node keeps in memory (about 100 bytes each).
 const CACHED_KEYS: usize = 65_536;
 
@@ -301,7 +303,7 @@ impl Keyring {
             (0, None) => upto,
             (s, _) => s,
         };
-        let mut destroyed = 0;
+        let (mut destroyed, mut scanned) = (0, 0);
         while start < upto {
             let name = period_key_name(id, start);
             if let Some(Entry::Live(_)) = self.store.get(&name).await? {
@@ -310,9 +312,15 @@ impl Keyring {
             }
             self.remember(&name, None);
             start += self.period_ms;
+            scanned += 1;
         }
-        x.shredded = upto;
-        self.store_expiry(id, x).await?;
+        // Progress over empty periods is recorded now and then, not at every sweep: a store
+        // write (a rewrite of the embedded key file) per idle conversation per period is
+        // dearer than looking at a few periods again.
+        if destroyed > 0 || scanned >= PERIODS_PER_RECORD {
+            x.shredded = upto;
+            self.store_expiry(id, x).await?;
+        }
         Ok(destroyed)
     }
 
