@@ -9,7 +9,8 @@
 #   BENCH_QUICK=1 scripts/bench.sh   # a smoke run: short steps, fewer sockets, a small replay
 #   BENCH_BASELINE=REV scripts/bench.sh   # also the chat scenarios on `chat` as it was at REV
 #       (built in a worktree under .bench-run, or BENCH_BASELINE_BIN=path), run right before
-#       the current one, so that a change's cost is read within one run
+#       the current one (after it with BENCH_BASELINE_AFTER=1, to see what the order does), so
+#       that a change's cost is read within one run
 #   BENCH_ONLY=chat scripts/bench.sh      # only the chat scenarios (and the baseline's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,10 +101,10 @@ start_node_pg() {
 }
 
 # Each server runs alone: started before its scenarios, stopped after them.
-if [ -n "$BASE_BIN" ]; then
-  start_chat 0 "$BASE_BIN"; scenarios chat-baseline --projections; kill "$PID"
-fi
+baseline() { if [ -n "$BASE_BIN" ]; then start_chat 0 "$BASE_BIN"; scenarios chat-baseline --projections; kill "$PID"; fi; }
+[ -n "${BENCH_BASELINE_AFTER:-}" ] || baseline
 start_chat 1; scenarios chat --projections; kill "$PID"
+[ -z "${BENCH_BASELINE_AFTER:-}" ] || baseline
 if [ "${BENCH_ONLY:-}" = chat ]; then
   target/release/bench report --dir "$OUT"
   exit 0

@@ -249,7 +249,7 @@ fn baseline_table(
     }
     let _ = writeln!(
         md,
-        "\nBaseline: `chat` as built from `BENCH_BASELINE`, run in the same invocation just before."
+        "\nBaseline: `chat` as built from `BENCH_BASELINE`, run in the same invocation (just before it, or just after with `BENCH_BASELINE_AFTER=1`)."
     );
 }
 

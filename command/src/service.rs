@@ -202,9 +202,6 @@ impl<L: EventLog> Service<L> {
         user_profile(&self.executor, &self.keyring, user).await
     }
 
-    /// The refusal the conversation itself would give a writer who is not a participant,
-    /// given before anything is sealed: no key is ever made for a conversation the caller
-    /// cannot write to.
     /// Refuses what the conversation would refuse of `command` now, before anything is
     /// sealed: no key is made for a refused command, and a destroyed key (an expired period)
     /// is never the reason given. The aggregate's own rules decide, on the current state, with
