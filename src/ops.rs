@@ -128,6 +128,7 @@ mod tests {
         ("post", "/api/messages/read"),
         ("patch", "/api/messages/{id}"),
         ("delete", "/api/messages/{id}"),
+        ("get", "/api/messages/{id}/history"),
         ("post", "/api/messages/{id}/reactions"),
         ("delete", "/api/messages/{id}/reactions/{reactionId}"),
         ("get", "/api/audit"),

@@ -19,8 +19,8 @@ use events::{
 use std::sync::Arc;
 use wire::Timestamp;
 use wire::rest::{
-    ConversationCreated, Deleted, Edited, HoldChanged, Member, ParticipantChanged, Positioned,
-    Reaction, RetentionChanged, UserSaved, UserStatus,
+    ConversationCreated, Deleted, Edited, HoldChanged, Member, MessageHistory, MessageVersion,
+    ParticipantChanged, Positioned, Reaction, RetentionChanged, UserSaved, UserStatus,
 };
 use wire::socket::MessageNew;
 
@@ -538,6 +538,103 @@ impl<L: EventLog> Service<L> {
             held,
             position: outcome.position,
         })
+    }
+
+    /// `GET /api/messages/:id/history` (a participant; contract 4.3): every version of the
+    /// message, oldest first, read from the conversation's log (not a projection) from the
+    /// first commit that can hold its send, sealed content opened (`null` once erased or
+    /// expired).
+    pub async fn message_history(
+        &self,
+        who: &Caller,
+        conv: &ConversationId,
+        message: &MessageId,
+    ) -> Result<MessageHistory> {
+        use crate::domain::{ConversationError as E, DomainError};
+        let rule = |e| CommandError::Rule(DomainError::Conversation(e));
+        let (exists, member, seq) = self
+            .executor
+            .read_conversation(conv, |c| {
+                (
+                    c.exists(),
+                    c.is_participant(&who.user_id),
+                    c.seq_of(message),
+                )
+            })
+            .await?;
+        match (exists, member, seq) {
+            (false, _, _) => return Err(rule(E::NotFound)),
+            (true, false, _) => return Err(rule(E::NotParticipant)),
+            (true, true, None) => return Err(rule(E::MessageNotFound)),
+            (true, true, Some(_)) => {}
+        }
+        // A message's event number (its offset) is at least its `seq`.
+        let after = seq.unwrap_or(1).saturating_sub(1);
+        let subject = self.executor.subjects().conversation(conv);
+        let commits = eventlog::read_subject_after_version(self.executor.log(), &subject, after)
+            .await
+            .map_err(|e| CommandError::from(crate::ExecError::from(e)))?;
+        let mut history = MessageHistory {
+            versions: Vec::new(),
+            deleted_at: None,
+            deleted_by: None,
+        };
+        let mut author = None;
+        for stored in &commits {
+            let events = stored
+                .commit
+                .decode_events::<ConversationEvent>()
+                .map_err(|e| CommandError::Internal(e.to_string()))?;
+            let mine: Vec<ConversationEvent> = events
+                .into_iter()
+                .map(|r| r.event)
+                .filter(|e| match e {
+                    ConversationEvent::MessageSent(m) => &m.message_id == message,
+                    ConversationEvent::MessageEdited(m) => &m.message_id == message,
+                    ConversationEvent::MessageDeleted(m) => &m.message_id == message,
+                    _ => false,
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let sealed: Vec<&events::SealedV1> = mine.iter().filter_map(|e| e.sealed()).collect();
+            let keys = self.keyring.prepare(Some(conv.as_str()), &sealed).await?;
+            let version = |opened: events::Opened, at, by: &UserId| MessageVersion {
+                erased: opened.is_erased(),
+                expired: opened.is_expired(),
+                content: opened.into_text(),
+                at: Timestamp(at),
+                by: by.clone(),
+                position: stored.position,
+            };
+            for event in &mine {
+                match event {
+                    ConversationEvent::MessageSent(m) => {
+                        author = Some(m.sender_id.clone());
+                        let opened = m.open(&keys, conv.as_str());
+                        history
+                            .versions
+                            .push(version(opened, m.sent_at, &m.sender_id));
+                    }
+                    ConversationEvent::MessageEdited(m) => {
+                        // Only the author edits (their id is the commit's actor too).
+                        let by = author
+                            .clone()
+                            .or_else(|| UserId::parse(&stored.commit.actor).ok())
+                            .unwrap_or_else(|| who.user_id.clone());
+                        let opened = m.open(&keys, conv.as_str());
+                        history.versions.push(version(opened, m.edited_at, &by));
+                    }
+                    ConversationEvent::MessageDeleted(m) => {
+                        history.deleted_at = Some(Timestamp(m.deleted_at));
+                        history.deleted_by = Some(m.deleted_by.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(history)
     }
 
     /// `PUT /api/conversations/:id/retention` (a conversation admin, or an admin).

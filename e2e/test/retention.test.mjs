@@ -111,6 +111,10 @@ test('a message past the retention period reads expired everywhere; newer ones a
     s.disconnect();
   }
 
+  // The message's history, from the log.
+  const versions = (await api(A.url, 'GET', `/api/messages/${old.id}/history?conversationId=${conv}`, token(bob))).body.versions;
+  assert.deepEqual(versions.map((v) => [v.content, v.expired]), [[null, true], [null, true]]);
+
   // Audit: the expiry is an event of the log, by the sweeper.
   const audit = await auditOf(conv);
   assert.deepEqual(

@@ -89,6 +89,32 @@ pub struct HoldChanged {
     pub position: u64,
 }
 
+/// `GET /api/messages/:id/history` (contract 4.3): every version, oldest first, read from
+/// the log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageHistory {
+    pub versions: Vec<MessageVersion>,
+    pub deleted_at: Option<Timestamp>,
+    pub deleted_by: Option<UserId>,
+}
+
+/// One version of a message: as sent, or as an edit left it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageVersion {
+    /// `null` once erased or expired.
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+    pub at: Timestamp,
+    pub by: UserId,
+    /// The log position of the commit that wrote it.
+    pub position: u64,
+}
+
 /// `PUT /api/conversations/:id/retention`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -307,6 +333,47 @@ mod tests {
 
     fn reaction() -> ReactionId {
         ReactionId::parse("r1").expect("valid")
+    }
+
+    #[test]
+    fn message_history() {
+        golden(
+            &MessageHistory {
+                versions: vec![
+                    MessageVersion {
+                        content: Some("Hi".into()),
+                        erased: false,
+                        expired: false,
+                        at: Timestamp(AT),
+                        by: user(),
+                        position: 3,
+                    },
+                    MessageVersion {
+                        content: None,
+                        erased: false,
+                        expired: true,
+                        at: Timestamp(AT),
+                        by: user(),
+                        position: 5,
+                    },
+                ],
+                deleted_at: Some(Timestamp(AT)),
+                deleted_by: Some(user()),
+            },
+            concat!(
+                r#"{"versions":[{"content":"Hi","at":"2025-11-09T10:30:00.000Z","by":"u1","position":3},"#,
+                r#"{"content":null,"expired":true,"at":"2025-11-09T10:30:00.000Z","by":"u1","position":5}],"#,
+                r#""deletedAt":"2025-11-09T10:30:00.000Z","deletedBy":"u1"}"#
+            ),
+        );
+        golden(
+            &MessageHistory {
+                versions: vec![],
+                deleted_at: None,
+                deleted_by: None,
+            },
+            r#"{"versions":[],"deletedAt":null,"deletedBy":null}"#,
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{delete, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use eventlog::EventLog;
 use events::{Content, ConversationId, Emoji, MessageId, TempId, UserId};
@@ -18,8 +18,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tracing::Instrument;
 use wire::rest::{
-    ConversationCreated, Deleted, Edited, HoldChanged, ParticipantChanged, Positioned, Reaction,
-    RetentionChanged, SentMessage, UserSaved, UserStatus,
+    ConversationCreated, Deleted, Edited, HoldChanged, MessageHistory, ParticipantChanged,
+    Positioned, Reaction, RetentionChanged, SentMessage, UserSaved, UserStatus,
 };
 
 /// Finds the conversation of a message (the REST message routes name only the message).
@@ -113,6 +113,25 @@ async fn conversation_of<L>(
 struct InConversation {
     conversation_id: Option<String>,
     min_position: Option<u64>,
+}
+
+/// `?conversationId=` (else the read models find it, after `minPosition`).
+async fn message_history<L: EventLog>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(message): Path<String>,
+    Query(q): Query<InConversation>,
+) -> Result<Json<MessageHistory>, ApiError> {
+    let history = traced("message_history", &who, async {
+        let message: MessageId = id(&message)?;
+        let conv =
+            conversation_of(&s, &message, q.conversation_id.as_deref(), q.min_position).await?;
+        Ok(s.node
+            .service
+            .message_history(&who, &conv, &message)
+            .await?)
+    });
+    Ok(Json(history.await?))
 }
 
 #[derive(Deserialize)]
@@ -271,6 +290,7 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
             "/api/messages/{id}",
             patch(patch_message::<L>).delete(delete_message::<L>),
         )
+        .route("/api/messages/{id}/history", get(message_history::<L>))
         .route("/api/messages/{id}/reactions", post(add_reaction::<L>))
         .route(
             "/api/messages/{id}/reactions/{reaction}",

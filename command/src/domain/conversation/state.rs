@@ -76,6 +76,11 @@ impl Conversation {
         self.participants.contains_key(user)
     }
 
+    /// The `seq` of a message of this conversation.
+    pub fn seq_of(&self, message: &MessageId) -> Option<u64> {
+        Facts::message(self, message).map(|m| m.seq)
+    }
+
     /// The message an earlier send with this (sender, tempId) created, if any.
     pub fn message_for_temp_id(&self, sender: &UserId, temp_id: &TempId) -> Option<SentRef> {
         Facts::sent_for_temp_id(self, sender, temp_id)
