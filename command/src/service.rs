@@ -675,11 +675,11 @@ impl<L: EventLog> Service<L> {
         let meta = metadata(SWEEPER_ACTOR, None);
         let command = ConversationCommand::Expire { now };
         let read = |c: &Conversation| {
-            let cutoff = c.retention_seconds().map(|s| {
-                let period = events::Millis::try_from(s.saturating_mul(1000));
-                now.saturating_sub(period.unwrap_or(events::Millis::MAX))
-            });
-            (c.expired_before(), cutoff, c.first_sent_at())
+            (
+                c.expired_before(),
+                c.retention_cutoff(now),
+                c.first_sent_at(),
+            )
         };
         let (outcome, (before, cutoff, first)) =
             match self.executor.conversation(id, command, &meta, read).await {

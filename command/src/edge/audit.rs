@@ -106,8 +106,7 @@ async fn export_user<L: EventLog>(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     who.require_admin()?;
-    let user = events::UserId::parse(&id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
-    Ok(export(s, Export::User(user)))
+    Ok(export(s, Export::User(super::id(&id)?)))
 }
 
 async fn export_conversation<L: EventLog>(
@@ -116,8 +115,7 @@ async fn export_conversation<L: EventLog>(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     who.require_admin()?;
-    let conv = ConversationId::parse(&id).map_err(|e| ApiError::invalid_input(e.to_string()))?;
-    Ok(export(s, Export::Conversation(conv)))
+    Ok(export(s, Export::Conversation(super::id(&id)?)))
 }
 
 /// `GET /api/users/:id/export`, `GET /api/conversations/:id/export` (admin): the export as

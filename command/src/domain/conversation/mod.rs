@@ -66,6 +66,12 @@ pub(crate) trait Facts {
     fn sent_before(&self, before: Millis) -> u64;
 }
 
+/// The time before which messages are past a retention period of `seconds` at `now`.
+pub(crate) fn retention_cutoff(seconds: u64, now: Millis) -> Millis {
+    let period = Millis::try_from(seconds.saturating_mul(1000)).unwrap_or(Millis::MAX);
+    now.saturating_sub(period)
+}
+
 /// What the rules know of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MessageFacts<'a> {
@@ -369,8 +375,7 @@ impl<F: Facts> Rules<'_, F> {
         let Some(seconds) = self.0.retention() else {
             return Ok(vec![]);
         };
-        let period = Millis::try_from(seconds.saturating_mul(1000)).unwrap_or(Millis::MAX);
-        let before = now.saturating_sub(period);
+        let before = retention_cutoff(seconds, now);
         let upto_seq = self.0.sent_before(before);
         if upto_seq <= self.0.expired_upto() {
             return Ok(vec![]);

@@ -204,14 +204,10 @@ impl Conversation {
         }
     }
 
-    /// The retention period in seconds, while one is set.
-    pub fn retention_seconds(&self) -> Option<u64> {
-        self.retention
-    }
-
-    /// Whether a legal hold applies.
-    pub fn is_held(&self) -> bool {
-        self.hold.is_some()
+    /// The time before which messages are past the retention period at `now`, while one is
+    /// set.
+    pub fn retention_cutoff(&self, now: Millis) -> Option<Millis> {
+        self.retention.map(|s| super::retention_cutoff(s, now))
     }
 
     /// Retention's watermark: messages sent before it are expired (0: none).
