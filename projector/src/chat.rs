@@ -15,9 +15,7 @@ pub struct Chat;
 impl crate::Projection for Chat {
     type Pending = Pending;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn apply<'a>(
         &'a self,
@@ -50,7 +48,7 @@ impl crate::Projection for Chat {
         })
     }
 
-    fn tables(&self) -> &'static [&'static str] {
+    fn tables(&self, _backend: readstore::Backend) -> &'static [&'static str] {
         &[
             "users",
             "conversations",
@@ -63,7 +61,7 @@ impl crate::Projection for Chat {
         ]
     }
 
-    fn ddl(&self) -> &'static [&'static str] {
+    fn ddl(&self, _backend: readstore::Backend) -> &'static [&'static str] {
         &[
             include_str!("../../migrations/0001_read_models.sql"),
             include_str!("../../migrations/0002_receipts_and_reactions.sql"),

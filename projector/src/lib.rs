@@ -10,6 +10,7 @@ pub mod chat;
 pub mod rebuild;
 pub mod registry;
 pub mod runner;
+pub mod search;
 pub mod unread;
 
 pub use runner::{Fault, Projector, ProjectorConfig, checkpoint};
@@ -30,14 +31,18 @@ pub enum ProjectionError {
 }
 
 /// One read model built from the log. Adding a projection: implement this (see `unread.rs`,
-/// about 150 lines), add its tables as a migration, and one line to [`registry::ALL`].
+/// about 150 lines, or `search.rs`), add its tables as a migration, and one line to
+/// [`registry::ALL`].
 pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the key of its checkpoint and its lock, and its name in the CLI.
+    const NAME: &'static str;
     /// Writes a projection holds back within one transaction to send them as multi-row
     /// statements (`()` for none). Whatever is pending must be flushed before any write whose
     /// effect depends on it.
     type Pending: Default + Send;
-    /// Stable name: the key of its checkpoint and its lock.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
     /// Applies one commit inside the runner's transaction, its sealed fields opened with
     /// `keys` (prepared by the runner for this commit). Commits arrive once each, in log
     /// order; the runner then calls [`Projection::flush`] and writes the checkpoint in the same
@@ -64,10 +69,11 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut AnyConnection,
         pending: &'a mut Self::Pending,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
-    /// The tables it owns, for a rebuild's swap.
-    fn tables(&self) -> &'static [&'static str];
-    /// The DDL of those tables (unqualified names), for a rebuild into a fresh schema.
-    fn ddl(&self) -> &'static [&'static str];
+    /// The tables it owns on `backend`, for a rebuild's swap.
+    fn tables(&self, backend: readstore::Backend) -> &'static [&'static str];
+    /// The DDL of those tables on `backend` (unqualified names, the migrations that create
+    /// them), for a rebuild into a fresh schema.
+    fn ddl(&self, backend: readstore::Backend) -> &'static [&'static str];
 }
 
 /// The checkpoint table, for a projection rebuilt into a schema of its own.

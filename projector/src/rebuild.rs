@@ -119,7 +119,7 @@ async fn swap_schema<P: Projection>(
     }
     let retired = format!("retired_{name}");
     let mut stmt = format!("DROP SCHEMA IF EXISTS {retired} CASCADE; CREATE SCHEMA {retired};");
-    for table in projection.tables() {
+    for table in projection.tables(Backend::Postgres) {
         stmt.push_str(&format!(
             "ALTER TABLE public.{table} SET SCHEMA {retired}; ALTER TABLE {schema}.{table} SET SCHEMA public;"
         ));
@@ -160,10 +160,19 @@ async fn swap_file<P: Projection>(
         return Ok(Swap::Behind(live));
     }
     let mut stmt = String::new();
-    for table in projection.tables() {
-        // Both sides were created by the same DDL: same columns, same order.
+    for table in projection.tables(Backend::Sqlite) {
+        // Both sides were created by the same DDL: same columns, same order. A virtual table
+        // (FTS5) lists its columns under `*` but not its rowid, which the rows it indexes refer
+        // to: it is copied with it.
+        let (into, select) = match virtual_columns(&mut tx, table).await? {
+            Some(columns) => {
+                let list = format!("rowid, {}", columns.join(", "));
+                (format!(" ({list})"), list)
+            }
+            None => (String::new(), "*".to_owned()),
+        };
         stmt.push_str(&format!(
-            "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM rebuilt.{table};"
+            "DELETE FROM main.{table}; INSERT INTO main.{table}{into} SELECT {select} FROM rebuilt.{table};"
         ));
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
@@ -173,6 +182,31 @@ async fn swap_file<P: Projection>(
     tx.commit().await?;
     conn.close().await?;
     Ok(Swap::Done)
+}
+
+/// The columns of `table` in the attached rebuild file when it is a virtual table.
+async fn virtual_columns(
+    tx: &mut AnyConnection,
+    table: &str,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let (sql,): (String,) =
+        sqlx::query_as("SELECT sql FROM rebuilt.sqlite_master WHERE type = 'table' AND name = $1")
+            .bind(table)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !sql
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("CREATE VIRTUAL TABLE")
+    {
+        return Ok(None);
+    }
+    let columns: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM pragma_table_info($1, 'rebuilt') ORDER BY cid")
+            .bind(table)
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(Some(columns.into_iter().map(|(c,)| c).collect()))
 }
 
 fn remove_file(file: &std::path::Path) {
@@ -224,7 +258,7 @@ async fn create_tables<P: Projection>(
     tx: &mut AnyConnection,
     projection: &P,
 ) -> Result<(), sqlx::Error> {
-    for ddl in projection.ddl() {
+    for ddl in projection.ddl(Backend::of_connection(tx)) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*ddl))
             .execute(&mut *tx)
             .await?;

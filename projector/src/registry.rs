@@ -7,7 +7,7 @@
 
 use crate::rebuild::Rebuilt;
 use crate::runner::RunError;
-use crate::{Projection, Projector, ProjectorConfig, chat, unread};
+use crate::{Projection, Projector, ProjectorConfig, chat, search, unread};
 use eventlog::Log;
 use futures::future::BoxFuture;
 use readstore::ReadStore;
@@ -37,8 +37,9 @@ pub struct Registered {
 
 /// Every projection of the product.
 pub const ALL: &[Registered] = &[
-    Registered::of::<chat::Chat>(chat::NAME, true),
-    Registered::of::<unread::Unread>(unread::NAME, true),
+    Registered::of::<chat::Chat>(true),
+    Registered::of::<unread::Unread>(true),
+    Registered::of::<search::Search>(true),
 ];
 
 /// The projection called `name`.
@@ -57,9 +58,9 @@ pub fn read_models() -> impl Iterator<Item = &'static str> {
 }
 
 impl Registered {
-    const fn of<P: Projection + Clone + Default>(name: &'static str, read_model: bool) -> Self {
+    const fn of<P: Projection + Clone + Default>(read_model: bool) -> Self {
         Self {
-            name,
+            name: P::NAME,
             read_model,
             run: run::<P>,
             rebuild: rebuild::<P>,
@@ -140,32 +141,53 @@ mod tests {
     }
 
     /// A rebuild creates a projection's tables from its `ddl()` alone: a migration missing
-    /// there would leave rebuilt tables without its columns.
+    /// there would leave rebuilt tables without its columns. The shared migrations go to both
+    /// engines, those under `postgres/` and `sqlite/` to theirs.
     #[test]
     fn every_migration_belongs_to_a_projection() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
-        let listed: Vec<&str> = [chat::Chat.ddl(), unread::Unread.ddl()].concat();
-        let mut files = 0;
-        for entry in std::fs::read_dir(dir).expect("migrations") {
-            let path = entry.expect("entry").path();
-            let sql = std::fs::read_to_string(&path).expect("readable");
+        use readstore::Backend;
+        let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"));
+        for (backend, own) in [(Backend::Postgres, "postgres"), (Backend::Sqlite, "sqlite")] {
+            let listed: Vec<&str> = [
+                chat::Chat.ddl(backend),
+                unread::Unread.ddl(backend),
+                search::Search.ddl(backend),
+            ]
+            .concat();
+            let mut files = 0;
+            for dir in [root.to_path_buf(), root.join(own)] {
+                for entry in std::fs::read_dir(&dir).expect("migrations") {
+                    let path = entry.expect("entry").path();
+                    if path.is_dir() {
+                        continue;
+                    }
+                    let sql = std::fs::read_to_string(&path).expect("readable");
+                    assert_eq!(
+                        listed.iter().filter(|d| **d == sql).count(),
+                        1,
+                        "{} is in no projection's ddl (or in several) on {backend:?}",
+                        path.display()
+                    );
+                    files += 1;
+                }
+            }
+            let checkpoints = listed
+                .iter()
+                .filter(|d| **d == crate::CHECKPOINTS_DDL)
+                .count();
             assert_eq!(
-                listed.iter().filter(|d| **d == sql).count(),
-                1,
-                "{} is in no projection's ddl (or in several)",
-                path.display()
+                files + checkpoints,
+                listed.len(),
+                "the checkpoints table and each migration"
             );
-            files += 1;
         }
-        assert_eq!(
-            files + 1,
-            listed.len(),
-            "the checkpoints table and each migration"
-        );
     }
 
     #[test]
-    fn the_query_side_waits_for_both_read_models() {
-        assert_eq!(read_models().collect::<Vec<_>>(), ["chat", "unread"]);
+    fn the_query_side_waits_for_every_read_model() {
+        assert_eq!(
+            read_models().collect::<Vec<_>>(),
+            ["chat", "unread", "search"]
+        );
     }
 }

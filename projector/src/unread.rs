@@ -20,9 +20,7 @@ pub struct Unread;
 impl crate::Projection for Unread {
     type Pending = Pending;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    const NAME: &'static str = NAME;
 
     fn apply<'a>(
         &'a self,
@@ -42,7 +40,7 @@ impl crate::Projection for Unread {
         Box::pin(async move { Ok(pending.flush(tx).await?) })
     }
 
-    fn tables(&self) -> &'static [&'static str] {
+    fn tables(&self, _backend: readstore::Backend) -> &'static [&'static str] {
         &[
             "unread_counts",
             "unread_conversations",
@@ -51,7 +49,7 @@ impl crate::Projection for Unread {
         ]
     }
 
-    fn ddl(&self) -> &'static [&'static str] {
+    fn ddl(&self, _backend: readstore::Backend) -> &'static [&'static str] {
         &[
             crate::CHECKPOINTS_DDL,
             include_str!("../../migrations/0003_unread_counts.sql"),

@@ -341,7 +341,7 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     );
     let schema = schema_of("chat");
     let (mut conn, live_schema) = comparer(store).await?;
-    for table in Chat.tables() {
+    for table in Chat.tables(store.backend()) {
         assert!(
             count(&pool, table).await? > 0 || *table == "message_reads" || *table == "reactions",
             "{table} empty"

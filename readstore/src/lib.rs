@@ -20,6 +20,8 @@
 //! `SELECT` list (the `Any` driver cannot decode SQLite booleans: select
 //! `CASE WHEN b THEN 1 ELSE 0 END`).
 
+pub mod search;
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Transaction};
 use std::collections::HashMap;
@@ -42,6 +44,15 @@ impl Backend {
         match self {
             Self::Postgres => "postgres",
             Self::Sqlite => "sqlite",
+        }
+    }
+
+    /// The backend a connection talks to.
+    pub fn of_connection(conn: &AnyConnection) -> Self {
+        if conn.backend_name() == "SQLite" {
+            Self::Sqlite
+        } else {
+            Self::Postgres
         }
     }
 
@@ -144,9 +155,19 @@ impl ReadStore {
         })
     }
 
-    /// Applies pending migrations (the files under `migrations/`, the same for both engines).
+    /// Applies pending migrations: the files under `migrations/`, the same for both engines,
+    /// then those of this engine (`migrations/postgres/` or `migrations/sqlite/`, numbered from
+    /// 0100 on). They share sqlx's table, so each set ignores the other's versions.
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        sqlx::migrate!("../migrations").run(&self.pool).await?;
+        let mut shared = sqlx::migrate!("../migrations");
+        shared.set_ignore_missing(true);
+        shared.run(&self.pool).await?;
+        let mut own = match self.backend {
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+        };
+        own.set_ignore_missing(true);
+        own.run(&self.pool).await?;
         Ok(())
     }
 
