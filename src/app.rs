@@ -162,6 +162,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     if has(Role::Query) {
         app = app.merge(query::router(query::QueryState {
             pool: pool.clone(),
+            backend: store.backend(),
             keys: keys.clone(),
         }));
     }

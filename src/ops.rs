@@ -129,6 +129,7 @@ mod tests {
         ("patch", "/api/messages/{id}"),
         ("delete", "/api/messages/{id}"),
         ("get", "/api/messages/{id}/history"),
+        ("get", "/api/search"),
         ("post", "/api/messages/{id}/reactions"),
         ("delete", "/api/messages/{id}/reactions/{reactionId}"),
         ("get", "/api/audit"),

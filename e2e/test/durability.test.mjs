@@ -100,7 +100,7 @@ test('chat log copy into JetStream, then a rebuild in Postgres, answers the same
   // The copy reads a snapshot of the log: the embedded server keeps running.
   const copied = await run(process.env.CHAT_BIN, ['log', 'copy', '--to', target.CHAT_NATS_URL], { env: env(dep) });
   assert.match(copied.stdout, /copied \d+ commits/);
-  for (const name of ['chat', 'unread']) {
+  for (const name of ['chat', 'unread', 'search']) {
     const rebuilt = await run(process.env.CHAT_BIN, ['projections', 'rebuild', name], { env: env(target) });
     assert.match(rebuilt.stdout, new RegExp(`${name} rebuilt up to position \\d+`));
   }

@@ -147,7 +147,7 @@ test('the read models hold no copy of the erased text, and a rebuild from the lo
   await A.stop();
   await B.stop();
   const env = { ...process.env, ...dep, RUST_LOG: 'warn' };
-  for (const name of ['chat', 'unread']) {
+  for (const name of ['chat', 'unread', 'search']) {
     const rebuilt = await run(process.env.CHAT_BIN, ['projections', 'rebuild', name], { env });
     assert.match(rebuilt.stdout, /rebuilt up to position \d+/);
   }

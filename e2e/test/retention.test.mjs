@@ -190,7 +190,7 @@ test('a rebuild after expiry yields the same reads', async () => {
   const before = await reads();
   await A.stop();
   const env = { ...process.env, ...dep, RUST_LOG: 'warn' };
-  for (const name of ['chat', 'unread']) {
+  for (const name of ['chat', 'unread', 'search']) {
     const rebuilt = await run(process.env.CHAT_BIN, ['projections', 'rebuild', name], { env });
     assert.match(rebuilt.stdout, /rebuilt up to position \d+/);
   }

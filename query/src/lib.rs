@@ -6,6 +6,7 @@
 pub mod conversations;
 pub mod holds;
 pub mod messages;
+pub mod search;
 pub mod users;
 pub mod wait;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct QueryState {
     pub pool: AnyPool,
+    pub backend: readstore::Backend,
     pub keys: Arc<JwtKeys>,
 }
 
@@ -59,6 +61,7 @@ impl axum::extract::FromRequestParts<QueryState> for Reader {
 pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/messages", get(messages::list))
+        .route("/api/search", get(search::search))
         .route("/api/users/{id}", get(users::get))
         .route("/api/conversations", get(conversations::list))
         .route("/api/conversations/{id}", get(conversations::get))

@@ -13,7 +13,7 @@ use wire::rest::{Message, MessagePage, MessageReaction, Sender};
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
-fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
     params
         .get(key)
         .map(|v| {
@@ -50,6 +50,40 @@ pub async fn require_participant(
     }
 }
 
+/// The columns [`message_of`] reads, for a `WHERE` to follow.
+const MESSAGE_ROWS: &str =
+    "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
+            m.edited_ms, m.deleted_ms, m.log_offset,
+            CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
+            CAST(CASE WHEN m.expired THEN 1 ELSE 0 END AS BIGINT) AS expired, u.name,
+            u.status, u.avatar_url
+     FROM messages m LEFT JOIN users u ON u.id = m.sender_id";
+
+/// The messages `ids` as `GET /api/messages` reads them, with their reactions, in the order
+/// of `ids` (an id the read models do not hold is left out).
+pub async fn by_ids(pool: &AnyPool, ids: &[&str]) -> Result<Vec<Message>, ApiError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!(
+        "{MESSAGE_ROWS} WHERE m.id IN ({})",
+        readstore::placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(pool).await.map_err(ApiError::unavailable)?;
+    let mut found: HashMap<String, Message> = rows
+        .iter()
+        .map(message_of)
+        .map(|m| (m.id.clone(), m))
+        .collect();
+    let mut messages: Vec<Message> = ids.iter().filter_map(|id| found.remove(*id)).collect();
+    attach_reactions(pool, &mut messages).await?;
+    Ok(messages)
+}
+
 pub async fn list(
     State(s): State<QueryState>,
     crate::Reader(who): crate::Reader,
@@ -76,14 +110,7 @@ pub async fn list(
     wait::until(&s.pool, wait::min_position(&params)?).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
 
-    let base =
-        "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
-                       m.edited_ms, m.deleted_ms, m.log_offset,
-                       CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
-                       CAST(CASE WHEN m.expired THEN 1 ELSE 0 END AS BIGINT) AS expired, u.name,
-                       u.status, u.avatar_url
-                FROM messages m LEFT JOIN users u ON u.id = m.sender_id
-                WHERE m.conversation_id = $1";
+    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1");
     let (sql, cursor) = match (after, before) {
         (Some(a), _) => (
             format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),

@@ -280,6 +280,22 @@ pub struct Message {
     pub temp_id: Option<String>,
 }
 
+/// `GET /api/search`: the best matches first.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResults {
+    pub results: Vec<SearchResult>,
+}
+
+/// One match: the message as `GET /api/messages` reads it, and its text with each matched
+/// word between `<mark>` and `</mark>` (the raw text, not HTML-escaped).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResult {
+    pub message: Message,
+    pub highlight: String,
+}
+
 /// A message's sender as the read models know it: `{id, name, avatarUrl?}`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -593,5 +609,19 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":null,"erased":true,"createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":null},"reactions":[]}"#,
         );
+    }
+
+    #[test]
+    fn search_results() {
+        golden(
+            &SearchResults {
+                results: vec![SearchResult {
+                    message: page_message(),
+                    highlight: "<mark>Hi</mark>".into(),
+                }],
+            },
+            r#"{"results":[{"message":{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[]},"highlight":"<mark>Hi</mark>"}]}"#,
+        );
+        golden(&SearchResults { results: vec![] }, r#"{"results":[]}"#);
     }
 }
