@@ -163,6 +163,9 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         app = app.merge(query::router(query::QueryState {
             pool: pool.clone(),
             backend: store.backend(),
+            log: log.clone(),
+            subjects: config.subjects(),
+            keyring: keyring.clone(),
             keys: keys.clone(),
         }));
     }

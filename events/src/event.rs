@@ -580,6 +580,18 @@ impl ConversationEvent {
         }
     }
 
+    /// The message an edit, a deletion or a reaction changes after it was sent (as-of reads
+    /// find these commits by message).
+    pub fn changed_message(&self) -> Option<&MessageId> {
+        match self {
+            Self::MessageEdited(e) => Some(&e.message_id),
+            Self::MessageDeleted(e) => Some(&e.message_id),
+            Self::ReactionAdded(e) => Some(&e.message_id),
+            Self::ReactionRemoved(e) => Some(&e.message_id),
+            _ => None,
+        }
+    }
+
     /// The sealed field this event carries, if any.
     pub fn sealed(&self) -> Option<&SealedV1> {
         match self {

@@ -58,6 +58,7 @@ impl crate::Projection for Chat {
             "message_reads",
             "reactions",
             "holds",
+            "message_changes",
         ]
     }
 
@@ -68,6 +69,7 @@ impl crate::Projection for Chat {
             include_str!("../../migrations/0004_erasure.sql"),
             include_str!("../../migrations/0005_holds.sql"),
             include_str!("../../migrations/0006_retention.sql"),
+            include_str!("../../migrations/0007_message_changes.sql"),
         ]
     }
 }
@@ -195,6 +197,16 @@ pub async fn apply(
                 );
                 if !buffered {
                     pending.flush(tx).await?;
+                }
+                if let Some(changed) = r.event.changed_message() {
+                    sqlx::query(
+                        "INSERT INTO message_changes (message_id, position) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(changed.as_str())
+                    .bind(pos(stored.position))
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 match &r.event {
                     ConversationEvent::Created(e) => {

@@ -1,8 +1,10 @@
 //! The read side: REST read routes over the read models, and read-your-writes waiting
-//! (`minPosition`: wait until the projection has caught up with a write's `position`).
+//! (`minPosition`: wait until the projection has caught up with a write's `position`). As-of
+//! reads also read commits from the log, at positions the read models index.
 //!
 //! Must not write anything, nor depend on the command side.
 
+pub mod asof;
 pub mod conversations;
 pub mod holds;
 pub mod messages;
@@ -21,6 +23,10 @@ use std::sync::Arc;
 pub struct QueryState {
     pub pool: AnyPool,
     pub backend: readstore::Backend,
+    /// As-of reads read the log (`asof.rs`).
+    pub log: eventlog::Log,
+    pub subjects: events::Subjects,
+    pub keyring: Arc<keys::Keyring>,
     pub keys: Arc<JwtKeys>,
 }
 

@@ -1,10 +1,12 @@
-//! `GET /api/messages?conversationId=&after=&before=&limit=&minPosition=`: a page of a
-//! conversation's messages by `seq`, always ascending, for participants.
+//! `GET /api/messages?conversationId=&after=&before=&limit=&minPosition=&asOf=`: a page of a
+//! conversation's messages by `seq`, always ascending, for participants; with `asOf`, as it
+//! stood at that log position (`asof.rs`).
 
 use crate::{QueryState, iso, wait};
 use api::{ApiError, ErrorCode};
 use axum::Json;
 use axum::extract::{Query, State};
+use eventlog::EventLog;
 use events::ConversationId;
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
@@ -51,9 +53,9 @@ pub async fn require_participant(
 }
 
 /// The columns [`message_of`] reads, for a `WHERE` to follow.
-const MESSAGE_ROWS: &str =
+pub(crate) const MESSAGE_ROWS: &str =
     "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
-            m.edited_ms, m.deleted_ms, m.log_offset,
+            m.edited_ms, m.deleted_ms, m.log_offset, m.position,
             CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
             CAST(CASE WHEN m.expired THEN 1 ELSE 0 END AS BIGINT) AS expired, u.name,
             u.status, u.avatar_url
@@ -107,7 +109,29 @@ pub async fn list(
             "after and before cannot be combined",
         ));
     }
-    wait::until(&s.pool, wait::min_position(&params)?).await?;
+    let as_of = number(&params, "asOf")?;
+    let min_position = wait::min_position(&params)?;
+    if let Some(at) = as_of {
+        let at = u64::try_from(at).unwrap_or(0);
+        let end = s.log.last_position().await.map_err(ApiError::unavailable)?;
+        if at > end {
+            return Err(ApiError::invalid_input(format!(
+                "asOf is past the end of the log (position {end})"
+            )));
+        }
+        // The index of commit positions must reach `asOf`.
+        wait::until(&s.pool, Some(min_position.unwrap_or(0).max(at))).await?;
+        require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
+        let cursor = match (after, before) {
+            (Some(a), _) => crate::asof::Cursor::After(a),
+            (_, Some(b)) => crate::asof::Cursor::Before(b),
+            _ => crate::asof::Cursor::Latest,
+        };
+        return Ok(Json(
+            crate::asof::page(&s, &conversation, at, cursor, limit).await?,
+        ));
+    }
+    wait::until(&s.pool, min_position).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
 
     let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1");
@@ -177,7 +201,7 @@ async fn attach_reactions(pool: &AnyPool, messages: &mut [Message]) -> Result<()
     Ok(())
 }
 
-fn message_of(r: &sqlx::any::AnyRow) -> Message {
+pub(crate) fn message_of(r: &sqlx::any::AnyRow) -> Message {
     let sender_id: String = r.get("sender_id");
     let name = crate::shown_name(r.get("name"), r.get("status"), &sender_id);
     Message {
