@@ -130,6 +130,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         )
     };
     let log_backend = log.backend();
+    let settings = config.projections()?;
     let keyring = crate::cli::open_keyring(config, crate::cli::Access::Owner)
         .await
         .context("cannot open the key store")?;
@@ -149,14 +150,17 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
     let mut socket_layer = None;
 
     if has(Role::Projector) {
-        for projection in projector::registry::ALL {
-            stoppable.push(tokio::spawn(projection.run(
+        for projection in projector::registry::enabled(&settings) {
+            if let Some(run) = projection.run(
                 log.clone(),
                 store.clone(),
                 config.subjects().all(),
                 keyring.clone(),
+                &settings,
                 stop.clone(),
-            )));
+            ) {
+                stoppable.push(tokio::spawn(run));
+            }
         }
     }
     if has(Role::Query) {
@@ -246,6 +250,9 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         pool,
         store_backend,
         metrics,
+        projections: projector::registry::enabled(&settings)
+            .map(|r| (r.name, r.read_model))
+            .collect(),
     }));
     // The Socket.IO layer goes on last: it answers `/socket.io/` before routing, for every
     // route merged above.

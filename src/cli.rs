@@ -253,7 +253,7 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         .await
         .context("read-model store")?;
     println!("log position {last}");
-    for name in projector::registry::names() {
+    for name in projector::registry::enabled(&config.projections()?).map(|r| r.name) {
         let at = projector::checkpoint(store.pool(), name).await?;
         println!(
             "{name:<10} checkpoint {at:>10}  lag {:>10}",
@@ -290,9 +290,14 @@ pub async fn rebuild(config: &Config, name: &str) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let keyring = open_keyring(config, Access::Owner).await?;
-    let rebuilt = projection
-        .rebuild(log, &store, config.subjects().all(), keyring, &mut progress)
-        .await?;
+    let Some(rebuilding) =
+        projection.rebuild(log, &store, config.subjects().all(), keyring, &mut progress)
+    else {
+        anyhow::bail!(
+            "{name} is a sink: what it delivered cannot be taken back, so it is not rebuilt"
+        );
+    };
+    let rebuilt = rebuilding.await?;
     bar.finish();
     println!(
         "{name} rebuilt up to position {} in {:.1}s and swapped in",

@@ -84,6 +84,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_RETENTION_SWEEP_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub retention_sweep_secs: u64,
+    /// Where the outbound webhook POSTs every committed event, in log order (contract 4.3;
+    /// off when unset). Requires `CHAT_WEBHOOK_SECRET`.
+    #[arg(long, env = "CHAT_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the webhook's `X-Chat-Signature`.
+    #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+    /// The longest wait between two attempts of a failing webhook delivery, in milliseconds
+    /// (the wait doubles from 100 ms up to it).
+    #[arg(long, env = "CHAT_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub webhook_backoff_max_ms: u64,
 }
 
 impl Config {
@@ -110,6 +122,23 @@ impl Config {
             Some(url) => url.clone(),
             None => readstore::sqlite_url(&self.data_dir.join("read.db")),
         }
+    }
+
+    /// The projections this node runs: the webhook among them when `CHAT_WEBHOOK_URL` is set.
+    pub fn projections(&self) -> anyhow::Result<projector::Settings> {
+        let webhook = match (&self.webhook_url, &self.webhook_secret) {
+            (None, _) => None,
+            (Some(url), Some(secret)) if !secret.0.is_empty() => Some(
+                projector::webhook::Target::new(
+                    url,
+                    &secret.0,
+                    std::time::Duration::from_millis(self.webhook_backoff_max_ms),
+                )
+                .map_err(|e| anyhow::anyhow!("CHAT_WEBHOOK_URL: {e}"))?,
+            ),
+            (Some(_), _) => anyhow::bail!("CHAT_WEBHOOK_SECRET is required with CHAT_WEBHOOK_URL"),
+        };
+        Ok(projector::Settings { webhook })
     }
 
     pub fn jwt_secret(&self) -> anyhow::Result<&[u8]> {

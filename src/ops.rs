@@ -24,6 +24,9 @@ pub struct Ops<L> {
     /// `postgres` or `sqlite`.
     pub store_backend: &'static str,
     pub metrics: Arc<Metrics>,
+    /// The projections this node runs, and whether each is a read model (only read models
+    /// hold readiness back: a lagging webhook does not).
+    pub projections: Vec<(&'static str, bool)>,
 }
 
 pub fn router<L: EventLog>(ops: Ops<L>) -> Router {
@@ -42,7 +45,8 @@ async fn lags<L: EventLog>(ops: &Ops<L>) -> Result<(u64, Vec<(&'static str, u64,
         .map_err(|_| "the log did not answer".to_owned())?
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for name in projector::registry::names() {
+    for (name, _) in &ops.projections {
+        let name = *name;
         let at = projector::checkpoint(&ops.pool, name)
             .await
             .map_err(|e| e.to_string())?;
@@ -63,7 +67,9 @@ async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
     };
     let (projections, lagging) = match lags(&ops).await {
         Ok((_, l)) => {
-            let lagging = l.iter().any(|(_, _, lag)| *lag > READY_MAX_LAG);
+            let lagging = l.iter().any(|(name, _, lag)| {
+                *lag > READY_MAX_LAG && ops.projections.iter().any(|(n, read)| n == name && *read)
+            });
             let v: serde_json::Map<String, Value> = l
                 .into_iter()
                 .map(|(n, at, lag)| (n.to_owned(), json!({"checkpoint": at, "lag": lag})))

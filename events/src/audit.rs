@@ -9,7 +9,8 @@ use crate::event::{ConversationEvent, EventKind, UserEvent};
 use crate::sealed::Open;
 use serde_json::{Value, json};
 
-fn data_json(commit: &Commit, event: &StoredEventV1, keys: &dyn Open) -> Value {
+/// The data of one event of `commit` as JSON, sealed fields opened with `keys`.
+pub fn data_json(commit: &Commit, event: &StoredEventV1, keys: &dyn Open) -> Value {
     let (aggregate_type, id) = (commit.aggregate_type.as_str(), commit.aggregate_id.as_str());
     let (event_type, version, data) = (&event.event_type, event.schema_version, &event.data);
     let decoded = match aggregate_type {

@@ -12,6 +12,7 @@ pub mod registry;
 pub mod runner;
 pub mod search;
 pub mod unread;
+pub mod webhook;
 
 pub use runner::{Fault, Projector, ProjectorConfig, checkpoint};
 
@@ -28,6 +29,12 @@ pub enum ProjectionError {
     /// The keys of a commit's sealed fields cannot be read now; the batch is retried.
     #[error("keys of the commit at {0}: {1}")]
     Keys(u64, String),
+}
+
+/// What turns on the projections that need settings (the webhook's target).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub webhook: Option<webhook::Target>,
 }
 
 /// One read model built from the log. Adding a projection: implement this (see `unread.rs`,

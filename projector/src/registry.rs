@@ -1,13 +1,15 @@
-//! Every projection, declared once. `chat serve` starts each of [`ALL`], `chat projections
-//! status` and `/readyz` report each, `chat projections rebuild NAME` finds it here, and a read
-//! carrying `minPosition` waits for each that is a read model. Adding a projection is one
-//! line in [`ALL`] (plus its module and migration).
+//! Every projection, declared once. `chat serve` starts each of [`ALL`] that is enabled,
+//! `chat projections status`, `/readyz` and `/metrics` report each, `chat projections rebuild
+//! NAME` finds it here, and a read carrying `minPosition` waits for each that is a read model.
+//! A projection writes tables (rebuildable) or feeds a sink outside (the webhook: enabled when
+//! configured, never rebuilt). Adding one is a line in [`ALL`] (plus its module, and its
+//! migration or its settings).
 //!
 //! Must not hold projection logic: a registration only names what runs.
 
 use crate::rebuild::Rebuilt;
 use crate::runner::RunError;
-use crate::{Projection, Projector, ProjectorConfig, chat, search, unread};
+use crate::{Projection, Projector, ProjectorConfig, Settings, chat, search, unread, webhook};
 use eventlog::Log;
 use futures::future::BoxFuture;
 use readstore::ReadStore;
@@ -17,7 +19,15 @@ use tokio_util::sync::CancellationToken;
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
 type Keyring = std::sync::Arc<keys::Keyring>;
-type RunFn = fn(Log, ReadStore, String, Keyring, CancellationToken) -> BoxFuture<'static, ()>;
+/// Runs the projection, or `None` when the settings leave it off.
+type RunFn = fn(
+    Log,
+    ReadStore,
+    String,
+    Keyring,
+    &Settings,
+    CancellationToken,
+) -> Option<BoxFuture<'static, ()>>;
 type RebuildFn = for<'a> fn(
     Log,
     &'a ReadStore,
@@ -29,10 +39,13 @@ type RebuildFn = for<'a> fn(
 /// One projection, type-erased: what the runner, rebuild, status and waiting need.
 pub struct Registered {
     pub name: &'static str,
-    /// Whether the query side reads its tables (reads with `minPosition` wait for it).
+    /// Whether the query side reads its tables (reads with `minPosition` wait for it, and a
+    /// node is not ready while it lags).
     pub read_model: bool,
+    enabled: fn(&Settings) -> bool,
     run: RunFn,
-    rebuild: RebuildFn,
+    /// `None` for a sink: what it delivered cannot be taken back.
+    rebuild: Option<RebuildFn>,
 }
 
 /// Every projection of the product.
@@ -40,6 +53,13 @@ pub const ALL: &[Registered] = &[
     Registered::of::<chat::Chat>(true),
     Registered::of::<unread::Unread>(true),
     Registered::of::<search::Search>(true),
+    Registered {
+        name: webhook::NAME,
+        read_model: false,
+        enabled: |s| s.webhook.is_some(),
+        run: run_webhook,
+        rebuild: None,
+    },
 ];
 
 /// The projection called `name`.
@@ -52,6 +72,11 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|r| r.name)
 }
 
+/// The projections `settings` turn on.
+pub fn enabled(settings: &Settings) -> impl Iterator<Item = &'static Registered> + '_ {
+    ALL.iter().filter(|r| (r.enabled)(settings))
+}
+
 /// The names of the read models the query side waits for.
 pub fn read_models() -> impl Iterator<Item = &'static str> {
     ALL.iter().filter(|r| r.read_model).map(|r| r.name)
@@ -62,25 +87,28 @@ impl Registered {
         Self {
             name: P::NAME,
             read_model,
+            enabled: |_| true,
             run: run::<P>,
-            rebuild: rebuild::<P>,
+            rebuild: Some(rebuild::<P>),
         }
     }
 
-    /// Follows the log (`filter`) into `store` until `stop` (one active instance per
-    /// projection: the others wait for its lock).
+    /// Follows the log (`filter`) into `store` (or its sink) until `stop`, one active instance
+    /// per projection (the others wait for its lock); `None` when `settings` leave it off.
     pub fn run(
         &self,
         log: Log,
         store: ReadStore,
         filter: String,
         keyring: Keyring,
+        settings: &Settings,
         stop: CancellationToken,
-    ) -> BoxFuture<'static, ()> {
-        (self.run)(log, store, filter, keyring, stop)
+    ) -> Option<BoxFuture<'static, ()>> {
+        (self.run)(log, store, filter, keyring, settings, stop)
     }
 
-    /// Replays the whole log into fresh tables, then swaps them in (see `rebuild.rs`).
+    /// Replays the whole log into fresh tables, then swaps them in (see `rebuild.rs`); `None`
+    /// for a sink, which cannot be rebuilt.
     pub fn rebuild<'a>(
         &self,
         log: Log,
@@ -88,8 +116,9 @@ impl Registered {
         filter: String,
         keyring: Keyring,
         progress: Progress<'a>,
-    ) -> BoxFuture<'a, Result<Rebuilt, RunError>> {
-        (self.rebuild)(log, store, filter, keyring, progress)
+    ) -> Option<BoxFuture<'a, Result<Rebuilt, RunError>>> {
+        self.rebuild
+            .map(|rebuild| rebuild(log, store, filter, keyring, progress))
     }
 }
 
@@ -98,11 +127,26 @@ fn run<P: Projection + Default>(
     store: ReadStore,
     filter: String,
     keyring: Keyring,
+    _settings: &Settings,
     stop: CancellationToken,
-) -> BoxFuture<'static, ()> {
+) -> Option<BoxFuture<'static, ()>> {
     let config = ProjectorConfig::default();
     let projector = Projector::new(P::default(), log, store, filter, config, keyring);
-    Box::pin(projector.run_until(stop))
+    Some(Box::pin(projector.run_until(stop)))
+}
+
+fn run_webhook(
+    log: Log,
+    store: ReadStore,
+    filter: String,
+    keyring: Keyring,
+    settings: &Settings,
+    stop: CancellationToken,
+) -> Option<BoxFuture<'static, ()>> {
+    let target = settings.webhook.clone()?;
+    Some(Box::pin(webhook::run(
+        log, store, filter, keyring, target, stop,
+    )))
 }
 
 fn rebuild<'a, P: Projection + Clone + Default>(
@@ -189,5 +233,20 @@ mod tests {
             read_models().collect::<Vec<_>>(),
             ["chat", "unread", "search"]
         );
+    }
+
+    #[test]
+    fn the_webhook_runs_only_when_configured_and_is_never_rebuilt() {
+        let off = Settings::default();
+        let names = |s: &Settings| enabled(s).map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(&off), ["chat", "unread", "search"]);
+        let on = Settings {
+            webhook: Some(
+                webhook::Target::new("http://127.0.0.1:9/", "s", webhook::BACKOFF_MIN)
+                    .expect("valid"),
+            ),
+        };
+        assert_eq!(names(&on), ["chat", "unread", "search", "webhook"]);
+        assert!(find("webhook").is_some_and(|r| r.rebuild.is_none() && !r.read_model));
     }
 }

@@ -13,6 +13,7 @@
 pub mod ack;
 pub mod rest;
 pub mod socket;
+pub mod webhook;
 
 use events::{Millis, UserId};
 use serde::{Deserialize, Serialize, Serializer};
