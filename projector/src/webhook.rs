@@ -8,8 +8,8 @@
 //! - A failure (non-2xx, timeout, refused connection) is retried with the same batch after a
 //!   wait that doubles from [`BACKOFF_MIN`] up to the configured cap; a `Retry-After` (seconds
 //!   or an HTTP date) is honoured instead, up to [`RETRY_AFTER_MAX`].
-//! - While a delivery is pending, commits queue up to [`MAX_BATCH`]: a slow receiver gets
-//!   bigger batches. It runs beside the other projections and blocks none of them.
+//! - While a delivery is pending, commits queue up to [`MAX_BATCH`] of them: a slow receiver
+//!   gets bigger batches. It runs beside the other projections and blocks none of them.
 //! - One active instance in a deployment: it holds the `webhook` lock, like a projector.
 //!
 //! Must not write to the read models (only its checkpoint).
@@ -27,7 +27,7 @@ use wire::webhook::{WebhookBatch, WebhookEvent};
 pub const NAME: &str = "webhook";
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
-/// Events in one batch at most (a commit is never split, so a batch may pass it by one commit).
+/// Commits in one batch at most (a commit is never split between batches).
 pub const MAX_BATCH: usize = 1000;
 /// How long one delivery may take before it counts as failed.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
