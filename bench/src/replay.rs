@@ -1,6 +1,7 @@
 //! Scenario 5, replay: a log of `events` events in a fresh JetStream stream, then the `chat`
 //! projection rebuilt from it into a fresh Postgres database, timed (the code that
-//! `chat projections rebuild` runs, in process).
+//! `chat projections rebuild` runs, in process); then the `search` projection built from the
+//! same log, timed, and `SEARCH_QUERIES` searches over the whole corpus (issue 15).
 
 use eventlog::chain::Chain;
 use eventlog::{EventLog, JetStreamLog};
@@ -15,6 +16,34 @@ pub struct Replay {
     pub seed_s: f64,
     pub rebuild_s: f64,
     pub events_per_s: f64,
+    /// The `search` projection built by replay of the same log.
+    #[serde(default)]
+    pub search_build_s: f64,
+    #[serde(default)]
+    pub search_events_per_s: f64,
+    /// Latency of one search of one or two words over every message, as the route runs it.
+    #[serde(default)]
+    pub search_p50_ms: f64,
+    #[serde(default)]
+    pub search_p99_ms: f64,
+}
+
+const SEARCH_QUERIES: usize = 1000;
+const SYLLABLES: [&str; 10] = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa"];
+
+/// Word `n` of a 10,000-word vocabulary (four syllables).
+fn word(n: u64) -> String {
+    (0..4)
+        .map(|i| SYLLABLES[((n / 10u64.pow(i)) % 10) as usize])
+        .collect()
+}
+
+/// A deterministic pseudo-random number for `seed` (splitmix64).
+fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 const PER_COMMIT: u64 = 100;
@@ -74,7 +103,8 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
                 sender_id: sender.clone(),
             });
             let at = i64::try_from(*seq)?;
-            let text = format!("replayed message {seq}");
+            let text: Vec<String> = (0..8).map(|i| word(mix(*seq * 8 + i) % 10_000)).collect();
+            let text = format!("replayed message {seq}: {}", text.join(" "));
             let content = sealer.message(conv, &id, &sender, at, &text).await?;
             batch.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id,
@@ -130,11 +160,49 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
         rebuilt.checkpoint == log.last_position().await?,
         "rebuild did not reach the end"
     );
+    let began = Instant::now();
+    projector::rebuild::rebuild(
+        projector::search::Search,
+        log.clone(),
+        &store,
+        subjects.all(),
+        sealer.keyring.clone(),
+        true,
+        &mut |_, _| {},
+    )
+    .await?;
+    let search_build_s = began.elapsed().as_secs_f64();
+    let mut took = Vec::with_capacity(SEARCH_QUERIES);
+    for q in 0..SEARCH_QUERIES as u64 {
+        let words: Vec<String> = (0..1 + q % 2)
+            .map(|i| word(mix(u64::MAX - q * 2 - i) % 10_000))
+            .collect();
+        let began = Instant::now();
+        let hits = readstore::search::find(
+            store.pool(),
+            store.backend(),
+            &readstore::search::Query {
+                words: &words,
+                user: users[0].as_str(),
+                conversation: None,
+                limit: 20,
+            },
+        )
+        .await?;
+        took.push(began.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(q % 2 == 1 || !hits.is_empty(), "no hit for {words:?}");
+    }
+    took.sort_by(f64::total_cmp);
+    let at = |p: f64| took[((took.len() as f64 * p) as usize).min(took.len() - 1)];
     Ok(Replay {
         events: count,
         commits,
         seed_s,
         rebuild_s,
         events_per_s: count as f64 / rebuild_s,
+        search_build_s,
+        search_events_per_s: count as f64 / search_build_s,
+        search_p50_ms: at(0.50),
+        search_p99_ms: at(0.99),
     })
 }

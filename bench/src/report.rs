@@ -178,8 +178,14 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
     if let Some(r) = &replay {
         let _ = writeln!(
             md,
-            "Replay: {} events in {} commits, rebuilt in {:.1} s.",
-            r.events, r.commits, r.rebuild_s
+            "Replay: {} events in {} commits, rebuilt in {:.1} s. Search over them: built by \
+             replay at {:.0} events/s; query p50 {:.1} ms, p99 {:.1} ms.",
+            r.events,
+            r.commits,
+            r.rebuild_s,
+            r.search_events_per_s,
+            r.search_p50_ms,
+            r.search_p99_ms
         );
     }
     baseline_table(&mut md, dir, &ack[0], &tput[0], &fanout[0]);
