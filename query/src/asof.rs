@@ -12,7 +12,7 @@
 //! has expired since reads `null`, with its flag, as on every read path.
 
 use crate::QueryState;
-use crate::messages::{MESSAGE_ROWS, message_of};
+use crate::messages::{Cursor, message_of, page_rows};
 use api::ApiError;
 use eventlog::{EventLog, StoredCommit};
 use events::{ConversationEvent, ConversationId, EventKind};
@@ -24,14 +24,6 @@ use wire::rest::{Message, MessagePage, MessageReaction};
 
 /// Commits read from the log at once.
 const READS_IN_FLIGHT: usize = 16;
-
-/// Where a page starts: after a `seq`, before one, or the latest messages.
-#[derive(Debug, Clone, Copy)]
-pub enum Cursor {
-    After(i64),
-    Before(i64),
-    Latest,
-}
 
 /// The page of `conversation` at `cursor` as it stood at `position` (the caller is checked to
 /// be a participant and the read models to have reached `position`).
@@ -58,34 +50,7 @@ pub async fn page(
             has_more: false,
         });
     };
-    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1 AND m.seq <= $4");
-    let (sql, from) = match cursor {
-        Cursor::After(a) => (
-            format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
-            a,
-        ),
-        Cursor::Before(b) => (
-            format!("{base} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
-            b,
-        ),
-        Cursor::Latest => (
-            format!("{base} AND m.seq > $2 ORDER BY m.seq DESC LIMIT $3"),
-            0,
-        ),
-    };
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(conversation.as_str())
-        .bind(from)
-        .bind(limit + 1)
-        .bind(last_seq)
-        .fetch_all(&s.pool)
-        .await
-        .map_err(ApiError::unavailable)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    if !matches!(cursor, Cursor::After(_)) {
-        rows.reverse();
-    }
+    let (rows, has_more) = page_rows(&s.pool, conversation, cursor, limit, last_seq).await?;
     let mut positions: BTreeSet<i64> = rows.iter().map(|r| r.get("position")).collect();
     let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
     if !messages.is_empty() {

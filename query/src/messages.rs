@@ -53,7 +53,7 @@ pub async fn require_participant(
 }
 
 /// The columns [`message_of`] reads, for a `WHERE` to follow.
-pub(crate) const MESSAGE_ROWS: &str =
+const MESSAGE_ROWS: &str =
     "SELECT m.id, m.conversation_id, m.sender_id, m.seq, m.content, m.temp_id, m.created_ms,
             m.edited_ms, m.deleted_ms, m.log_offset, m.position,
             CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
@@ -109,6 +109,11 @@ pub async fn list(
             "after and before cannot be combined",
         ));
     }
+    let cursor = match (after, before) {
+        (Some(a), _) => Cursor::After(a),
+        (_, Some(b)) => Cursor::Before(b),
+        _ => Cursor::Latest,
+    };
     let as_of = number(&params, "asOf")?;
     let min_position = wait::min_position(&params)?;
     if let Some(at) = as_of {
@@ -122,48 +127,64 @@ pub async fn list(
         // The index of commit positions must reach `asOf`.
         wait::until(&s.pool, Some(min_position.unwrap_or(0).max(at))).await?;
         require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
-        let cursor = match (after, before) {
-            (Some(a), _) => crate::asof::Cursor::After(a),
-            (_, Some(b)) => crate::asof::Cursor::Before(b),
-            _ => crate::asof::Cursor::Latest,
-        };
         return Ok(Json(
             crate::asof::page(&s, &conversation, at, cursor, limit).await?,
         ));
     }
     wait::until(&s.pool, min_position).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
+    let (rows, has_more) = page_rows(&s.pool, &conversation, cursor, limit, i64::MAX).await?;
+    let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
+    attach_reactions(&s.pool, &mut messages).await?;
+    Ok(Json(MessagePage { messages, has_more }))
+}
 
-    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1");
-    let (sql, cursor) = match (after, before) {
-        (Some(a), _) => (
+/// Where a page starts: after a `seq`, before one, or the latest messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    After(i64),
+    Before(i64),
+    Latest,
+}
+
+/// The rows (as [`message_of`] reads them) of a page of `conversation` among its messages up
+/// to `up_to_seq`, ascending by `seq`, and whether more lie beyond the page.
+pub(crate) async fn page_rows(
+    pool: &AnyPool,
+    conversation: &ConversationId,
+    cursor: Cursor,
+    limit: i64,
+    up_to_seq: i64,
+) -> Result<(Vec<sqlx::any::AnyRow>, bool), ApiError> {
+    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1 AND m.seq <= $4");
+    let (sql, from) = match cursor {
+        Cursor::After(a) => (
             format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
             a,
         ),
-        (_, Some(b)) => (
+        Cursor::Before(b) => (
             format!("{base} AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
             b,
         ),
-        _ => (
+        Cursor::Latest => (
             format!("{base} AND m.seq > $2 ORDER BY m.seq DESC LIMIT $3"),
             0,
         ),
     };
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(conversation.as_str())
-        .bind(cursor)
+        .bind(from)
         .bind(limit + 1)
-        .fetch_all(&s.pool)
+        .bind(up_to_seq)
+        .fetch_all(pool)
         .await
         .map_err(ApiError::unavailable)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
-    if after.is_none() {
+    if !matches!(cursor, Cursor::After(_)) {
         rows.reverse();
     }
-    let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
-    attach_reactions(&s.pool, &mut messages).await?;
-    Ok(Json(MessagePage { messages, has_more }))
+    Ok((rows, has_more))
 }
 
 /// Fills each message's `reactions` with `{id, emoji, userId, createdAt}`, oldest first.
