@@ -4,7 +4,7 @@
 // log's end it equals the live list. Participants (now) only; what was erased since reads null.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, api, unique, NO_LIMITS } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, api, unique, NO_LIMITS, expectError } from './helpers.mjs';
 
 let dep, A, conv;
 const ann = unique('ann'), bob = unique('bob'), eve = unique('eve'), zed = unique('zed');
@@ -45,11 +45,6 @@ after(async () => {
   await A?.stop();
 });
 
-const expectError = (r, status, code, field) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-  if (field) assert.match(r.body.error.message, new RegExp(field));
-};
 const asOf = (position, query = '', who = bob) =>
   api(A.url, 'GET', `/api/messages?conversationId=${conv}&asOf=${position}${query}`, token(who));
 const page = async (position, query) => {

@@ -1,6 +1,7 @@
 // Harness for the end-to-end tests: starts real `chat serve` processes (CHAT_BIN) on the NATS
 // and Postgres that scripts/test.sh started, each test file on its own stream and database,
 // and talks to them with the stock socket.io-client and fetch.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { io } from 'socket.io-client';
@@ -116,6 +117,13 @@ export async function api(base, method, path, tok, body) {
   let json;
   try { json = JSON.parse(text); } catch { json = text; }
   return { status: res.status, body: json, headers: res.headers };
+}
+
+/** Asserts an error answer: its status, its code and, when given, what its message names. */
+export function expectError(r, status, code, field) {
+  assert.equal(r.status, status, JSON.stringify(r.body));
+  assert.equal(r.body.error.code, code);
+  if (field) assert.match(r.body.error.message, new RegExp(field));
 }
 
 /** Connects and records every event in arrival order. */

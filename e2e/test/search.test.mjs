@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { deployment, startServer, token, adminToken, api, waitUntil, unique, NO_LIMITS, history } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, api, waitUntil, unique, NO_LIMITS, expectError, history } from './helpers.mjs';
 
 const run = promisify(execFile);
 const FAST = { ...NO_LIMITS, CHAT_RETENTION_SWEEP_SECS: '1', CHAT_KEY_PERIOD_SECS: '2' };
@@ -25,11 +25,6 @@ after(async () => {
   await A?.stop();
 });
 
-const expectError = (r, status, code, field) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-  if (field) assert.match(r.body.error.message, new RegExp(field));
-};
 const newConversation = async (title, others = [bob]) => {
   const r = await api(A.url, 'POST', '/api/conversations', token(ann), { title, participantIds: others });
   assert.equal(r.status, 201, JSON.stringify(r.body));
