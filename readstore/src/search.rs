@@ -181,7 +181,15 @@ pub struct Hit {
     pub highlight: String,
 }
 
-/// The best `limit` matches, best first (ties: newest first).
+/// How many of the newest matches are ranked: a query's cost is bounded by this, not by how
+/// many messages hold its words. A rarer query is ranked over every match.
+pub const RANKED: i64 = 1000;
+
+/// The best `limit` of the newest [`RANKED`] matches, best first (ties: newest first).
+///
+/// Each engine picks the candidates from its index alone (the participation filter is a list
+/// of ids, not a join), ranks them, then checks the read model's message rows of the best
+/// only until `limit` are kept.
 pub async fn find(
     pool: &AnyPool,
     backend: Backend,
@@ -195,33 +203,42 @@ pub async fn find(
     } else {
         ""
     };
-    let findable = "s.conversation_id IN
-            (SELECT conversation_id FROM participants WHERE user_id = $2 AND active)
-          AND m.deleted_ms IS NULL AND NOT m.erased AND NOT m.expired";
+    let mine = "(SELECT conversation_id FROM participants WHERE user_id = $2 AND active)";
+    let findable = "m.deleted_ms IS NULL AND NOT m.erased AND NOT m.expired";
     let (sql, text) = match backend {
         Backend::Postgres => (
             format!(
-                "SELECT h.message_id, ts_headline('english', h.content, plainto_tsquery('english', $1),
+                "SELECT r.message_id, ts_headline('english', r.content, plainto_tsquery('english', $1),
                         'HighlightAll=true, StartSel={MARK_START}, StopSel={MARK_END}') AS highlight
-                 FROM (SELECT s.message_id, s.content, ts_rank(s.doc, q.q) AS rank
-                       FROM search_messages s
-                       CROSS JOIN plainto_tsquery('english', $1) AS q(q)
-                       JOIN messages m ON m.id = s.message_id
-                       WHERE s.doc @@ q.q AND {findable} {in_conversation}
-                       ORDER BY rank DESC, s.message_id DESC
-                       LIMIT $3) h
-                 ORDER BY h.rank DESC, h.message_id DESC"
+                 FROM (SELECT c.message_id, c.content, ts_rank(c.doc, plainto_tsquery('english', $1)) AS rank
+                       FROM (SELECT s.message_id, s.content, s.doc
+                             FROM search_messages s
+                             WHERE s.doc @@ plainto_tsquery('english', $1)
+                               AND s.conversation_id = ANY (ARRAY{mine}) {in_conversation}
+                             ORDER BY s.message_id DESC
+                             LIMIT {RANKED}) c
+                       ORDER BY rank DESC, c.message_id DESC
+                       OFFSET 0) r
+                 JOIN messages m ON m.id = r.message_id
+                 WHERE {findable}
+                 ORDER BY r.rank DESC, r.message_id DESC
+                 LIMIT $3"
             ),
             q.words.join(" "),
         ),
         Backend::Sqlite => (
             format!(
-                "SELECT s.message_id, highlight(search_text, 0, '{MARK_START}', '{MARK_END}') AS highlight
-                 FROM search_text
-                 JOIN search_messages s ON s.row = search_text.rowid
-                 JOIN messages m ON m.id = s.message_id
-                 WHERE search_text MATCH $1 AND {findable} {in_conversation}
-                 ORDER BY search_text.rank, s.message_id DESC
+                "SELECT r.message_id, r.highlight
+                 FROM (SELECT s.message_id, search_text.rank AS rank,
+                              highlight(search_text, 0, '{MARK_START}', '{MARK_END}') AS highlight
+                       FROM search_text
+                       JOIN search_messages s ON s.row = search_text.rowid
+                       WHERE search_text MATCH $1 AND s.conversation_id IN {mine} {in_conversation}
+                       ORDER BY search_text.rowid DESC
+                       LIMIT {RANKED}) r
+                 JOIN messages m ON m.id = r.message_id
+                 WHERE {findable}
+                 ORDER BY r.rank, r.message_id DESC
                  LIMIT $3"
             ),
             // Quoted, each word is a term, never an FTS5 operator.
@@ -232,7 +249,11 @@ pub async fn find(
                 .join(" AND "),
         ),
     };
+    // Not prepared once and kept: PostgreSQL would then switch to one plan for every word, and
+    // the best plan for a rare word (the index, then sort) is the worst for a common one (newest
+    // first until enough match). Planned per call, each gets its own.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(text)
         .bind(q.user)
         .bind(q.limit);
