@@ -9,6 +9,9 @@
 //!   replaces the live tables by the rebuilt ones (Postgres: moves them between schemas;
 //!   SQLite: copies them over) and sets the live checkpoint to the rebuilt one, all in one
 //!   transaction. Readers never see a mix.
+//! - Swapped-in tables are ready to serve at once: Postgres builds their GIN (full-text)
+//!   indexes in one pass after the replay instead of row by row, and both engines gather
+//!   planner statistics before the first query plans them.
 
 use crate::runner::{ProjectorConfig, RunError, batch_lock_key, read_checkpoint, write_checkpoint};
 use crate::{Projection, Projector};
@@ -77,7 +80,11 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
             });
         }
         let swapped = match store.backend() {
-            Backend::Postgres => swap_schema(store, &projection, done).await?,
+            Backend::Postgres => {
+                create_deferred_indexes(store, &schema).await?;
+                analyze(store, &projection, &schema).await?;
+                swap_schema(store, &projection, done).await?
+            }
             Backend::Sqlite => swap_file(store, &projection, done).await?,
         };
         match swapped {
@@ -86,6 +93,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
                 fresh.close().await;
                 if store.backend() == Backend::Sqlite {
                     remove_file(&file_of(store, name)?);
+                    analyze(store, &projection, "main").await?;
                 }
                 return Ok(Rebuilt {
                     checkpoint: done,
@@ -184,6 +192,96 @@ async fn swap_file<P: Projection>(
     Ok(Swap::Done)
 }
 
+/// Postgres: drops the fresh tables' GIN indexes (full-text search), keeping their
+/// definitions in `deferred_indexes` to be created once the replay is done: built in one pass
+/// over a million rows a GIN index takes a third of the time its row-by-row upkeep does.
+/// Other indexes stay: the replay's own updates use them, and a unique one decides conflicts.
+async fn defer_gin_indexes(tx: &mut AnyConnection, schema: &str) -> Result<(), sqlx::Error> {
+    let gin: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = $1 AND indexdef LIKE '% USING gin %'",
+    )
+    .bind(schema)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut stmt = format!("CREATE TABLE {schema}.deferred_indexes (def TEXT NOT NULL);");
+    for (name, _) in &gin {
+        stmt.push_str(&format!("DROP INDEX {schema}.\"{name}\";"));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+        .execute(&mut *tx)
+        .await?;
+    for (_, def) in gin {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {schema}.deferred_indexes (def) VALUES ($1)"
+        )))
+        .bind(def)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Postgres: creates the indexes [`defer_gin_indexes`] set aside (once; an interrupted rebuild
+/// creates them when it finishes).
+async fn create_deferred_indexes(store: &ReadStore, schema: &str) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    // A rebuild interrupted by an older version made no such table.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.deferred_indexes (def TEXT NOT NULL)"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    let defs: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {schema}.deferred_indexes RETURNING def"
+    )))
+    .fetch_all(&mut *tx)
+    .await?;
+    for (def,) in defs {
+        // As `pg_indexes` wrote it for the rebuild's own tables.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(def))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Gathers the planner's statistics on the tables of `projection` in `schema`: rebuilt tables
+/// are new to the planner, and without statistics it plans their first queries blind (a
+/// search over a fresh million-row index took 100 ms instead of 10 until autovacuum came).
+/// SQLite's virtual tables keep none and are skipped.
+async fn analyze<P: Projection>(
+    store: &ReadStore,
+    projection: &P,
+    schema: &str,
+) -> Result<(), sqlx::Error> {
+    let backend = store.backend();
+    for table in projection.tables(backend) {
+        if backend == Backend::Sqlite {
+            let (sql,): (String,) =
+                sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
+                    .bind(table)
+                    .fetch_one(store.pool())
+                    .await?;
+            if is_virtual(&sql) {
+                continue;
+            }
+        }
+        // `schema` is a prefix and a projection's constant name, or `main`.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ANALYZE {schema}.{table}")))
+            .execute(store.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+fn is_virtual(create: &str) -> bool {
+    create
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("CREATE VIRTUAL TABLE")
+}
+
 /// The columns of `table` in the attached rebuild file when it is a virtual table.
 async fn virtual_columns(
     tx: &mut AnyConnection,
@@ -194,11 +292,7 @@ async fn virtual_columns(
             .bind(table)
             .fetch_one(&mut *tx)
             .await?;
-    if !sql
-        .trim_start()
-        .to_ascii_uppercase()
-        .starts_with("CREATE VIRTUAL TABLE")
-    {
+    if !is_virtual(&sql) {
         return Ok(None);
     }
     let columns: Vec<(String,)> =
@@ -231,6 +325,7 @@ async fn prepare<P: Projection>(store: &ReadStore, projection: &P) -> Result<Rea
                     .execute(&mut *tx)
                     .await?;
                 create_tables(&mut tx, projection).await?;
+                defer_gin_indexes(&mut tx, &schema).await?;
                 tx.commit().await?;
             }
             ReadStore::connect(store.url(), 2, Some(&schema)).await?

@@ -1,6 +1,7 @@
 //! On both backends: rebuilding a projection from a log of over 100,000 events gives the same
 //! rows as the live one; an interrupted rebuild resumes; the swap puts the rebuilt tables in
-//! place while the live projector runs.
+//! place while the live projector runs; a swapped-in search index has its full-text index and
+//! the planner's statistics at once.
 
 use command::service::metadata;
 use eventlog::EventLog;
@@ -17,7 +18,8 @@ use std::time::Duration;
 use testkit::Setup;
 
 testkit::on_both_backends!(
-    rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and_survives_an_interruption
+    rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and_survives_an_interruption,
+    a_rebuilt_search_index_serves_with_its_indexes_and_statistics
 );
 
 const MESSAGES_PER_COMMIT: u64 = 100;
@@ -380,5 +382,135 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     .await?;
     assert_eq!(deleted, (COMMITS / 10) as i64);
     live.abort();
+    Ok(())
+}
+
+/// The indexes of `table` in the live schema, by name, and whether the planner has statistics
+/// on it (gathered by ANALYZE only).
+async fn indexes_and_statistics(
+    store: &ReadStore,
+    table: &str,
+) -> anyhow::Result<(Vec<String>, bool)> {
+    let pool = store.pool();
+    let (indexes, statistics) = match store.backend() {
+        Backend::Postgres => (
+            "SELECT indexname::text FROM pg_indexes
+             WHERE schemaname = 'public' AND tablename = $1 ORDER BY indexname",
+            "SELECT COUNT(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = $1",
+        ),
+        Backend::Sqlite => (
+            "SELECT name FROM sqlite_master
+             WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL ORDER BY name",
+            "SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = $1",
+        ),
+    };
+    let names: Vec<(String,)> = sqlx::query_as(indexes).bind(table).fetch_all(pool).await?;
+    let (rows,): (i64,) = sqlx::query_as(statistics)
+        .bind(table)
+        .fetch_one(pool)
+        .await?;
+    Ok((names.into_iter().map(|(n,)| n).collect(), rows > 0))
+}
+
+async fn a_rebuilt_search_index_serves_with_its_indexes_and_statistics<L: EventLog>(
+    setup: Setup<L>,
+) -> anyhow::Result<()> {
+    let (log, subjects, store) = (&setup.log, &setup.subjects, &setup.store);
+    let ann = UserId::parse("ann")?;
+    let conv = ConversationId::generate();
+    let mut w = Chain::new(log, subjects.conversation(&conv), conv.as_str());
+    w.commit(
+        &seed_meta(),
+        &[
+            ConversationEvent::Created(ConversationCreatedV1 {
+                conversation_id: conv.clone(),
+                title: None,
+                created_by: ann.clone(),
+            }),
+            ConversationEvent::ParticipantAdded(ParticipantAddedV1 {
+                user_id: ann.clone(),
+                role: ParticipantRole::Admin,
+            }),
+        ],
+    )
+    .await?;
+    let mut sent = Vec::new();
+    for seq in 1..=300u64 {
+        let id = MessageId::generate();
+        let text = if seq % 3 == 0 {
+            "running late"
+        } else {
+            "on time"
+        };
+        let sealed = setup
+            .keyring
+            .seal_message(&conv, "MessageSent", &id, &ann, 1, text)
+            .await?;
+        sent.push(ConversationEvent::MessageSent(MessageSent {
+            message_id: id,
+            sender_id: ann.clone(),
+            content: Text::Sealed(sealed),
+            temp_id: None,
+            seq,
+            sent_at: 1,
+        }));
+    }
+    w.commit(&seed_meta(), &sent).await?;
+    let filter = subjects.all();
+    rebuild(
+        Chat,
+        log.clone(),
+        store,
+        filter.clone(),
+        setup.keyring.clone(),
+        true,
+        &mut |_, _| {},
+    )
+    .await?;
+    let (fresh_indexes, _) = indexes_and_statistics(store, "search_messages").await?;
+    let rebuilt = rebuild(
+        projector::search::Search,
+        log.clone(),
+        store,
+        filter,
+        setup.keyring.clone(),
+        true,
+        &mut |_, _| {},
+    )
+    .await?;
+    assert!(rebuilt.swapped);
+    assert!(
+        projector::rebuild::pending(store, "search")
+            .await?
+            .is_none()
+    );
+    let (indexes, analysed) = indexes_and_statistics(store, "search_messages").await?;
+    assert_eq!(
+        indexes, fresh_indexes,
+        "the rebuilt table has the DDL's indexes"
+    );
+    if store.backend() == Backend::Postgres {
+        assert!(
+            indexes.iter().any(|i| i == "search_messages_doc"),
+            "{indexes:?}"
+        );
+    }
+    assert!(analysed, "statistics gathered before the first query");
+    let hits = readstore::search::find(
+        store.pool(),
+        store.backend(),
+        &readstore::search::Query {
+            words: &["run".to_owned()],
+            user: ann.as_str(),
+            conversation: None,
+            limit: 50,
+        },
+    )
+    .await?;
+    assert_eq!(hits.len(), 50);
+    assert!(
+        hits.iter()
+            .all(|h| h.highlight == "<mark>running</mark> late")
+    );
     Ok(())
 }
