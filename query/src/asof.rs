@@ -37,7 +37,7 @@ pub async fn page(
     let at = i64::try_from(position).unwrap_or(i64::MAX);
     let last: Option<(i64,)> = sqlx::query_as(
         "SELECT seq FROM messages WHERE conversation_id = $1 AND position <= $2
-         ORDER BY position DESC LIMIT 1",
+         ORDER BY position DESC, seq DESC LIMIT 1",
     )
     .bind(conversation.as_str())
     .bind(at)
