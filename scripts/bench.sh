@@ -12,6 +12,7 @@
 #       the current one (after it with BENCH_BASELINE_AFTER=1, to see what the order does), so
 #       that a change's cost is read within one run
 #   BENCH_ONLY=chat scripts/bench.sh      # only the chat scenarios (and the baseline's)
+#   BENCH_ONLY=history scripts/bench.sh   # only replay, search, as-of, webhook and history
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -33,10 +34,10 @@ PG_BASE="${CHAT_TEST_DATABASE_URL%/postgres}"
 
 if [ -n "${BENCH_QUICK:-}" ]; then
   SECS=3; STEP_SECS=3; MAX_RATE=6000; CONNECTIONS=2000; REPLAY_EVENTS=50000; FANOUT_SECS=3
-  HISTORY=(--messages 100000 --pair 20000 --small 2000)
+  HISTORY=(--messages 100000 --pair 20000 --small 2000); ASOF_MESSAGES=50000
 else
   SECS=30; STEP_SECS=10; MAX_RATE=40000; CONNECTIONS=${BENCH_CONNECTIONS:-19000}; REPLAY_EVENTS=1000000; FANOUT_SECS=20
-  HISTORY=(--messages 1000000 --pair 200000 --small 100000)
+  HISTORY=(--messages 1000000 --pair 200000 --small 100000); ASOF_MESSAGES=1000000
 fi
 
 cargo build --release --bin chat
@@ -89,9 +90,11 @@ connections() {
   target/release/bench scenario connections "${common[@]}" --size "$CONNECTIONS" --out "$OUT/$name-connections.json"
 }
 
-# start_chat N [binary]: a `chat serve` on stream BENCHN and database chatbenchN.
+# start_chat N [binary]: a `chat serve` on stream BENCHN and database chatbenchN (or
+# $CHAT_DATABASE when set), with the variables of EXTRA_ENV too.
+EXTRA_ENV=()
 start_chat() {
-  start_server chat env CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="$PG_BASE/chatbench$1" \
+  start_server chat env "${EXTRA_ENV[@]}" CHAT_NATS_URL="$CHAT_TEST_NATS_URL" CHAT_DATABASE_URL="${CHAT_DATABASE:-$PG_BASE/chatbench$1}" \
     CHAT_JWT_SECRET="$SECRET" CHAT_MASTER_KEY="$(printf '5e%.0s' $(seq 32))" CHAT_LISTEN=127.0.0.1:0 CHAT_RATE_MESSAGES_PER_MIN=0 CHAT_RATE_EVENTS_PER_MIN=0 \
     CHAT_STREAM="BENCH$1" CHAT_SUBJECT_PREFIX="bench$1" RUST_LOG=warn "${2:-target/release/chat}" serve
 }
@@ -102,6 +105,7 @@ start_node_pg() {
 
 # Each server runs alone: started before its scenarios, stopped after them.
 baseline() { if [ -n "$BASE_BIN" ]; then start_chat 0 "$BASE_BIN"; scenarios chat-baseline --projections; kill "$PID"; fi; }
+if [ "${BENCH_ONLY:-}" != history ]; then
 [ -n "${BENCH_BASELINE_AFTER:-}" ] || baseline
 start_chat 1; scenarios chat --projections; kill "$PID"
 [ -z "${BENCH_BASELINE_AFTER:-}" ] || baseline
@@ -114,9 +118,41 @@ start_node; scenarios node; kill "$PID"
 start_node; connections node; kill "$PID"
 start_node_pg; scenarios node-pg; kill "$PID"
 start_node_pg; connections node-pg; kill "$PID"
+fi
 
 echo "== replay: $REPLAY_EVENTS events" >&2
 target/release/bench replay --nats "$CHAT_TEST_NATS_URL" --database "$PG_BASE/postgres" --events "$REPLAY_EVENTS" --out "$OUT/chat-replay.json"
+mkdir -p "$CHAT_RUN_DIR/replay"
+target/release/bench replay --embedded "$CHAT_RUN_DIR/replay" --events "$REPLAY_EVENTS" --out "$OUT/chat-replay-embedded.json"
+rm -rf "$CHAT_RUN_DIR/replay"
+
+# History as a feature (issue 15): as-of reads in one large conversation, on each backend.
+echo "== asof: $ASOF_MESSAGES messages" >&2
+target/release/bench asof --nats "$CHAT_TEST_NATS_URL" --database "$PG_BASE/postgres" --messages "$ASOF_MESSAGES" --out "$OUT/chat-asof.json"
+mkdir -p "$CHAT_RUN_DIR/asof"
+target/release/bench asof --embedded "$CHAT_RUN_DIR/asof" --messages "$ASOF_MESSAGES" --out "$OUT/chat-asof-embedded.json"
+rm -rf "$CHAT_RUN_DIR/asof"
+
+# The outbound webhook to a receiver of `bench` on loopback (it stops once idle for 5 s):
+# first its delay under the ack scenario's 2,000 msg/s, then the rate at which a node with a
+# fresh checkpoint (and fresh read models, rebuilding beside it) drains that whole log.
+echo "== webhook" >&2
+HOOK_SECRET="hook-secret-$$"
+webhook_run() {
+  start_server "webhook-$1" target/release/bench webhook --secret "$HOOK_SECRET" --out "$OUT/chat-webhook-$1.json"
+  local receiver=$PID
+  EXTRA_ENV=(CHAT_WEBHOOK_URL="$URL" CHAT_WEBHOOK_SECRET="$HOOK_SECRET")
+  CHAT_DATABASE="$PG_BASE/chatbench$2" start_chat 3
+  EXTRA_ENV=()
+  if [ "$1" = load ]; then
+    target/release/bench scenario ack --name chat-webhook --url "$URL" --secret "$SECRET" --pid "$PID" --projections \
+      --rate 2000 --secs "$SECS" --out "$OUT/chat-webhook-ack.json"
+  fi
+  wait "$receiver"
+  kill "$PID"
+}
+webhook_run load 3
+webhook_run drain 4
 
 # What a command node costs as history grows (issue 13): on JetStream, then on the embedded
 # log (fewer small conversations there: each seeded commit is an fsync).

@@ -6,6 +6,7 @@
 //! - `bench replay --nats … --database …`: seed a log and time a rebuild of the projection.
 //! - `bench report --dir …`: the results table (Markdown) and a latency-against-load chart (SVG).
 
+mod asof;
 mod history;
 mod load;
 mod replay;
@@ -13,6 +14,7 @@ mod report;
 mod scenario;
 mod sealer;
 mod sio;
+mod webhook;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -71,16 +73,53 @@ enum Command {
         #[arg(long, default_value_t = 40000.0)]
         max: f64,
     },
-    /// Seeds a log of `events` events and times a rebuild of the `chat` projection.
+    /// Seeds a log of `events` events, times a rebuild of the `chat` and `search` projections
+    /// and searches over them.
     Replay {
+        #[arg(long, requires = "database")]
+        nats: Option<String>,
         #[arg(long)]
-        nats: String,
-        #[arg(long)]
-        database: String,
+        database: Option<String>,
+        /// Run on an embedded log and SQLite read store under this directory instead.
+        #[arg(long, conflicts_with = "nats")]
+        embedded: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// As-of reads at random positions of one large conversation (issue 15).
+    Asof {
+        #[arg(long, requires = "database")]
+        nats: Option<String>,
+        #[arg(long)]
+        database: Option<String>,
+        /// Run on an embedded log and SQLite read store under this directory instead.
+        #[arg(long, conflicts_with = "nats")]
+        embedded: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A receiver for the outbound webhook on a loopback port (prints `listening on …`):
+    /// checks signatures and order, measures rate and delay, stops once idle.
+    Webhook {
+        #[arg(long)]
+        secret: String,
+        /// Stop once nothing has come for this long after a first batch.
+        #[arg(long, default_value_t = 5)]
+        idle_secs: u64,
+        /// Stop after this long whatever comes.
+        #[arg(long, default_value_t = 900)]
+        max_secs: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Times the searches of `replay` again on the read store a replay left (its `store`).
+    Search {
+        #[arg(long)]
+        store: String,
     },
     /// What a command node costs as history grows (issue 13), in process on JetStream.
     History {
@@ -193,12 +232,46 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay {
             nats,
             database,
+            embedded,
             events,
             out,
         } => {
-            let r = replay::run(&nats, &database, events).await?;
+            let target = replay::Target::of(&nats, &database, &embedded)?;
+            let r = replay::run(target, events).await?;
             eprintln!("replay: {}", serde_json::to_string(&r)?);
             std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+        }
+        Command::Asof {
+            nats,
+            database,
+            embedded,
+            messages,
+            out,
+        } => {
+            let target = replay::Target::of(&nats, &database, &embedded)?;
+            let r = asof::run(target, messages).await?;
+            eprintln!("asof: {}", serde_json::to_string(&r)?);
+            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+        }
+        Command::Webhook {
+            secret,
+            idle_secs,
+            max_secs,
+            out,
+        } => {
+            let r = webhook::receive(
+                &secret,
+                std::time::Duration::from_secs(idle_secs),
+                std::time::Duration::from_secs(max_secs),
+            )
+            .await?;
+            eprintln!("webhook: {}", serde_json::to_string(&r)?);
+            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+        }
+        Command::Search { store } => {
+            let store = readstore::ReadStore::open(&store).await?;
+            let (p50, p99) = replay::searches(&store).await?;
+            println!("search: p50 {p50:.1} ms, p99 {p99:.1} ms");
         }
         Command::History {
             nats,

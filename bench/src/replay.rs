@@ -1,10 +1,11 @@
-//! Scenario 5, replay: a log of `events` events in a fresh JetStream stream, then the `chat`
-//! projection rebuilt from it into a fresh Postgres database, timed (the code that
-//! `chat projections rebuild` runs, in process); then the `search` projection built from the
-//! same log, timed, and `SEARCH_QUERIES` searches over the whole corpus (issue 15).
+//! Scenario 5, replay: a log of `events` events in a fresh JetStream stream and Postgres
+//! database (or an embedded log and SQLite read store), then the `chat` projection rebuilt
+//! from it, timed (the code that `chat projections rebuild` runs, in process); then the
+//! `search` projection built from the same log, timed, and `SEARCH_QUERIES` searches over the
+//! whole corpus (issue 15). [`searches`] alone times the searches again on a store it left.
 
 use eventlog::chain::Chain;
-use eventlog::{EventLog, JetStreamLog};
+use eventlog::{EmbeddedLog, EventLog, JetStreamLog, Log};
 use events::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -26,20 +27,115 @@ pub struct Replay {
     pub search_p50_ms: f64,
     #[serde(default)]
     pub search_p99_ms: f64,
+    /// The read store left behind (for `bench search`).
+    #[serde(default)]
+    pub store: String,
+}
+
+/// Where a replay runs: a fresh stream on this NATS and a fresh database next to this
+/// Postgres URL's, or an embedded log and SQLite read store in this directory.
+pub enum Target<'a> {
+    JetStream { nats: &'a str, database: &'a str },
+    Embedded(&'a std::path::Path),
+}
+
+impl<'a> Target<'a> {
+    /// From the command line: `--nats` with `--database`, or `--embedded`.
+    pub fn of(
+        nats: &'a Option<String>,
+        database: &'a Option<String>,
+        embedded: &'a Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
+        match (nats, database, embedded) {
+            (Some(nats), Some(database), None) => Ok(Self::JetStream { nats, database }),
+            (None, None, Some(dir)) => Ok(Self::Embedded(dir)),
+            _ => anyhow::bail!("--nats with --database, or --embedded"),
+        }
+    }
+}
+
+/// A fresh log and read store for one run.
+pub struct Fresh {
+    pub log: Log,
+    pub subjects: Subjects,
+    pub store_url: String,
+}
+
+/// A stream and database (or directory) of their own, named after a new ULID.
+pub async fn fresh(target: Target<'_>) -> anyhow::Result<Fresh> {
+    let run = format!("bench{}", ulid::Ulid::new().to_string().to_lowercase());
+    let subjects = Subjects {
+        stream: run.to_uppercase(),
+        prefix: run.clone(),
+    };
+    let (log, store_url) = match target {
+        Target::JetStream { nats, database } => {
+            let client = async_nats::connect(nats).await?;
+            let log = JetStreamLog::open(client, subjects.clone(), 1).await?;
+            let (base, _) = database
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow::anyhow!("database URL without a name"))?;
+            (
+                Log::JetStream(std::sync::Arc::new(log)),
+                format!("{base}/{run}"),
+            )
+        }
+        Target::Embedded(dir) => {
+            let dir = dir.join(&run);
+            std::fs::create_dir_all(&dir)?;
+            (
+                Log::Embedded(EmbeddedLog::open(&dir.join("events.log"))?),
+                readstore::sqlite_url(&dir.join("read.db")),
+            )
+        }
+    };
+    Ok(Fresh {
+        log,
+        subjects,
+        store_url,
+    })
+}
+
+/// Rebuilds projection `name` from the whole log into `store` (what `chat projections
+/// rebuild` runs): the seconds it took.
+pub async fn rebuild(
+    name: &str,
+    log: &Log,
+    store: &readstore::ReadStore,
+    subjects: &Subjects,
+    keyring: &std::sync::Arc<keys::Keyring>,
+) -> anyhow::Result<f64> {
+    let projection =
+        projector::registry::find(name).ok_or_else(|| anyhow::anyhow!("no projection {name}"))?;
+    let last = log.last_position().await?;
+    let mut progress = |_, _| {};
+    let began = Instant::now();
+    let rebuilt = projection
+        .rebuild(
+            log.clone(),
+            store,
+            subjects.all(),
+            keyring.clone(),
+            &mut progress,
+        )
+        .ok_or_else(|| anyhow::anyhow!("{name} cannot be rebuilt"))?
+        .await?;
+    anyhow::ensure!(rebuilt.checkpoint == last, "rebuild did not reach the end");
+    Ok(began.elapsed().as_secs_f64())
 }
 
 const SEARCH_QUERIES: usize = 1000;
 const SYLLABLES: [&str; 10] = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa"];
 
 /// Word `n` of a 10,000-word vocabulary (four syllables).
-fn word(n: u64) -> String {
+pub(crate) fn word(n: u64) -> String {
     (0..4)
         .map(|i| SYLLABLES[((n / 10u64.pow(i)) % 10) as usize])
         .collect()
 }
 
 /// A deterministic pseudo-random number for `seed` (splitmix64).
-fn mix(seed: u64) -> u64 {
+pub(crate) fn mix(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -51,14 +147,12 @@ const CONVERSATIONS: u64 = 10;
 
 /// Seeds `total` events: two users, ten conversations, messages with a read and a reaction
 /// per commit, then rebuilds `chat` and reports events per second.
-pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Result<Replay> {
-    let run = format!("bench{}", ulid::Ulid::new().to_string().to_lowercase());
-    let subjects = Subjects {
-        stream: run.to_uppercase(),
-        prefix: run.clone(),
-    };
-    let client = async_nats::connect(nats_url).await?;
-    let log = JetStreamLog::open(client, subjects.clone(), 1).await?;
+pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
+    let Fresh {
+        log,
+        subjects,
+        store_url,
+    } = fresh(target).await?;
     let began = Instant::now();
     let users = [UserId::parse("ann")?, UserId::parse("bob")?];
     let mut count = 0u64;
@@ -140,38 +234,30 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     }
     let seed_s = began.elapsed().as_secs_f64();
 
-    let (base, _) = database_url
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("database URL without a name"))?;
-    let store = readstore::ReadStore::open(&format!("{base}/{run}")).await?;
-    let began = Instant::now();
-    let rebuilt = projector::rebuild::rebuild(
-        projector::chat::Chat,
-        log.clone(),
-        &store,
-        subjects.all(),
-        sealer.keyring.clone(),
-        true,
-        &mut |_, _| {},
-    )
-    .await?;
-    let rebuild_s = began.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        rebuilt.checkpoint == log.last_position().await?,
-        "rebuild did not reach the end"
-    );
-    let began = Instant::now();
-    projector::rebuild::rebuild(
-        projector::search::Search,
-        log.clone(),
-        &store,
-        subjects.all(),
-        sealer.keyring.clone(),
-        true,
-        &mut |_, _| {},
-    )
-    .await?;
-    let search_build_s = began.elapsed().as_secs_f64();
+    let store = readstore::ReadStore::open(&store_url).await?;
+    let mut timed = Vec::new();
+    for name in ["chat", "search"] {
+        timed.push(rebuild(name, &log, &store, &subjects, &sealer.keyring).await?);
+    }
+    let (rebuild_s, search_build_s) = (timed[0], timed[1]);
+    let (search_p50_ms, search_p99_ms) = searches(&store).await?;
+    Ok(Replay {
+        events: count,
+        commits,
+        seed_s,
+        rebuild_s,
+        events_per_s: count as f64 / rebuild_s,
+        search_build_s,
+        search_events_per_s: count as f64 / search_build_s,
+        search_p50_ms,
+        search_p99_ms,
+        store: store_url,
+    })
+}
+
+/// `SEARCH_QUERIES` searches of one or two words by `ann` over every conversation, as
+/// `GET /api/search` runs them: their p50 and p99 in milliseconds.
+pub async fn searches(store: &readstore::ReadStore) -> anyhow::Result<(f64, f64)> {
     let mut took = Vec::with_capacity(SEARCH_QUERIES);
     for q in 0..SEARCH_QUERIES as u64 {
         let words: Vec<String> = (0..1 + q % 2)
@@ -183,7 +269,7 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
             store.backend(),
             &readstore::search::Query {
                 words: &words,
-                user: users[0].as_str(),
+                user: "ann",
                 conversation: None,
                 limit: 20,
             },
@@ -194,15 +280,5 @@ pub async fn run(nats_url: &str, database_url: &str, total: u64) -> anyhow::Resu
     }
     took.sort_by(f64::total_cmp);
     let at = |p: f64| took[((took.len() as f64 * p) as usize).min(took.len() - 1)];
-    Ok(Replay {
-        events: count,
-        commits,
-        seed_s,
-        rebuild_s,
-        events_per_s: count as f64 / rebuild_s,
-        search_build_s,
-        search_events_per_s: count as f64 / search_build_s,
-        search_p50_ms: at(0.50),
-        search_p99_ms: at(0.99),
-    })
+    Ok((at(0.50), at(0.99)))
 }

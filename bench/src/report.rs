@@ -2,9 +2,11 @@
 //! against offered load (`throughput.svg`) from the JSON results of one run. The SVG is
 //! written by hand: a few polylines do not need a plotting library.
 
+use crate::asof::AsOf;
 use crate::history::History;
 use crate::replay::Replay;
 use crate::scenario::{Connections, Step, Throughput};
+use crate::webhook::Received;
 use serde::de::DeserializeOwned;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -190,6 +192,7 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
     }
     baseline_table(&mut md, dir, &ack[0], &tput[0], &fanout[0]);
     history_table(&mut md, dir);
+    features_table(&mut md, dir);
     std::fs::write(dir.join("results.md"), &md)?;
     std::fs::write(dir.join("throughput.svg"), chart(&tput))?;
     print!("{md}");
@@ -491,5 +494,127 @@ fn history_table(md: &mut String, dir: &Path) {
             cell(&runs[0]),
             cell(&runs[1])
         );
+    }
+}
+
+/// History as a feature (issue 15): search, as-of reads and the webhook, JetStream + Postgres
+/// and embedded side by side, with the issue's targets.
+fn features_table(md: &mut String, dir: &Path) {
+    let replay: [Option<Replay>; 2] = [read(dir, "chat-replay"), read(dir, "chat-replay-embedded")];
+    let asof: [Option<AsOf>; 2] = [read(dir, "chat-asof"), read(dir, "chat-asof-embedded")];
+    let load: Option<Received> = read(dir, "chat-webhook-load");
+    let drain: Option<Received> = read(dir, "chat-webhook-drain");
+    if replay.iter().all(Option::is_none)
+        && asof.iter().all(Option::is_none)
+        && load.is_none()
+        && drain.is_none()
+    {
+        return;
+    }
+    let events = replay.iter().flatten().next().map_or(0, |r| r.events);
+    let messages = asof.iter().flatten().next().map_or(0, |a| a.messages);
+    let _ = writeln!(
+        md,
+        "\nHistory as a feature: search over a replayed log of {events} events; as-of reads at \
+         random positions of one conversation of {messages} messages; the webhook to a local \
+         receiver.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| figure | JetStream + Postgres | embedded | target | met |\n|---|---:|---:|---|---|"
+    );
+    let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| fmt(Some(v)));
+    let met = |vs: [Option<f64>; 2], ok: fn(f64) -> bool| {
+        vs.iter()
+            .map(|v| match v {
+                Some(v) if ok(*v) => "yes",
+                Some(_) => "**no**",
+                None => "–",
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut row = |name: &str, vs: [Option<f64>; 2], target: &str, ok: Option<fn(f64) -> bool>| {
+        let m = ok.map_or(String::new(), |ok| met(vs, ok));
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {target} | {m} |",
+            cell(vs[0]),
+            cell(vs[1])
+        );
+    };
+    let r = |f: fn(&Replay) -> f64| replay.clone().map(|r| r.map(|r| f(&r)));
+    let a = |f: fn(&AsOf) -> f64| asof.clone().map(|a| a.map(|a| f(&a)));
+    row(
+        "search index built by replay (events/s)",
+        r(|r| r.search_events_per_s),
+        "≥ 30,000",
+        Some(|v| v >= 30_000.0),
+    );
+    row(
+        "… the chat projection, same run (events/s)",
+        r(|r| r.events_per_s),
+        "",
+        None,
+    );
+    row("search query p50 (ms)", r(|r| r.search_p50_ms), "", None);
+    row(
+        "search query p99 (ms)",
+        r(|r| r.search_p99_ms),
+        "≤ 20",
+        Some(|v| v <= 20.0),
+    );
+    row("as-of read p50 (ms)", a(|a| a.asof_p50_ms), "", None);
+    row(
+        "as-of read p99 (ms)",
+        a(|a| a.asof_p99_ms),
+        "≤ 100",
+        Some(|v| v <= 100.0),
+    );
+    row(
+        "… the live list p99, same run (ms)",
+        a(|a| a.live_p99_ms),
+        "",
+        None,
+    );
+    let w = |h: &Option<Received>, f: fn(&Received) -> f64| [h.as_ref().map(f), None];
+    row(
+        "webhook: events/s drained by a node with a fresh checkpoint",
+        w(&drain, |d| d.events_per_s),
+        "",
+        None,
+    );
+    row(
+        "webhook: delay p50 under 2,000 msg/s (ms)",
+        w(&load, |l| l.delay_p50_ms),
+        "",
+        None,
+    );
+    row(
+        "webhook: delay p99 under 2,000 msg/s (ms)",
+        w(&load, |l| l.delay_p99_ms),
+        "",
+        None,
+    );
+    row(
+        "webhook: delay max under 2,000 msg/s (ms)",
+        w(&load, |l| l.delay_max_ms),
+        "",
+        None,
+    );
+    for (name, h) in [("under load", &load), ("drain", &drain)] {
+        if let Some(h) = h {
+            let _ = writeln!(
+                md,
+                "\nWebhook, {name}: {} events in {} batches (largest {}), {} redelivered, {} out \
+                 of order, {} bad signatures.",
+                h.events,
+                h.batches,
+                h.largest_batch,
+                h.redelivered,
+                h.out_of_order,
+                h.bad_signatures
+            );
+        }
     }
 }

@@ -30,9 +30,24 @@ impl Sealer {
         at: Millis,
         text: &str,
     ) -> anyhow::Result<Text> {
+        self.message_as(conv, message, sender, at, text, "MessageSent")
+            .await
+    }
+
+    /// The content of `event` (`MessageSent` or `MessageEdited`) about `message`, sealed in
+    /// the period of `at` (an edit: its message's send).
+    pub async fn message_as(
+        &self,
+        conv: &ConversationId,
+        message: &MessageId,
+        author: &UserId,
+        at: Millis,
+        text: &str,
+        event: &str,
+    ) -> anyhow::Result<Text> {
         let sealed = self
             .keyring
-            .seal_message(conv, "MessageSent", message, sender, at, text)
+            .seal_message(conv, event, message, author, at, text)
             .await?;
         Ok(Text::Sealed(sealed))
     }
