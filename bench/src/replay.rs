@@ -182,6 +182,8 @@ pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
         chains.push((chain, 0u64, conv));
     }
     let mut next = 0usize;
+    // Every message's words differ (seeded by this count, not by its conversation's `seq`).
+    let mut sent = 0u64;
     while count < total {
         let at = next % chains.len();
         let (chain, seq, conv) = &mut chains[at];
@@ -197,7 +199,8 @@ pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
                 sender_id: sender.clone(),
             });
             let at = i64::try_from(*seq)?;
-            let text: Vec<String> = (0..8).map(|i| word(mix(*seq * 8 + i) % 10_000)).collect();
+            sent += 1;
+            let text: Vec<String> = (0..8).map(|i| word(mix(sent * 8 + i) % 10_000)).collect();
             let text = format!("replayed message {seq}: {}", text.join(" "));
             let content = sealer.message(conv, &id, &sender, at, &text).await?;
             batch.push(ConversationEvent::MessageSent(MessageSent {
