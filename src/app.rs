@@ -269,6 +269,7 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(middleware::map_response(body_too_large_as_json));
+    let app = answer_panics(app);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -416,6 +417,21 @@ async fn detach_from_read_buffer(mut req: Request) -> Request {
 const MAX_BODY: usize = 1_000_000;
 
 /// The body limit answers 413 in plain text; every error here is JSON with a code.
+/// A handler that panics answers 500 `INTERNAL` (the panic logged) instead of dropping the
+/// client's connection; the node goes on serving.
+fn answer_panics(app: Router) -> Router {
+    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |panic: Box<dyn std::any::Any + Send + 'static>| {
+            let detail = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            api::ApiError::internal(format!("handler panicked: {detail}")).into_response()
+        },
+    ))
+}
+
 async fn body_too_large_as_json(res: Response) -> Response {
     let json = res
         .headers()
@@ -453,6 +469,36 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::extract::OriginalUri;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_internal_and_the_router_serves_on() {
+        use tower::ServiceExt;
+        async fn boom() -> &'static str {
+            panic!("missing column")
+        }
+        let app = answer_panics(
+            Router::new()
+                .route("/boom", axum::routing::get(boom))
+                .route("/ok", axum::routing::get(|| async { "fine" })),
+        );
+        let get = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .body(Body::empty())
+                .expect("request")
+        };
+        let res = app.clone().oneshot(get("/boom")).await.expect("answered");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
+            serde_json::json!({"error": {"code": "INTERNAL", "message": "Internal error"}})
+        );
+        let res = app.oneshot(get("/ok")).await.expect("answered");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
 
     /// The copy keeps every value and no longer points into the buffer the request was read
     /// into (here: one `Bytes` standing for hyper's read buffer).
