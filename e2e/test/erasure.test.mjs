@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMBEDDED, deployment, startServer, startNodes, token, adminToken, api, authed, connect, emitAck, waitFor, waitUntil, unique, NO_LIMITS, history } from './helpers.mjs';
+import { EMBEDDED, deployment, startServer, startNodes, token, adminToken, api, authed, connect, emitAck, waitFor, waitUntil, unique, NO_LIMITS, history, expectError } from './helpers.mjs';
 
 const run = promisify(execFile);
 let dep, A, B;
@@ -36,11 +36,6 @@ after(async () => {
   await A?.stop();
   await B?.stop();
 });
-
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-};
 
 /** What the read side answers for the conversation and the users, to compare before and after a rebuild. */
 async function reads(url) {

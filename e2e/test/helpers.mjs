@@ -122,7 +122,9 @@ export async function api(base, method, path, tok, body) {
 /** Asserts an error answer: its status, its code and, when given, what its message names. */
 export function expectError(r, status, code, field) {
   assert.equal(r.status, status, JSON.stringify(r.body));
+  assert.deepEqual(Object.keys(r.body), ['error']);
   assert.equal(r.body.error.code, code);
+  assert.equal(typeof r.body.error.message, 'string');
   if (field) assert.match(r.body.error.message, new RegExp(field));
 }
 

@@ -3,7 +3,7 @@
 // deletion; sealed content reads `null` once erased. Participants only.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, api, unique, NO_LIMITS } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, api, unique, NO_LIMITS, expectError } from './helpers.mjs';
 
 let dep, A, conv, other;
 const ann = unique('ann'), bob = unique('bob'), zed = unique('zed');
@@ -22,10 +22,6 @@ after(async () => {
   await A?.stop();
 });
 
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-};
 const send = async (who, content) => {
   const r = await api(A.url, 'POST', '/api/messages', token(who), { conversationId: conv, content });
   assert.equal(r.status, 201, JSON.stringify(r.body));

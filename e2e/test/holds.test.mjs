@@ -3,7 +3,7 @@
 // user with messages in a held conversation, is 409 CONFLICT naming the hold.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, api, unique, waitUntil, NO_LIMITS } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, api, unique, waitUntil, NO_LIMITS, expectError } from './helpers.mjs';
 
 let dep, A, conv;
 const ann = unique('ann'), carl = unique('carl'), dan = unique('dan');
@@ -21,11 +21,6 @@ before(async () => {
 after(async () => {
   await A?.stop();
 });
-
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-};
 
 const holds = async (minPosition) =>
   (await api(A.url, 'GET', `/api/holds${minPosition ? `?minPosition=${minPosition}` : ''}`, adminToken())).body.holds;

@@ -4,7 +4,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { EMBEDDED, deployment, startServer, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS } from './helpers.mjs';
+import { EMBEDDED, deployment, startServer, token, adminToken, api, authed, waitFor, waitUntil, emitAck, unique, NO_LIMITS, expectError } from './helpers.mjs';
 
 const run = promisify(execFile);
 let dep, A, conv;
@@ -25,11 +25,6 @@ after(async () => {
   for (const s of sockets) s.disconnect();
   await A?.stop();
 });
-
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-};
 
 describe('a client that only speaks REST', () => {
   test('sends, edits, deletes, reacts and marks read; socket clients see each change', async () => {

@@ -2,7 +2,7 @@
 // read-your-writes handshake (`position` on writes, `minPosition` on reads).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { deployment, startServer, token, adminToken, jwt, api, authed, waitFor, emitAck, unique, NO_LIMITS } from './helpers.mjs';
+import { deployment, startServer, token, adminToken, jwt, api, authed, waitFor, emitAck, unique, NO_LIMITS, expectError } from './helpers.mjs';
 
 let A, conv;
 const ann = unique('ann'), ben = unique('ben'), cy = unique('cy');
@@ -15,13 +15,6 @@ before(async () => {
   conv = (await api(A.url, 'POST', '/api/conversations', token(ann), { participantIds: [ben] })).body.id;
 });
 after(() => A?.stop());
-
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.deepEqual(Object.keys(r.body), ['error']);
-  assert.equal(r.body.error.code, code);
-  assert.equal(typeof r.body.error.message, 'string');
-};
 
 describe('authentication on REST', () => {
   test('missing, invalid and expired tokens are 401 with their code', async () => {

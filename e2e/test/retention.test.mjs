@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMBEDDED, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, unique, NO_LIMITS, history } from './helpers.mjs';
+import { EMBEDDED, deployment, startServer, token, adminToken, api, authed, emitAck, waitUntil, unique, NO_LIMITS, history, expectError } from './helpers.mjs';
 
 const run = promisify(execFile);
 const SWEEP_SECS = 1, PERIOD_SECS = 2, RETENTION = 3;
@@ -29,10 +29,6 @@ after(async () => {
   await A?.stop();
 });
 
-const expectError = (r, status, code) => {
-  assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error.code, code);
-};
 const newConversation = async (title) =>
   (await api(A.url, 'POST', '/api/conversations', token(ann), { title, participantIds: [bob] })).body.id;
 const send = async (conv, content, who = ann) => {
