@@ -3,7 +3,12 @@
 //!
 //! - `bench scenario NAME --url … --secret …`: one scenario against one running server, JSON
 //!   result to `--out`.
-//! - `bench replay --nats … --database …`: seed a log and time a rebuild of the projection.
+//! - `bench replay --nats … --database …` (or `--embedded DIR`): seed a log, time rebuilds of
+//!   the chat and search projections and searches over them; `bench search --store …` times
+//!   the searches again.
+//! - `bench asof …`: as-of reads at random positions of one large conversation (issue 15).
+//! - `bench webhook --secret …`: a receiver for the outbound webhook, until idle (issue 15).
+//! - `bench history …`: what a command node costs as history grows (issue 13).
 //! - `bench report --dir …`: the results table (Markdown) and a latency-against-load chart (SVG).
 
 mod asof;
@@ -226,8 +231,7 @@ async fn main() -> anyhow::Result<()> {
                     scenario::connections(&target, &run, size.unwrap_or(20_000)).await?,
                 )?,
             };
-            eprintln!("{name}: {value}");
-            std::fs::write(&out, serde_json::to_vec_pretty(&value)?)?;
+            save(&name, &value, &out)?;
         }
         Command::Replay {
             nats,
@@ -238,8 +242,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let target = replay::Target::of(&nats, &database, &embedded)?;
             let r = replay::run(target, events).await?;
-            eprintln!("replay: {}", serde_json::to_string(&r)?);
-            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+            save("replay", &r, &out)?;
         }
         Command::Asof {
             nats,
@@ -250,8 +253,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let target = replay::Target::of(&nats, &database, &embedded)?;
             let r = asof::run(target, messages).await?;
-            eprintln!("asof: {}", serde_json::to_string(&r)?);
-            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+            save("asof", &r, &out)?;
         }
         Command::Webhook {
             secret,
@@ -265,8 +267,7 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(max_secs),
             )
             .await?;
-            eprintln!("webhook: {}", serde_json::to_string(&r)?);
-            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+            save("webhook", &r, &out)?;
         }
         Command::Search { store } => {
             let store = readstore::ReadStore::open(&store).await?;
@@ -283,10 +284,16 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let h =
                 history::run(nats.as_deref(), embedded.as_deref(), messages, pair, small).await?;
-            eprintln!("history: {}", serde_json::to_string(&h)?);
-            std::fs::write(&out, serde_json::to_vec_pretty(&h)?)?;
+            save("history", &h, &out)?;
         }
         Command::Report { dir } => report::write(&dir)?,
     }
+    Ok(())
+}
+
+/// Prints a scenario's result and writes it to `out` as JSON.
+fn save<T: serde::Serialize>(name: &str, result: &T, out: &std::path::Path) -> anyhow::Result<()> {
+    eprintln!("{name}: {}", serde_json::to_string(result)?);
+    std::fs::write(out, serde_json::to_vec_pretty(result)?)?;
     Ok(())
 }

@@ -146,7 +146,7 @@ const PER_COMMIT: u64 = 100;
 const CONVERSATIONS: u64 = 10;
 
 /// Seeds `total` events: two users, ten conversations, messages with a read and a reaction
-/// per commit, then rebuilds `chat` and reports events per second.
+/// per commit; then rebuilds `chat`, builds `search` and times searches.
 pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
     let Fresh {
         log,

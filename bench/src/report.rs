@@ -602,6 +602,20 @@ fn features_table(md: &mut String, dir: &Path) {
         "",
         None,
     );
+    let with: Option<Step> = read(dir, "chat-webhook-ack");
+    let without: Option<Step> = read(dir, "chat-ack");
+    row(
+        "send→ack p99 at 2,000 msg/s with the webhook (ms)",
+        [with.map(|s| s.ack.p99), None],
+        "",
+        None,
+    );
+    row(
+        "… without it, same run (ms)",
+        [without.map(|s| s.ack.p99), None],
+        "",
+        None,
+    );
     for (name, h) in [("under load", &load), ("drain", &drain)] {
         if let Some(h) = h {
             let _ = writeln!(
