@@ -416,7 +416,6 @@ async fn detach_from_read_buffer(mut req: Request) -> Request {
 /// Largest request body (REST and long-polling), as the Socket.IO `maxPayload`.
 const MAX_BODY: usize = 1_000_000;
 
-/// The body limit answers 413 in plain text; every error here is JSON with a code.
 /// A handler that panics answers 500 `INTERNAL` (the panic logged) instead of dropping the
 /// client's connection; the node goes on serving.
 fn answer_panics(app: Router) -> Router {
@@ -432,6 +431,7 @@ fn answer_panics(app: Router) -> Router {
     ))
 }
 
+/// The body limit answers 413 in plain text; every error here is JSON with a code.
 async fn body_too_large_as_json(res: Response) -> Response {
     let json = res
         .headers()
