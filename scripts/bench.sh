@@ -2,10 +2,10 @@
 # The whole benchmark comparison of issue 6, on this machine, in one run: starts NATS and
 # Postgres (as the tests do), `chat serve` on them, and the two Node.js socket.io references
 # (bench/node-ref: broadcast only, and INSERT into Postgres before the ack); runs every scenario
-# of `bench` against each, then the replay and history scenarios; writes JSON results, results.md and
+# of `bench` against each, then the replay, as-of, webhook and history scenarios; writes JSON results, results.md and
 # throughput.svg into bench/results (or $BENCH_OUT). Loopback only; stops what it started.
 #
-#   scripts/bench.sh            # the full run (about 15 minutes)
+#   scripts/bench.sh            # the full run (about 35 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh   # a smoke run: short steps, fewer sockets, a small replay
 #   BENCH_BASELINE=REV scripts/bench.sh   # also the chat scenarios on `chat` as it was at REV
 #       (built in a worktree under .bench-run, or BENCH_BASELINE_BIN=path), run right before
