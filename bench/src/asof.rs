@@ -33,6 +33,7 @@ const READS: u64 = 1000;
 const LIMIT: u64 = 50;
 
 pub async fn run(target: Target<'_>, messages: u64) -> anyhow::Result<AsOf> {
+    anyhow::ensure!(messages > 0, "--messages must be at least 1");
     let Fresh {
         log,
         subjects,
