@@ -6,7 +6,7 @@
 //! position, half a page before a random `seq` as of a random position at or after it. The
 //! live list's latest page is timed beside them.
 
-use crate::replay::{Fresh, Target, fresh, mix, rebuild, word};
+use crate::replay::{Fresh, Target, fresh, mix, rebuild, text};
 use eventlog::chain::Chain;
 use events::*;
 use hdrhistogram::Histogram;
@@ -69,10 +69,7 @@ pub async fn run(target: Target<'_>, messages: u64) -> anyhow::Result<AsOf> {
             let sender = &users[(seq % 2) as usize];
             let id = MessageId::generate();
             let at = i64::try_from(seq)?;
-            let text: Vec<String> = (0..8).map(|i| word(mix(seq * 8 + i) % 10_000)).collect();
-            let content = sealer
-                .message(&conv, &id, sender, at, &text.join(" "))
-                .await?;
+            let content = sealer.message(&conv, &id, sender, at, &text(seq)).await?;
             batch.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id.clone(),
                 sender_id: sender.clone(),

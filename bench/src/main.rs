@@ -81,13 +81,8 @@ enum Command {
     /// Seeds a log of `events` events, times a rebuild of the `chat` and `search` projections
     /// and searches over them.
     Replay {
-        #[arg(long, requires = "database")]
-        nats: Option<String>,
-        #[arg(long)]
-        database: Option<String>,
-        /// Run on an embedded log and SQLite read store under this directory instead.
-        #[arg(long, conflicts_with = "nats")]
-        embedded: Option<PathBuf>,
+        #[command(flatten)]
+        on: replay::TargetArgs,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         #[arg(long)]
@@ -95,13 +90,8 @@ enum Command {
     },
     /// As-of reads at random positions of one large conversation (issue 15).
     Asof {
-        #[arg(long, requires = "database")]
-        nats: Option<String>,
-        #[arg(long)]
-        database: Option<String>,
-        /// Run on an embedded log and SQLite read store under this directory instead.
-        #[arg(long, conflicts_with = "nats")]
-        embedded: Option<PathBuf>,
+        #[command(flatten)]
+        on: replay::TargetArgs,
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
         #[arg(long)]
@@ -233,26 +223,12 @@ async fn main() -> anyhow::Result<()> {
             };
             save(&name, &value, &out)?;
         }
-        Command::Replay {
-            nats,
-            database,
-            embedded,
-            events,
-            out,
-        } => {
-            let target = replay::Target::of(&nats, &database, &embedded)?;
-            let r = replay::run(target, events).await?;
+        Command::Replay { on, events, out } => {
+            let r = replay::run(on.target()?, events).await?;
             save("replay", &r, &out)?;
         }
-        Command::Asof {
-            nats,
-            database,
-            embedded,
-            messages,
-            out,
-        } => {
-            let target = replay::Target::of(&nats, &database, &embedded)?;
-            let r = asof::run(target, messages).await?;
+        Command::Asof { on, messages, out } => {
+            let r = asof::run(on.target()?, messages).await?;
             save("asof", &r, &out)?;
         }
         Command::Webhook {

@@ -39,16 +39,23 @@ pub enum Target<'a> {
     Embedded(&'a std::path::Path),
 }
 
-impl<'a> Target<'a> {
-    /// From the command line: `--nats` with `--database`, or `--embedded`.
-    pub fn of(
-        nats: &'a Option<String>,
-        database: &'a Option<String>,
-        embedded: &'a Option<std::path::PathBuf>,
-    ) -> anyhow::Result<Self> {
-        match (nats, database, embedded) {
-            (Some(nats), Some(database), None) => Ok(Self::JetStream { nats, database }),
-            (None, None, Some(dir)) => Ok(Self::Embedded(dir)),
+/// Where a scenario runs, from the command line: `--nats` with `--database`, or `--embedded`.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    #[arg(long, requires = "database")]
+    nats: Option<String>,
+    #[arg(long)]
+    database: Option<String>,
+    /// Run on an embedded log and SQLite read store under this directory instead.
+    #[arg(long, conflicts_with = "nats")]
+    embedded: Option<std::path::PathBuf>,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> anyhow::Result<Target<'_>> {
+        match (&self.nats, &self.database, &self.embedded) {
+            (Some(nats), Some(database), None) => Ok(Target::JetStream { nats, database }),
+            (None, None, Some(dir)) => Ok(Target::Embedded(dir)),
             _ => anyhow::bail!("--nats with --database, or --embedded"),
         }
     }
@@ -128,10 +135,18 @@ const SEARCH_QUERIES: usize = 1000;
 const SYLLABLES: [&str; 10] = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa"];
 
 /// Word `n` of a 10,000-word vocabulary (four syllables).
-pub(crate) fn word(n: u64) -> String {
+fn word(n: u64) -> String {
     (0..4)
         .map(|i| SYLLABLES[((n / 10u64.pow(i)) % 10) as usize])
         .collect()
+}
+
+/// The eight words of seeded message `n`.
+pub(crate) fn text(n: u64) -> String {
+    (0..8)
+        .map(|i| word(mix(n * 8 + i) % 10_000))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A deterministic pseudo-random number for `seed` (splitmix64).
@@ -200,8 +215,7 @@ pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
             });
             let at = i64::try_from(*seq)?;
             sent += 1;
-            let text: Vec<String> = (0..8).map(|i| word(mix(sent * 8 + i) % 10_000)).collect();
-            let text = format!("replayed message {seq}: {}", text.join(" "));
+            let text = format!("replayed message {seq}: {}", text(sent));
             let content = sealer.message(conv, &id, &sender, at, &text).await?;
             batch.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id,
@@ -238,11 +252,8 @@ pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
     let seed_s = began.elapsed().as_secs_f64();
 
     let store = readstore::ReadStore::open(&store_url).await?;
-    let mut timed = Vec::new();
-    for name in ["chat", "search"] {
-        timed.push(rebuild(name, &log, &store, &subjects, &sealer.keyring).await?);
-    }
-    let (rebuild_s, search_build_s) = (timed[0], timed[1]);
+    let rebuild_s = rebuild("chat", &log, &store, &subjects, &sealer.keyring).await?;
+    let search_build_s = rebuild("search", &log, &store, &subjects, &sealer.keyring).await?;
     let (search_p50_ms, search_p99_ms) = searches(&store).await?;
     Ok(Replay {
         events: count,
