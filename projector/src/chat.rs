@@ -14,6 +14,7 @@ pub struct Chat;
 
 impl crate::Projection for Chat {
     type Pending = Pending;
+    type Prepared = ();
 
     const NAME: &'static str = NAME;
 
@@ -23,6 +24,7 @@ impl crate::Projection for Chat {
         pending: &'a mut Pending,
         stored: &'a StoredCommit,
         keys: &'a keys::KeySet,
+        _prepared: (),
     ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(tx, pending, stored, keys))
     }

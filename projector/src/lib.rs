@@ -47,19 +47,34 @@ pub trait Projection: Send + Sync + 'static {
     /// statements (`()` for none). Whatever is pending must be flushed before any write whose
     /// effect depends on it.
     type Pending: Default + Send;
+    /// What [`Projection::prepare`] makes of one commit without the read store: decoded
+    /// events, opened text (`()` for a projection that does everything in `apply`).
+    type Prepared: Default + Send;
     fn name(&self) -> &'static str {
         Self::NAME
     }
+    /// The pure part of applying one commit, its sealed fields opened with `keys`. The runner
+    /// runs it on the next batch while the current one is written, so what it does here
+    /// overlaps the store's work instead of taking turns with it. Must not depend on the read
+    /// store: it sees a commit before the previous batch is committed.
+    fn prepare(
+        &self,
+        _stored: &StoredCommit,
+        _keys: &keys::KeySet,
+    ) -> Result<Self::Prepared, ProjectionError> {
+        Ok(Self::Prepared::default())
+    }
     /// Applies one commit inside the runner's transaction, its sealed fields opened with
-    /// `keys` (prepared by the runner for this commit). Commits arrive once each, in log
-    /// order; the runner then calls [`Projection::flush`] and writes the checkpoint in the same
-    /// transaction.
+    /// `keys` (prepared by the runner for this commit), with what [`Projection::prepare`] made
+    /// of it. Commits arrive once each, in log order; the runner then calls
+    /// [`Projection::flush`] and writes the checkpoint in the same transaction.
     fn apply<'a>(
         &'a self,
         tx: &'a mut AnyConnection,
         pending: &'a mut Self::Pending,
         stored: &'a StoredCommit,
         keys: &'a keys::KeySet,
+        prepared: Self::Prepared,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// Runs once the batch's transaction is committed (the chat projection makes erased text
     /// leave the store's files).

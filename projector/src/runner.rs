@@ -1,4 +1,5 @@
-//! The projection runner: single active instance, checkpointed batches, restart on error.
+//! The projection runner: single active instance, checkpointed batches, restart on error; the
+//! next batch read and prepared (`Projection::prepare`) while the current one is written.
 
 use crate::{Projection, ProjectionError};
 use eventlog::{EventLog, From, StoredCommit};
@@ -14,6 +15,8 @@ use tracing::Instrument;
 pub struct ProjectorConfig {
     /// Most commits per transaction.
     pub batch_size: usize,
+    /// Most events per transaction, once it holds a commit (a commit is never split).
+    pub batch_events: usize,
     /// Fault injection for tests: fail the transaction once, in the middle of a batch.
     pub fault: Option<Fault>,
     /// Under load (the last batch found more than one commit waiting), how long a batch waits
@@ -35,6 +38,7 @@ impl Default for ProjectorConfig {
     fn default() -> Self {
         Self {
             batch_size: 500,
+            batch_events: 5_000,
             fault: None,
             linger: Duration::from_millis(10),
         }
@@ -93,15 +97,58 @@ pub fn lock_key(name: &str) -> i64 {
 
 pub struct Projector<L, P> {
     projection: P,
+    log: L,
+    filter: String,
+    keyring: Arc<keys::Keyring>,
+    writer: Writer,
+}
+
+/// What writing batches needs, apart from the projection: borrowed while the next batch is
+/// prepared beside it.
+struct Writer {
     /// Schema of the tables this instance writes (`public`, or a rebuild's schema); part of
     /// its lock keys, so a rebuild never waits on the live projector's locks.
     scope: String,
-    log: L,
     store: ReadStore,
-    filter: String,
     config: ProjectorConfig,
     applied: usize,
-    keyring: Arc<keys::Keyring>,
+}
+
+/// One commit of a batch, with its keys and what the projection prepared from it.
+struct Ready<T> {
+    stored: StoredCommit,
+    keys: keys::KeySet,
+    prepared: T,
+}
+
+/// Commits read for one transaction.
+struct Batch<T> {
+    commits: Vec<Ready<T>>,
+    events: usize,
+}
+
+impl<T> Batch<T> {
+    fn new() -> Self {
+        Self {
+            commits: Vec::new(),
+            events: 0,
+        }
+    }
+
+    fn push(&mut self, ready: Ready<T>) {
+        self.events += ready.stored.commit.events.len();
+        self.commits.push(ready);
+    }
+
+    /// Whether it takes another commit: room left, and `target` not reached.
+    fn wants(&self, config: &ProjectorConfig, target: u64) -> bool {
+        self.commits.len() < config.batch_size
+            && self.events < config.batch_events
+            && self
+                .commits
+                .last()
+                .is_none_or(|r| r.stored.position < target)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +174,15 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     ) -> Self {
         Self {
             projection,
-            scope: "public".to_owned(),
             log,
-            store,
             filter,
-            config,
-            applied: 0,
             keyring,
+            writer: Writer {
+                scope: "public".to_owned(),
+                store,
+                config,
+                applied: 0,
+            },
         }
     }
 
@@ -159,19 +208,19 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
     }
 
     async fn run_once(&mut self, stop: &CancellationToken) -> Result<(), RunError> {
-        let key = lock_key(&format!("{}/{}", self.scope, self.projection.name()));
+        let key = lock_key(&format!("{}/{}", self.writer.scope, self.projection.name()));
         let lock = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            lock = self.store.lock_session(key) => lock?,
+            lock = self.writer.store.lock_session(key) => lock?,
         };
-        let result = self.project(stop).await;
+        let result = self.project(u64::MAX, stop, &mut |_| {}).await;
         lock.release().await;
-        result
+        result.map(|_| ())
     }
 
     /// Writes into the tables of `schema` (the store's connections must use it as search path).
     pub fn in_schema(mut self, schema: &str) -> Self {
-        self.scope = schema.to_owned();
+        self.writer.scope = schema.to_owned();
         self
     }
 
@@ -182,7 +231,21 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         target: u64,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, RunError> {
-        let mut done = checkpoint(self.store.pool(), self.projection.name()).await?;
+        self.project(target, &CancellationToken::new(), progress)
+            .await
+    }
+
+    /// Projects from the checkpoint until it reaches `target` or `stop` is cancelled (between
+    /// batches only: a batch, once started, is written to the end). While a batch is written,
+    /// the commits that follow it are read and prepared as the next batch.
+    async fn project(
+        &mut self,
+        target: u64,
+        stop: &CancellationToken,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, RunError> {
+        let name = self.projection.name();
+        let mut done = checkpoint(self.writer.store.pool(), name).await?;
         progress(done);
         if done >= target {
             return Ok(done);
@@ -191,75 +254,99 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
             .log
             .follow(&self.filter, From::Position(done + 1))
             .await?;
-        while done < target {
-            let Some(first) = commits.next().await else {
-                return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
-            };
-            let mut batch = vec![first?];
-            while batch.len() < self.config.batch_size
-                && batch.last().is_some_and(|b| b.position < target)
-            {
-                match futures::FutureExt::now_or_never(commits.next()) {
-                    Some(Some(next)) => batch.push(next?),
-                    _ => break,
-                }
+        let config = self.writer.config.clone();
+        let mut next = Batch::new();
+        let mut busy = false;
+        while done < target && !stop.is_cancelled() {
+            let mut batch = std::mem::replace(&mut next, Batch::new());
+            if batch.commits.is_empty() {
+                let first = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return Ok(done),
+                    first = commits.next() => first,
+                };
+                batch.push(Self::prepare(&self.projection, &self.keyring, first).await?);
             }
-            done = self.apply_batch(&batch, done).await?;
+            let linger_until = tokio::time::Instant::now() + config.linger;
+            while batch.wants(&config, target) {
+                let more = match futures::FutureExt::now_or_never(commits.next()) {
+                    Some(more) => more,
+                    None if busy => {
+                        match tokio::time::timeout_at(linger_until, commits.next()).await {
+                            Ok(more) => more,
+                            Err(_) => break,
+                        }
+                    }
+                    None => break,
+                };
+                if more.is_none() {
+                    break;
+                }
+                batch.push(Self::prepare(&self.projection, &self.keyring, more).await?);
+            }
+            busy = batch.commits.len() > 1;
+            let last = batch.commits.last().map_or(done, |r| r.stored.position);
+            let span = tracing::debug_span!(
+                "project_batch",
+                projection = name,
+                from = batch.commits.first().map(|r| r.stored.position),
+                commits = batch.commits.len()
+            );
+            let write = self
+                .writer
+                .write_batch(&self.projection, batch.commits, done)
+                .instrument(span);
+            tokio::pin!(write);
+            let mut ahead = Ok(());
+            let written = loop {
+                tokio::select! {
+                    biased;
+                    written = &mut write => break written,
+                    more = commits.next(), if ahead.is_ok() && last < target && next.wants(&config, target) => {
+                        match Self::prepare(&self.projection, &self.keyring, more).await {
+                            Ok(ready) => next.push(ready),
+                            Err(e) => ahead = Err(e),
+                        }
+                    }
+                }
+            };
+            done = written?;
             progress(done);
+            ahead?;
         }
         Ok(done)
     }
 
-    async fn project(&mut self, stop: &CancellationToken) -> Result<(), RunError> {
-        let mut done = checkpoint(self.store.pool(), self.projection.name()).await?;
-        let mut commits = self
-            .log
-            .follow(&self.filter, From::Position(done + 1))
-            .await?;
-        let mut busy = false;
-        loop {
-            // Between batches only: a batch, once started, is written to the end.
-            let next = tokio::select! {
-                biased;
-                () = stop.cancelled() => return Ok(()),
-                next = commits.next() => next,
-            };
-            let Some(first) = next else {
-                return Err(eventlog::LogError::Unavailable("log stream ended".into()).into());
-            };
-            let mut batch = vec![first?];
-            let linger_until = tokio::time::Instant::now() + self.config.linger;
-            while batch.len() < self.config.batch_size {
-                match futures::FutureExt::now_or_never(commits.next()) {
-                    Some(Some(next)) => batch.push(next?),
-                    Some(None) => break,
-                    None if busy => {
-                        match tokio::time::timeout_at(linger_until, commits.next()).await {
-                            Ok(Some(next)) => batch.push(next?),
-                            _ => break,
-                        }
-                    }
-                    None => break,
-                }
-            }
-            busy = batch.len() > 1;
-            done = self.apply_batch(&batch, done).await?;
-        }
+    /// Opens the keys of the next commit from the log and runs the projection's pure part on it.
+    async fn prepare(
+        projection: &P,
+        keyring: &keys::Keyring,
+        next: Option<Result<StoredCommit, eventlog::LogError>>,
+    ) -> Result<Ready<P::Prepared>, RunError> {
+        let stored =
+            next.ok_or_else(|| eventlog::LogError::Unavailable("log stream ended".into()))??;
+        let keys = keyring
+            .prepare_commit(&stored.commit)
+            .await
+            .map_err(|e| ProjectionError::Keys(stored.position, e.to_string()))?;
+        let prepared = projection.prepare(&stored, &keys)?;
+        Ok(Ready {
+            stored,
+            keys,
+            prepared,
+        })
     }
+}
 
-    /// Writes `batch` and its checkpoint in one transaction, in a span of its own.
-    async fn apply_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
-        let span = tracing::debug_span!(
-            "project_batch",
-            projection = self.projection.name(),
-            from = batch.first().map(|b| b.position),
-            commits = batch.len()
-        );
-        self.write_batch(batch, done).instrument(span).await
-    }
-
-    async fn write_batch(&mut self, batch: &[StoredCommit], done: u64) -> Result<u64, RunError> {
-        let name = self.projection.name();
+impl Writer {
+    /// Writes `batch` and its checkpoint in one transaction.
+    async fn write_batch<P: Projection>(
+        &mut self,
+        projection: &P,
+        batch: Vec<Ready<P::Prepared>>,
+        done: u64,
+    ) -> Result<u64, RunError> {
+        let name = projection.name();
         // Batches of this projection commit one at a time, and a rebuild's swap takes the same
         // lock; the checkpoint read under it is the truth (a swap may have moved it on).
         let mut tx = self
@@ -269,15 +356,15 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
         let done = read_checkpoint(&mut tx, name).await?.max(done);
         let mut last = done;
         let mut pending = P::Pending::default();
-        for (in_tx, stored) in batch.iter().filter(|s| s.position > done).enumerate() {
+        for (in_tx, ready) in batch
+            .into_iter()
+            .filter(|r| r.stored.position > done)
+            .enumerate()
+        {
+            let stored = &ready.stored;
             let span = tracing::debug_span!("project", position = stored.position, correlation_id = %stored.commit.correlation_id);
-            let keys = self
-                .keyring
-                .prepare_commit(&stored.commit)
-                .await
-                .map_err(|e| ProjectionError::Keys(stored.position, e.to_string()))?;
-            self.projection
-                .apply(&mut tx, &mut pending, stored, &keys)
+            projection
+                .apply(&mut tx, &mut pending, stored, &ready.keys, ready.prepared)
                 .instrument(span)
                 .await?;
             last = stored.position;
@@ -293,12 +380,12 @@ impl<L: EventLog, P: Projection> Projector<L, P> {
                 return Err(RunError::Injected);
             }
         }
-        self.projection.flush(&mut tx, &mut pending).await?;
+        projection.flush(&mut tx, &mut pending).await?;
         if last > done {
             write_checkpoint(&mut tx, name, last).await?;
         }
         tx.commit().await?;
-        self.projection.committed(&self.store, &pending).await?;
+        projection.committed(&self.store, &pending).await?;
         Ok(last)
     }
 }

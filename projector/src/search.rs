@@ -39,17 +39,27 @@ impl Pending {
 
 impl crate::Projection for Search {
     type Pending = Pending;
+    type Prepared = Vec<Step>;
 
     const NAME: &'static str = NAME;
+
+    fn prepare(
+        &self,
+        stored: &StoredCommit,
+        keys: &keys::KeySet,
+    ) -> Result<Vec<Step>, ProjectionError> {
+        prepare(stored, keys)
+    }
 
     fn apply<'a>(
         &'a self,
         tx: &'a mut AnyConnection,
         pending: &'a mut Pending,
-        stored: &'a StoredCommit,
-        keys: &'a keys::KeySet,
+        _stored: &'a StoredCommit,
+        _keys: &'a keys::KeySet,
+        steps: Vec<Step>,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(tx, pending, stored, keys))
+        Box::pin(apply(tx, pending, steps))
     }
 
     fn flush<'a>(
@@ -94,67 +104,103 @@ impl crate::Projection for Search {
     }
 }
 
-async fn apply(
-    tx: &mut AnyConnection,
-    pending: &mut Pending,
-    stored: &StoredCommit,
-    keys: &keys::KeySet,
-) -> Result<(), ProjectionError> {
+/// What one event does to the index, decided without the store.
+#[derive(Debug)]
+pub enum Step {
+    Index(Doc),
+    /// An edit: the new text, or none when it cannot be opened (the message leaves).
+    Reindex {
+        message_id: String,
+        text: Option<String>,
+    },
+    Delete(String),
+    Expire {
+        conversation: String,
+        seq: i64,
+    },
+    Erase(String),
+}
+
+fn prepare(stored: &StoredCommit, keys: &keys::KeySet) -> Result<Vec<Step>, ProjectionError> {
     let c = &stored.commit;
     let decode_err =
         |e: events::CodecError| ProjectionError::Decode(stored.position, e.to_string());
     if c.aggregate_type == UserEvent::AGGREGATE {
-        for r in c.decode_events::<UserEvent>().map_err(decode_err)? {
-            if matches!(r.event, UserEvent::Erased(_)) {
-                pending.flush(tx).await?;
-                search::remove(tx, Remove::Sender(&c.aggregate_id)).await?;
-                pending.erasures += 1;
-            }
-        }
-        return Ok(());
+        let events = c.decode_events::<UserEvent>().map_err(decode_err)?;
+        return Ok(events
+            .iter()
+            .filter(|r| matches!(r.event, UserEvent::Erased(_)))
+            .map(|_| Step::Erase(c.aggregate_id.clone()))
+            .collect());
     }
     if c.aggregate_type != ConversationEvent::AGGREGATE {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let conv = c.aggregate_id.as_str();
-    for r in c.decode_events::<ConversationEvent>().map_err(decode_err)? {
-        match &r.event {
-            ConversationEvent::MessageSent(m) => {
-                if let Some(content) = m.open(keys, conv).into_text() {
-                    pending.docs.push(Doc {
-                        message_id: m.message_id.to_string(),
-                        conversation_id: conv.to_owned(),
-                        sender_id: m.sender_id.to_string(),
-                        seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
-                        content,
-                    });
-                }
+    let events = c.decode_events::<ConversationEvent>().map_err(decode_err)?;
+    let mut steps = Vec::with_capacity(events.len());
+    for r in events {
+        steps.push(match r.event {
+            ConversationEvent::MessageSent(m) => match m.open(keys, conv).into_text() {
+                Some(content) => Step::Index(Doc {
+                    message_id: m.message_id.to_string(),
+                    conversation_id: conv.to_owned(),
+                    sender_id: m.sender_id.to_string(),
+                    seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
+                    content,
+                }),
+                None => continue,
+            },
+            ConversationEvent::MessageEdited(e) => Step::Reindex {
+                text: e.open(keys, conv).text().map(str::to_owned),
+                message_id: e.message_id.to_string(),
+            },
+            ConversationEvent::MessageDeleted(e) => Step::Delete(e.message_id.to_string()),
+            ConversationEvent::MessagesExpired(e) => Step::Expire {
+                conversation: conv.to_owned(),
+                seq: i64::try_from(e.upto_seq).unwrap_or(i64::MAX),
+            },
+            _ => continue,
+        });
+    }
+    Ok(steps)
+}
+
+async fn apply(
+    tx: &mut AnyConnection,
+    pending: &mut Pending,
+    steps: Vec<Step>,
+) -> Result<(), ProjectionError> {
+    for step in steps {
+        if !matches!(step, Step::Index(_)) {
+            pending.flush(tx).await?;
+        }
+        match step {
+            Step::Index(doc) => pending.docs.push(doc),
+            Step::Reindex {
+                message_id,
+                text: Some(text),
+            } => search::update(tx, &message_id, &text).await?,
+            Step::Reindex {
+                message_id,
+                text: None,
             }
-            ConversationEvent::MessageEdited(e) => {
-                pending.flush(tx).await?;
-                match e.open(keys, conv).text() {
-                    Some(text) => search::update(tx, e.message_id.as_str(), text).await?,
-                    None => search::remove(tx, Remove::Message(e.message_id.as_str())).await?,
-                }
-            }
-            ConversationEvent::MessageDeleted(e) => {
-                pending.flush(tx).await?;
-                search::remove(tx, Remove::Message(e.message_id.as_str())).await?;
-            }
-            ConversationEvent::MessagesExpired(e) => {
-                pending.flush(tx).await?;
-                let seq = i64::try_from(e.upto_seq).unwrap_or(i64::MAX);
+            | Step::Delete(message_id) => search::remove(tx, Remove::Message(&message_id)).await?,
+            Step::Expire { conversation, seq } => {
                 search::remove(
                     tx,
                     Remove::UpTo {
-                        conversation: conv,
+                        conversation: &conversation,
                         seq,
                     },
                 )
                 .await?;
                 pending.erasures += 1;
             }
-            _ => {}
+            Step::Erase(sender) => {
+                search::remove(tx, Remove::Sender(&sender)).await?;
+                pending.erasures += 1;
+            }
         }
     }
     Ok(())

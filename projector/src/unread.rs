@@ -19,6 +19,7 @@ pub struct Unread;
 
 impl crate::Projection for Unread {
     type Pending = Pending;
+    type Prepared = ();
 
     const NAME: &'static str = NAME;
 
@@ -28,6 +29,7 @@ impl crate::Projection for Unread {
         pending: &'a mut Pending,
         stored: &'a StoredCommit,
         _keys: &'a keys::KeySet,
+        _prepared: (),
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(tx, pending, stored))
     }
