@@ -39,7 +39,8 @@ pub enum Remove<'a> {
 /// Rows per multi-row insert: 5 parameters each.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Adds documents (new messages; none is in the index yet).
+/// Adds documents: new messages, none in the index yet (message ids are unique in the log, as
+/// the chat projection's `messages` also takes for granted). A duplicate fails the batch.
 pub async fn insert(tx: &mut AnyConnection, docs: &[Doc]) -> Result<(), sqlx::Error> {
     let backend = Backend::of_connection(tx);
     for chunk in docs.chunks(ROWS_PER_STATEMENT) {
@@ -47,7 +48,7 @@ pub async fn insert(tx: &mut AnyConnection, docs: &[Doc]) -> Result<(), sqlx::Er
             Backend::Postgres => {
                 let sql = format!(
                     "INSERT INTO search_messages (message_id, conversation_id, sender_id, seq, content)
-                     VALUES {} ON CONFLICT (message_id) DO NOTHING",
+                     VALUES {}",
                     crate::values(1, chunk.len(), 5)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -64,7 +65,7 @@ pub async fn insert(tx: &mut AnyConnection, docs: &[Doc]) -> Result<(), sqlx::Er
             Backend::Sqlite => {
                 let sql = format!(
                     "INSERT INTO search_messages (message_id, conversation_id, sender_id, seq)
-                     VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING row, message_id",
+                     VALUES {} RETURNING row, message_id",
                     crate::values(1, chunk.len(), 4)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
