@@ -77,6 +77,8 @@ pub async fn run(target: Target<'_>, messages: u64) -> anyhow::Result<AsOf> {
                 temp_id: None,
                 seq,
                 sent_at: at,
+                reply: None,
+                mentions: Vec::new(),
             }));
             ids.push(id);
         }

@@ -147,6 +147,8 @@ async fn seed_conversation<'a, L: EventLog>(
                 temp_id: Some(TempId::parse(&ulid::Ulid::new().to_string())?),
                 seq,
                 sent_at: at,
+                reply: None,
+                mentions: Vec::new(),
             }));
         }
         if read {
@@ -278,6 +280,8 @@ pub async fn run(
                         temp_id: Some(TempId::parse("t1")?),
                         seq: 1,
                         sent_at: at,
+                        reply: None,
+                        mentions: Vec::new(),
                     });
                     c.commit(&metadata("bench", None), &[sent]).await?;
                     ids.push(id);
@@ -317,6 +321,8 @@ pub async fn run(
                     temp_id: None,
                     now: now_millis(),
                     present: vec![],
+                    parent: None,
+                    mentions: Vec::new(),
                 };
                 let began = Instant::now();
                 node.conversation(&warm, send, &metadata(sender.as_str(), None), |_| ())
@@ -433,6 +439,8 @@ pub async fn run(
             temp_id: Some(TempId::parse(&format!("tail-{i}"))?),
             seq: messages + i + 1,
             sent_at: at,
+            reply: None,
+            mentions: Vec::new(),
         });
         chain.commit(&metadata("bench", None), &[sent]).await?;
     }

@@ -224,6 +224,8 @@ pub async fn run(target: Target<'_>, total: u64) -> anyhow::Result<Replay> {
                 temp_id: None,
                 seq: *seq,
                 sent_at: i64::try_from(*seq)?,
+                reply: None,
+                mentions: Vec::new(),
             }));
         }
         batch.push(ConversationEvent::MessagesRead(MessagesReadV1 {

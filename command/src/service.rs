@@ -20,7 +20,7 @@ use std::sync::Arc;
 use wire::Timestamp;
 use wire::rest::{
     ConversationCreated, Deleted, Edited, HoldChanged, Member, MessageHistory, MessageVersion,
-    ParticipantChanged, Positioned, Reaction, RetentionChanged, UserSaved, UserStatus,
+    ParticipantChanged, Pinned, Positioned, Reaction, RetentionChanged, UserSaved, UserStatus,
 };
 use wire::socket::MessageNew;
 
@@ -165,6 +165,16 @@ pub async fn seal_profile(
     })
 }
 
+/// What a client sends: `message:send`, `POST /api/messages`.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub content: Content,
+    pub temp_id: Option<TempId>,
+    /// The message this one replies to (contract 4.4).
+    pub parent: Option<MessageId>,
+    pub mentions: Vec<UserId>,
+}
+
 /// A message as `message:send` and `POST /api/messages` answer it.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -296,6 +306,40 @@ impl<L: EventLog> Service<L> {
         Ok(Deleted {
             message_id: message_id.clone(),
             deleted_at: Timestamp(now),
+            position: outcome.position,
+        })
+    }
+
+    /// `message:pin` / `message:unpin`, `POST` / `DELETE /api/messages/:id/pin`.
+    pub async fn pin_message(
+        &self,
+        who: &Caller,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        pin: bool,
+    ) -> Result<Pinned> {
+        let now = now_millis();
+        let (by, message_id) = (who.user_id.clone(), message_id.clone());
+        let command = if pin {
+            ConversationCommand::PinMessage {
+                by,
+                message_id: message_id.clone(),
+                now,
+            }
+        } else {
+            ConversationCommand::UnpinMessage {
+                by,
+                message_id: message_id.clone(),
+                now,
+            }
+        };
+        let outcome = self.conversation(who, conversation_id, command).await?;
+        Ok(Pinned {
+            conversation_id: conversation_id.clone(),
+            message_id,
+            pinned: pin,
+            by: who.user_id.clone(),
+            at: Timestamp(now),
             position: outcome.position,
         })
     }
@@ -782,10 +826,15 @@ impl<L: EventLog> Service<L> {
         &self,
         who: &Caller,
         conversation_id: &ConversationId,
-        content: Content,
-        temp_id: Option<TempId>,
+        new: NewMessage,
         present: Vec<UserId>,
     ) -> Result<Sent> {
+        let NewMessage {
+            content,
+            temp_id,
+            parent,
+            mentions,
+        } = new;
         let meta = who.metadata();
         let sender_id = &who.user_id;
         let message_id = MessageId::generate_at(meta.occurred_at);
@@ -796,6 +845,8 @@ impl<L: EventLog> Service<L> {
             temp_id: temp_id.clone(),
             now: meta.occurred_at,
             present,
+            parent: parent.clone(),
+            mentions: mentions.clone(),
         };
         self.refuse_early(
             conversation_id,
@@ -838,6 +889,12 @@ impl<L: EventLog> Service<L> {
                     temp_id: temp_id.clone(),
                     seq: f.seq,
                     sent_at: f.sent_at,
+                    reply: parent.map(|parent_id| events::ReplyV1 {
+                        parent_id,
+                        reply_count: 0,
+                        participant_ids: Vec::new(),
+                    }),
+                    mentions,
                 },
                 None,
             ),

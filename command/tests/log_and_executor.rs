@@ -57,6 +57,8 @@ fn send(sender: &str, text: &str) -> ConversationCommand {
         temp_id: None,
         now: events::now_millis(),
         present: vec![],
+        parent: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -278,6 +280,8 @@ async fn a_refusal_is_checked_against_the_latest_state<L: EventLog>(
         temp_id: None,
         now: events::now_millis(),
         present: vec![],
+        parent: None,
+        mentions: Vec::new(),
     };
     node_a
         .conversation(&conv, sent, &metadata("ann", None), |_| ())
@@ -328,6 +332,8 @@ async fn aggregates_evicted_from_a_tiny_cache_reload_with_seq_temp_ids_and_react
         temp_id: Some(TempId::parse(temp).expect("valid")),
         now: events::now_millis(),
         present: vec![],
+        parent: None,
+        mentions: Vec::new(),
     };
     let mut first = Vec::new();
     for round in 0..3u64 {

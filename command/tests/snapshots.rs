@@ -27,6 +27,8 @@ fn send(temp: &str) -> ConversationCommand {
         temp_id: Some(TempId::parse(temp).expect("valid")),
         now: events::now_millis(),
         present: vec![u("ann")],
+        parent: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -29,6 +29,8 @@ async fn fill(log: &JetStreamLog) -> anyhow::Result<Vec<StoredCommit>> {
             temp_id: None,
             seq: version + 1,
             sent_at: 1,
+            reply: None,
+            mentions: Vec::new(),
         });
         let commit = Commit::new(conv.as_str(), version, prev, &meta(i), &[e]);
         let position = log

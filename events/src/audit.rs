@@ -155,6 +155,8 @@ mod tests {
                 temp_id: None,
                 seq: 1,
                 sent_at: 0,
+                reply: None,
+                mentions: Vec::new(),
             })
         };
         let conversation = Commit::new(

@@ -114,6 +114,8 @@ mod golden {
             temp_id: Some(TempId::parse("t").expect("valid")),
             seq: 300,
             sent_at: 1,
+            reply: None,
+            mentions: vec![],
         });
         assert_eq!(
             hex(&m.encode_data()),
@@ -362,6 +364,8 @@ mod golden_v2_sealed {
             temp_id: None,
             seq: 1,
             sent_at: 2,
+            reply: None,
+            mentions: vec![],
         });
         assert_eq!(
             round_trip(&sent, 2),
@@ -381,6 +385,59 @@ mod golden_v2_sealed {
             json,
             serde_json::json!({"messageId": "m1", "content": "yo", "editedAt": "1970-01-01T00:00:00.003Z"})
         );
+    }
+
+    /// Threads and mentions (contract 4.4): a reply or a send with mentions is v3; a plain send
+    /// stays v2 (above). To change either, add a new versioned struct.
+    #[test]
+    fn message_sent_v3_and_pins() {
+        let reply = ConversationEvent::MessageSent(MessageSent {
+            message_id: MessageId::parse("m2").expect("valid"),
+            sender_id: UserId::parse("u2").expect("valid"),
+            content: Text::Sealed(sealed("u2", Some(0), "ok")),
+            temp_id: None,
+            seq: 2,
+            sent_at: 5,
+            reply: Some(ReplyV1 {
+                parent_id: MessageId::parse("m1").expect("valid"),
+                reply_count: 1,
+                participant_ids: vec![UserId::parse("u2").expect("valid")],
+            }),
+            mentions: vec![UserId::parse("u1").expect("valid")],
+        });
+        assert_eq!(
+            round_trip(&reply, 3),
+            format!(
+                "026d32 027532 027532 01 00 {NONCE} 026f6b 00 02 0a 01 026d31 01 01 027532 01 027531"
+            )
+            .replace(' ', "")
+        );
+        assert_eq!(
+            reply.to_json(&Unsealed, "conv_1"),
+            serde_json::json!({
+                "messageId": "m2", "senderId": "u2", "content": "ok", "tempId": null, "seq": 2,
+                "createdAt": "1970-01-01T00:00:00.005Z", "parentId": "m1", "replyCount": 1,
+                "threadParticipantIds": ["u2"], "mentions": ["u1"]
+            })
+        );
+        let pinned = ConversationEvent::MessagePinned(MessagePinnedV1 {
+            message_id: MessageId::parse("m1").expect("valid"),
+            pinned_by: UserId::parse("u1").expect("valid"),
+            pinned_at: 7,
+        });
+        assert_eq!(pinned.event_type(), "MessagePinned");
+        assert_eq!(round_trip(&pinned, 1), "026d31 027531 0e".replace(' ', ""));
+        let unpinned = ConversationEvent::MessageUnpinned(MessageUnpinnedV1 {
+            message_id: MessageId::parse("m1").expect("valid"),
+            unpinned_by: UserId::parse("u1").expect("valid"),
+            unpinned_at: 8,
+        });
+        assert_eq!(unpinned.event_type(), "MessageUnpinned");
+        assert_eq!(
+            round_trip(&unpinned, 1),
+            "026d31 027531 10".replace(' ', "")
+        );
+        assert!(pinned.is_room_event() && unpinned.is_room_event());
     }
 
     #[test]

@@ -318,7 +318,33 @@ pub struct MessageSentV2 {
     pub sent_at: crate::Millis,
 }
 
-/// `MessageSent` as decoded: v1 (content in the clear) or v2 (sealed).
+/// A sealed send that is a reply in a thread or mentions users (contract 4.4). Sends that are
+/// neither are still written as v2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSentV3 {
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+    pub content: SealedV1,
+    pub temp_id: Option<TempId>,
+    pub seq: u64,
+    pub sent_at: crate::Millis,
+    pub reply: Option<ReplyV1>,
+    pub mentions: Vec<UserId>,
+}
+
+/// The thread a reply belongs to, as it stands with this reply: its parent and the summary the
+/// aggregate decided (the reply's `sent_at` is the thread's `lastReplyAt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyV1 {
+    pub parent_id: MessageId,
+    /// Replies the thread has, this one included.
+    pub reply_count: u64,
+    /// Everyone who replied, in the order of their first reply.
+    pub participant_ids: Vec<UserId>,
+}
+
+/// `MessageSent` as decoded: v1 (content in the clear), v2 (sealed) or v3 (sealed, with a
+/// thread or mentions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageSent {
     pub message_id: MessageId,
@@ -327,6 +353,8 @@ pub struct MessageSent {
     pub temp_id: Option<TempId>,
     pub seq: u64,
     pub sent_at: crate::Millis,
+    pub reply: Option<ReplyV1>,
+    pub mentions: Vec<UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +393,7 @@ impl MessageSent {
                     sent_at: self.sent_at,
                 }),
             ),
-            Text::Sealed(s) => (
+            Text::Sealed(s) if self.reply.is_none() && self.mentions.is_empty() => (
                 2,
                 enc(&MessageSentV2 {
                     message_id: self.message_id.clone(),
@@ -374,6 +402,19 @@ impl MessageSent {
                     temp_id: self.temp_id.clone(),
                     seq: self.seq,
                     sent_at: self.sent_at,
+                }),
+            ),
+            Text::Sealed(s) => (
+                3,
+                enc(&MessageSentV3 {
+                    message_id: self.message_id.clone(),
+                    sender_id: self.sender_id.clone(),
+                    content: s.clone(),
+                    temp_id: self.temp_id.clone(),
+                    seq: self.seq,
+                    sent_at: self.sent_at,
+                    reply: self.reply.clone(),
+                    mentions: self.mentions.clone(),
                 }),
             ),
         }
@@ -390,9 +431,11 @@ impl MessageSent {
                     temp_id: m.temp_id,
                     seq: m.seq,
                     sent_at: m.sent_at,
+                    reply: None,
+                    mentions: Vec::new(),
                 })
             }
-            _ => {
+            2 => {
                 let m: MessageSentV2 = dec(data)?;
                 Ok(Self {
                     message_id: m.message_id,
@@ -401,6 +444,21 @@ impl MessageSent {
                     temp_id: m.temp_id,
                     seq: m.seq,
                     sent_at: m.sent_at,
+                    reply: None,
+                    mentions: Vec::new(),
+                })
+            }
+            _ => {
+                let m: MessageSentV3 = dec(data)?;
+                Ok(Self {
+                    message_id: m.message_id,
+                    sender_id: m.sender_id,
+                    content: Text::Sealed(m.content),
+                    temp_id: m.temp_id,
+                    seq: m.seq,
+                    sent_at: m.sent_at,
+                    reply: m.reply,
+                    mentions: m.mentions,
                 })
             }
         }
@@ -476,6 +534,21 @@ fn content_json(v: &mut serde_json::Value, opened: Opened) {
             v["expired"] = true.into();
         }
     }
+}
+
+/// A message pinned to its conversation (contract 4.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePinnedV1 {
+    pub message_id: MessageId,
+    pub pinned_by: UserId,
+    pub pinned_at: crate::Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageUnpinnedV1 {
+    pub message_id: MessageId,
+    pub unpinned_by: UserId,
+    pub unpinned_at: crate::Millis,
 }
 
 /// Soft delete: the log keeps the original; read models blank the content.
@@ -555,6 +628,8 @@ pub enum ConversationEvent {
     Released(HoldReleasedV1),
     RetentionSet(RetentionSetV1),
     MessagesExpired(MessagesExpiredV1),
+    MessagePinned(MessagePinnedV1),
+    MessageUnpinned(MessageUnpinnedV1),
 }
 
 impl ConversationEvent {
@@ -566,7 +641,9 @@ impl ConversationEvent {
             Self::Created(e) => &e.created_by == user,
             Self::ParticipantAdded(e) => &e.user_id == user,
             Self::ParticipantRemoved(e) => &e.user_id == user,
-            Self::MessageSent(e) => &e.sender_id == user,
+            Self::MessageSent(e) => &e.sender_id == user || e.mentions.contains(user),
+            Self::MessagePinned(e) => &e.pinned_by == user,
+            Self::MessageUnpinned(e) => &e.unpinned_by == user,
             Self::MessageEdited(_)
             | Self::Held(_)
             | Self::Released(_)
@@ -610,6 +687,8 @@ impl ConversationEvent {
                 | Self::MessageDeleted(_)
                 | Self::ReactionAdded(_)
                 | Self::ReactionRemoved(_)
+                | Self::MessagePinned(_)
+                | Self::MessageUnpinned(_)
         )
     }
 }
@@ -633,6 +712,8 @@ impl EventKind for ConversationEvent {
             Self::Released(_) => "ConversationReleased",
             Self::RetentionSet(_) => "ConversationRetentionSet",
             Self::MessagesExpired(_) => "MessagesExpired",
+            Self::MessagePinned(_) => "MessagePinned",
+            Self::MessageUnpinned(_) => "MessageUnpinned",
         }
     }
 
@@ -660,6 +741,8 @@ impl EventKind for ConversationEvent {
             Self::Released(e) => enc(e),
             Self::RetentionSet(e) => enc(e),
             Self::MessagesExpired(e) => enc(e),
+            Self::MessagePinned(e) => enc(e),
+            Self::MessageUnpinned(e) => enc(e),
         }
     }
 
@@ -668,7 +751,7 @@ impl EventKind for ConversationEvent {
             ("ConversationCreated", 1) => Ok(Self::Created(dec(data)?)),
             ("ParticipantAdded", 1) => Ok(Self::ParticipantAdded(dec(data)?)),
             ("ParticipantRemoved", 1) => Ok(Self::ParticipantRemoved(dec(data)?)),
-            ("MessageSent", v @ (1 | 2)) => Ok(Self::MessageSent(MessageSent::decode(v, data)?)),
+            ("MessageSent", v @ (1..=3)) => Ok(Self::MessageSent(MessageSent::decode(v, data)?)),
             ("MessageEdited", v @ (1 | 2)) => {
                 Ok(Self::MessageEdited(MessageEdited::decode(v, data)?))
             }
@@ -681,6 +764,8 @@ impl EventKind for ConversationEvent {
             ("ConversationReleased", 1) => Ok(Self::Released(dec(data)?)),
             ("ConversationRetentionSet", 1) => Ok(Self::RetentionSet(dec(data)?)),
             ("MessagesExpired", 1) => Ok(Self::MessagesExpired(dec(data)?)),
+            ("MessagePinned", 1) => Ok(Self::MessagePinned(dec(data)?)),
+            ("MessageUnpinned", 1) => Ok(Self::MessageUnpinned(dec(data)?)),
             _ => Err(CodecError::UnknownEvent(
                 event_type.to_owned(),
                 schema_version,
@@ -702,6 +787,14 @@ impl EventKind for ConversationEvent {
                     "tempId": e.temp_id, "seq": e.seq, "createdAt": crate::iso8601(e.sent_at)
                 });
                 content_json(&mut v, e.open(keys, aggregate_id));
+                if let Some(r) = &e.reply {
+                    v["parentId"] = json!(r.parent_id);
+                    v["replyCount"] = json!(r.reply_count);
+                    v["threadParticipantIds"] = json!(r.participant_ids);
+                }
+                if !e.mentions.is_empty() {
+                    v["mentions"] = json!(e.mentions);
+                }
                 v
             }
             Self::MessageEdited(e) => {
@@ -733,6 +826,13 @@ impl EventKind for ConversationEvent {
             Self::RetentionSet(e) => json!({"retentionSeconds": e.retention_seconds}),
             Self::MessagesExpired(e) => json!({
                 "before": crate::iso8601(e.before), "uptoSeq": e.upto_seq
+            }),
+            Self::MessagePinned(e) => json!({
+                "messageId": e.message_id, "pinnedBy": e.pinned_by, "pinnedAt": crate::iso8601(e.pinned_at)
+            }),
+            Self::MessageUnpinned(e) => json!({
+                "messageId": e.message_id, "unpinnedBy": e.unpinned_by,
+                "unpinnedAt": crate::iso8601(e.unpinned_at)
             }),
         }
     }

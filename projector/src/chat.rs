@@ -61,6 +61,8 @@ impl crate::Projection for Chat {
             "reactions",
             "holds",
             "message_changes",
+            "mentions",
+            "pins",
         ]
     }
 
@@ -72,6 +74,7 @@ impl crate::Projection for Chat {
             include_str!("../../migrations/0005_holds.sql"),
             include_str!("../../migrations/0006_retention.sql"),
             include_str!("../../migrations/0007_message_changes.sql"),
+            include_str!("../../migrations/0008_threads_mentions_pins.sql"),
         ]
     }
 }
@@ -95,6 +98,15 @@ struct MessageRow {
     sent_at: i64,
     offset: i64,
     position: i64,
+    parent: Option<String>,
+}
+
+/// A parent's thread summary, as its latest reply in the batch left it.
+#[derive(Debug)]
+struct ThreadRow {
+    replies: i64,
+    last_reply_ms: i64,
+    participants: String,
 }
 
 /// The writes of the hot path (messages sent, delivered, read), held back within a
@@ -107,12 +119,16 @@ pub struct Pending {
     latest: std::collections::HashMap<String, (i64, i64)>,
     deliveries: Vec<(String, String, i64)>,
     reads: Vec<(String, String, i64)>,
+    /// Threads by parent id, updated after the messages are inserted.
+    threads: std::collections::HashMap<String, ThreadRow>,
+    /// (user, message, conversation, position).
+    mentions: Vec<(String, String, String, i64)>,
     /// Erasures and expiries in this batch: the text they null must then leave the store's
     /// files.
     erasures: usize,
 }
 
-/// Rows per multi-row statement: 11 parameters each, well under either engine's limit.
+/// Rows per multi-row statement: 12 parameters each, well under either engine's limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl Pending {
@@ -121,9 +137,9 @@ impl Pending {
             let sql = format!(
                 "INSERT INTO messages
                    (id, conversation_id, seq, sender_id, content, erased, expired, temp_id,
-                    created_ms, log_offset, position)
+                    created_ms, log_offset, position, parent_id)
                  VALUES {}",
-                readstore::values(1, chunk.len(), 11)
+                readstore::values(1, chunk.len(), 12)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -138,11 +154,41 @@ impl Pending {
                     .bind(m.temp_id.as_deref())
                     .bind(m.sent_at)
                     .bind(m.offset)
-                    .bind(m.position);
+                    .bind(m.position)
+                    .bind(m.parent.as_deref());
             }
             query.execute(&mut *tx).await?;
         }
         self.messages.clear();
+        for (parent, t) in self.threads.drain() {
+            sqlx::query(
+                "UPDATE messages SET reply_count = $2, last_reply_ms = $3, thread_participants = $4
+                 WHERE id = $1",
+            )
+            .bind(parent)
+            .bind(t.replies)
+            .bind(t.last_reply_ms)
+            .bind(t.participants)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in self.mentions.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO mentions (user_id, message_id, conversation_id, position) VALUES {}
+                 ON CONFLICT DO NOTHING",
+                readstore::values(1, chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (user, message, conversation, position) in chunk {
+                query = query
+                    .bind(user.as_str())
+                    .bind(message.as_str())
+                    .bind(conversation.as_str())
+                    .bind(*position);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        self.mentions.clear();
         for (conversation, (sent_at, seq)) in self.latest.drain() {
             sqlx::query(
                 "UPDATE conversations SET last_message_ms = $2, last_seq = $3 WHERE id = $1",
@@ -272,6 +318,23 @@ pub async fn apply(
                         .bind(e.deleted_at)
                         .execute(&mut *tx)
                         .await?;
+                        unpin(tx, e.message_id.as_str()).await?;
+                    }
+                    ConversationEvent::MessagePinned(e) => {
+                        sqlx::query(
+                            "INSERT INTO pins (message_id, conversation_id, pinned_by, pinned_ms, position)
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(e.message_id.as_str())
+                        .bind(conv)
+                        .bind(e.pinned_by.as_str())
+                        .bind(e.pinned_at)
+                        .bind(pos(stored.position))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    ConversationEvent::MessageUnpinned(e) => {
+                        unpin(tx, e.message_id.as_str()).await?;
                     }
                     ConversationEvent::MessagesDelivered(e) => {
                         add_pairs(
@@ -352,8 +415,28 @@ pub async fn apply(
                             sent_at: m.sent_at,
                             offset: pos(r.number),
                             position: pos(stored.position),
+                            parent: m.reply.as_ref().map(|p| p.parent_id.to_string()),
                         });
                         pending.latest.insert(conv.clone(), (m.sent_at, pos(m.seq)));
+                        if let Some(reply) = &m.reply {
+                            pending.threads.insert(
+                                reply.parent_id.to_string(),
+                                ThreadRow {
+                                    replies: pos(reply.reply_count),
+                                    last_reply_ms: m.sent_at,
+                                    participants: serde_json::to_string(&reply.participant_ids)
+                                        .unwrap_or_else(|_| "[]".into()),
+                                },
+                            );
+                        }
+                        for u in &m.mentions {
+                            pending.mentions.push((
+                                u.to_string(),
+                                m.message_id.to_string(),
+                                conv.clone(),
+                                pos(stored.position),
+                            ));
+                        }
                     }
                 }
             }
@@ -363,6 +446,14 @@ pub async fn apply(
             "projector: unknown aggregate type, skipped"
         ),
     }
+    Ok(())
+}
+
+async fn unpin(tx: &mut AnyConnection, message: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM pins WHERE message_id = $1")
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

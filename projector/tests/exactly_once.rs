@@ -85,6 +85,8 @@ async fn send<L: EventLog>(
         temp_id: None,
         now,
         present: vec![],
+        parent: None,
+        mentions: Vec::new(),
     };
     executor
         .conversation(conv, send, &metadata("ann", None), |_| ())

@@ -99,6 +99,8 @@ async fn seed<L: EventLog>(
                 temp_id: None,
                 seq,
                 sent_at: i64::try_from(seq)?,
+                reply: None,
+                mentions: Vec::new(),
             }));
         }
         let first = ids[0].clone();
@@ -453,6 +455,8 @@ async fn a_rebuilt_search_index_serves_with_its_indexes_and_statistics<L: EventL
             temp_id: None,
             seq,
             sent_at: 1,
+            reply: None,
+            mentions: Vec::new(),
         }));
     }
     w.commit(&seed_meta(), &sent).await?;

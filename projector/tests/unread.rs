@@ -49,6 +49,8 @@ async fn send<L: EventLog>(
         temp_id: None,
         now: 1,
         present: present.iter().map(|p| u(p)).collect(),
+        parent: None,
+        mentions: Vec::new(),
     };
     executor
         .conversation(conv, cmd, &metadata(by, None), |_| ())

@@ -12,7 +12,7 @@
 //! has expired since reads `null`, with its flag, as on every read path.
 
 use crate::QueryState;
-use crate::messages::{Cursor, message_of, page_rows};
+use crate::messages::{Cursor, Page, message_of, page_rows};
 use api::ApiError;
 use eventlog::{EventLog, StoredCommit};
 use events::{ConversationEvent, ConversationId, EventKind};
@@ -50,9 +50,20 @@ pub async fn page(
             has_more: false,
         });
     };
-    let (rows, has_more) = page_rows(&s.pool, conversation, cursor, limit, last_seq).await?;
+    let page = Page {
+        cursor,
+        limit,
+        up_to_seq: last_seq,
+        parent: None,
+    };
+    let (rows, has_more) = page_rows(&s.pool, conversation, page).await?;
     let mut positions: BTreeSet<i64> = rows.iter().map(|r| r.get("position")).collect();
-    let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
+    // A thread's summary is not rebuilt as it stood: left out of as-of pages.
+    let mut messages: Vec<Message> = rows
+        .iter()
+        .map(message_of)
+        .map(|m| Message { thread: None, ..m })
+        .collect();
     if !messages.is_empty() {
         let sql = format!(
             "SELECT position FROM message_changes WHERE position <= $1 AND message_id IN ({})",

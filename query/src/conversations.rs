@@ -1,5 +1,6 @@
-//! `GET /api/conversations` (the caller's, with `lastMessageAt`, `unreadCount` and the last
-//! message) and `GET /api/conversations/:id` (details and participants, for participants).
+//! `GET /api/conversations` (the caller's, with `lastMessageAt`, `unreadCount`,
+//! `unreadMentions` and the last message) and `GET /api/conversations/:id` (details,
+//! participants and pinned message ids, for participants).
 
 use crate::messages::require_participant;
 use crate::{QueryState, iso, wait};
@@ -23,6 +24,12 @@ pub async fn list(
     let rows = sqlx::query(
         "SELECT c.id, c.title, c.created_by, c.created_ms, c.last_message_ms, p.role,
                 COALESCE(u.unread, 0) AS unread,
+                (SELECT COUNT(*) FROM mentions mn JOIN messages mm ON mm.id = mn.message_id
+                 WHERE mn.user_id = p.user_id AND mn.conversation_id = c.id
+                   AND mm.deleted_ms IS NULL AND mm.sender_id <> mn.user_id
+                   AND NOT EXISTS (SELECT 1 FROM message_reads r
+                                   WHERE r.message_id = mn.message_id AND r.user_id = mn.user_id)
+                ) AS unread_mentions,
                 m.id AS m_id, m.sender_id AS m_sender, m.content AS m_content, m.seq AS m_seq,
                 m.created_ms AS m_created, m.deleted_ms AS m_deleted
          FROM participants p
@@ -46,6 +53,7 @@ pub async fn list(
             last_message_at: iso(r.get("last_message_ms")),
             role: r.get("role"),
             unread_count: r.get("unread"),
+            unread_mentions: r.get("unread_mentions"),
             last_message: r.get::<Option<String>, _>("m_id").map(|id| LastMessage {
                 id,
                 sender_id: r.get("m_sender"),
@@ -99,6 +107,13 @@ pub async fn get(
             }
         })
         .collect();
+    let pinned: Vec<(String,)> = sqlx::query_as(
+        "SELECT message_id FROM pins WHERE conversation_id = $1 ORDER BY position, message_id",
+    )
+    .bind(id.as_str())
+    .fetch_all(&s.pool)
+    .await
+    .map_err(ApiError::unavailable)?;
     Ok(Json(ConversationDetails {
         id: c.get("id"),
         title: c.get("title"),
@@ -107,6 +122,7 @@ pub async fn get(
         last_message_at: iso(c.get("last_message_ms")),
         message_count: c.get("last_seq"),
         participants,
+        pinned: pinned.into_iter().map(|(m,)| m).collect(),
     }))
 }
 

@@ -7,6 +7,7 @@
 pub mod asof;
 pub mod conversations;
 pub mod holds;
+pub mod mentions;
 pub mod messages;
 pub mod search;
 pub mod users;
@@ -68,6 +69,7 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/messages", get(messages::list))
         .route("/api/search", get(search::search))
+        .route("/api/mentions", get(mentions::list))
         .route("/api/users/{id}", get(users::get))
         .route("/api/conversations", get(conversations::list))
         .route("/api/conversations/{id}", get(conversations::get))

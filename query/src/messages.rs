@@ -1,16 +1,17 @@
-//! `GET /api/messages?conversationId=&after=&before=&limit=&minPosition=&asOf=`: a page of a
-//! conversation's messages by `seq`, always ascending, for participants; with `asOf`, as it
-//! stood at that log position (`asof.rs`).
+//! `GET /api/messages?conversationId=&after=&before=&limit=&minPosition=&asOf=&parentId=`: a
+//! page of a conversation's messages by `seq`, always ascending, for participants; with
+//! `parentId`, the replies of that thread; with `asOf`, as it stood at that log position
+//! (`asof.rs`).
 
 use crate::{QueryState, iso, wait};
 use api::{ApiError, ErrorCode};
 use axum::Json;
 use axum::extract::{Query, State};
 use eventlog::EventLog;
-use events::ConversationId;
+use events::{ConversationId, MessageId};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
-use wire::rest::{Message, MessagePage, MessageReaction, Sender};
+use wire::rest::{Message, MessagePage, MessageReaction, Sender, Thread};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -58,7 +59,8 @@ const MESSAGE_ROWS: &str =
             m.edited_ms, m.deleted_ms, m.log_offset, m.position,
             CAST(CASE WHEN m.erased THEN 1 ELSE 0 END AS BIGINT) AS erased,
             CAST(CASE WHEN m.expired THEN 1 ELSE 0 END AS BIGINT) AS expired, u.name,
-            u.status, u.avatar_url
+            u.status, u.avatar_url, m.parent_id, m.reply_count, m.last_reply_ms,
+            m.thread_participants
      FROM messages m LEFT JOIN users u ON u.id = m.sender_id";
 
 /// The messages `ids` as `GET /api/messages` reads them, with their reactions, in the order
@@ -115,6 +117,15 @@ pub async fn list(
         _ => Cursor::Latest,
     };
     let as_of = number(&params, "asOf")?;
+    let parent = params
+        .get("parentId")
+        .map(|p| MessageId::parse(p).map_err(|e| ApiError::invalid_input(e.to_string())))
+        .transpose()?;
+    if as_of.is_some() && parent.is_some() {
+        return Err(ApiError::invalid_input(
+            "asOf and parentId cannot be combined",
+        ));
+    }
     let min_position = wait::min_position(&params)?;
     if let Some(at) = as_of {
         let at = u64::try_from(at).unwrap_or(0);
@@ -133,7 +144,18 @@ pub async fn list(
     }
     wait::until(&s.pool, min_position).await?;
     require_participant(&s.pool, conversation.as_str(), who.user_id.as_str()).await?;
-    let (rows, has_more) = page_rows(&s.pool, &conversation, cursor, limit, i64::MAX).await?;
+    if let Some(parent) = &parent
+        && locate(&s.pool, parent.as_str()).await?.as_ref() != Some(&conversation)
+    {
+        return Err(ApiError::new(ErrorCode::NotFound, "Message not found"));
+    }
+    let page = Page {
+        cursor,
+        limit,
+        up_to_seq: i64::MAX,
+        parent: parent.as_ref().map(MessageId::as_str),
+    };
+    let (rows, has_more) = page_rows(&s.pool, &conversation, page).await?;
     let mut messages: Vec<Message> = rows.iter().map(message_of).collect();
     attach_reactions(&s.pool, &mut messages).await?;
     Ok(Json(MessagePage { messages, has_more }))
@@ -147,16 +169,36 @@ pub enum Cursor {
     Latest,
 }
 
-/// The rows (as [`message_of`] reads them) of a page of `conversation` among its messages up
-/// to `up_to_seq`, ascending by `seq`, and whether more lie beyond the page.
+/// Which page of a conversation's messages to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page<'a> {
+    pub cursor: Cursor,
+    pub limit: i64,
+    /// Only messages up to this `seq`.
+    pub up_to_seq: i64,
+    /// Only the replies to this message (a thread).
+    pub parent: Option<&'a str>,
+}
+
+/// The rows (as [`message_of`] reads them) of a page of `conversation`, ascending by `seq`,
+/// and whether more lie beyond the page.
 pub(crate) async fn page_rows(
     pool: &AnyPool,
     conversation: &ConversationId,
-    cursor: Cursor,
-    limit: i64,
-    up_to_seq: i64,
+    page: Page<'_>,
 ) -> Result<(Vec<sqlx::any::AnyRow>, bool), ApiError> {
-    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1 AND m.seq <= $4");
+    let Page {
+        cursor,
+        limit,
+        up_to_seq,
+        parent,
+    } = page;
+    let thread = if parent.is_some() {
+        " AND m.parent_id = $5"
+    } else {
+        ""
+    };
+    let base = format!("{MESSAGE_ROWS} WHERE m.conversation_id = $1 AND m.seq <= $4{thread}");
     let (sql, from) = match cursor {
         Cursor::After(a) => (
             format!("{base} AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
@@ -171,14 +213,15 @@ pub(crate) async fn page_rows(
             0,
         ),
     };
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(conversation.as_str())
         .bind(from)
         .bind(limit + 1)
-        .bind(up_to_seq)
-        .fetch_all(pool)
-        .await
-        .map_err(ApiError::unavailable)?;
+        .bind(up_to_seq);
+    if let Some(parent) = parent {
+        query = query.bind(parent);
+    }
+    let mut rows = query.fetch_all(pool).await.map_err(ApiError::unavailable)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     if !matches!(cursor, Cursor::After(_)) {
@@ -245,7 +288,22 @@ pub(crate) fn message_of(r: &sqlx::any::AnyRow) -> Message {
         sender_id,
         reactions: vec![],
         temp_id: r.get("temp_id"),
+        parent_id: r.get("parent_id"),
+        thread: thread_of(r),
     }
+}
+
+/// The thread summary of a message that has replies.
+fn thread_of(r: &sqlx::any::AnyRow) -> Option<Thread> {
+    let reply_count: i64 = r.get("reply_count");
+    (reply_count > 0).then(|| Thread {
+        reply_count,
+        last_reply_at: iso(r.get("last_reply_ms")),
+        participant_ids: r
+            .get::<Option<String>, _>("thread_participants")
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+    })
 }
 
 /// The conversation of a message, as the read models know it.

@@ -200,6 +200,8 @@ pub struct ConversationSummary {
     pub last_message_at: Option<Timestamp>,
     pub role: String,
     pub unread_count: i64,
+    /// Messages mentioning the caller that they have not read (contract 4.4).
+    pub unread_mentions: i64,
     pub last_message: Option<LastMessage>,
 }
 
@@ -225,6 +227,8 @@ pub struct ConversationDetails {
     pub last_message_at: Option<Timestamp>,
     pub message_count: i64,
     pub participants: Vec<Participant>,
+    /// Pinned message ids, oldest pin first.
+    pub pinned: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -278,6 +282,60 @@ pub struct Message {
     pub reactions: Vec<MessageReaction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temp_id: Option<String>,
+    /// The message this one replies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// The thread of a message that has replies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Thread>,
+}
+
+/// A parent's thread: `thread` on REST reads (contract 4.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    pub reply_count: i64,
+    pub last_reply_at: Option<Timestamp>,
+    pub participant_ids: Vec<String>,
+}
+
+/// `GET /api/mentions`: the caller's mentions, newest last.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MentionPage {
+    pub mentions: Vec<Mention>,
+    pub has_more: bool,
+}
+
+/// One mention of the caller; `position` (the mentioning message's log position) is the
+/// `after` cursor.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mention {
+    pub conversation_id: String,
+    pub message_id: String,
+    pub sender_id: String,
+    /// `null` when the message is erased or expired.
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+    pub created_at: Option<Timestamp>,
+    pub read: bool,
+    pub position: i64,
+}
+
+/// `POST` and `DELETE /api/messages/:id/pin`, `message:pin` / `message:unpin` acks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pinned {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub pinned: bool,
+    pub by: UserId,
+    pub at: Timestamp,
+    pub position: u64,
 }
 
 /// `GET /api/search`: the best matches first.
@@ -338,6 +396,8 @@ fn page_message() -> Message {
         },
         reactions: vec![],
         temp_id: None,
+        parent_id: None,
+        thread: None,
     }
 }
 
@@ -464,6 +524,8 @@ mod tests {
                     offset: Some(3),
                     sender: UserRef::new(&user(), Some("Ann"), None),
                     temp_id: None,
+                    parent_id: None,
+                    mentions: vec![],
                 },
                 position: 9,
             },
@@ -544,6 +606,7 @@ mod tests {
                     last_message_at: None,
                     role: "admin".into(),
                     unread_count: 2,
+                    unread_mentions: 1,
                     last_message: Some(LastMessage {
                         id: "msg_1".into(),
                         sender_id: Some("u1".into()),
@@ -554,7 +617,7 @@ mod tests {
                     }),
                 }],
             },
-            r#"{"conversations":[{"id":"conv_1","title":null,"createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":null,"role":"admin","unreadCount":2,"lastMessage":{"id":"msg_1","senderId":"u1","content":null,"seq":1,"createdAt":"2025-11-09T10:30:00.000Z","deletedAt":"2025-11-09T10:30:00.000Z"}}]}"#,
+            r#"{"conversations":[{"id":"conv_1","title":null,"createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":null,"role":"admin","unreadCount":2,"unreadMentions":1,"lastMessage":{"id":"msg_1","senderId":"u1","content":null,"seq":1,"createdAt":"2025-11-09T10:30:00.000Z","deletedAt":"2025-11-09T10:30:00.000Z"}}]}"#,
         );
         golden(
             &ConversationDetails {
@@ -575,8 +638,9 @@ mod tests {
                         last_seen_at: None,
                     },
                 }],
+                pinned: vec!["msg_1".into()],
             },
-            r#"{"id":"conv_1","title":"T","createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":"2025-11-09T10:30:00.000Z","messageCount":3,"participants":[{"userId":"u1","role":"member","joinedAt":"2025-11-09T10:30:00.000Z","user":{"id":"u1","name":"Ann","avatarUrl":null,"lastSeenAt":null}}]}"#,
+            r#"{"id":"conv_1","title":"T","createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":"2025-11-09T10:30:00.000Z","messageCount":3,"participants":[{"userId":"u1","role":"member","joinedAt":"2025-11-09T10:30:00.000Z","user":{"id":"u1","name":"Ann","avatarUrl":null,"lastSeenAt":null}}],"pinned":["msg_1"]}"#,
         );
         golden(
             &MessagePage {
@@ -593,6 +657,52 @@ mod tests {
                 has_more: false,
             },
             r#"{"messages":[{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[{"id":"r1","emoji":"👍","userId":"u2","createdAt":"2025-11-09T10:30:00.000Z"}],"tempId":"t1"}],"hasMore":false}"#,
+        );
+        golden(
+            &Message {
+                parent_id: Some("msg_0".into()),
+                ..page_message()
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[],"parentId":"msg_0"}"#,
+        );
+        golden(
+            &Message {
+                thread: Some(Thread {
+                    reply_count: 2,
+                    last_reply_at: Some(Timestamp(AT)),
+                    participant_ids: vec!["u2".into()],
+                }),
+                ..page_message()
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[],"thread":{"replyCount":2,"lastReplyAt":"2025-11-09T10:30:00.000Z","participantIds":["u2"]}}"#,
+        );
+        golden(
+            &MentionPage {
+                mentions: vec![Mention {
+                    conversation_id: "conv_1".into(),
+                    message_id: "msg_1".into(),
+                    sender_id: "u1".into(),
+                    content: Some("hi @u2".into()),
+                    erased: false,
+                    expired: false,
+                    created_at: Some(Timestamp(AT)),
+                    read: false,
+                    position: 12,
+                }],
+                has_more: true,
+            },
+            r#"{"mentions":[{"conversationId":"conv_1","messageId":"msg_1","senderId":"u1","content":"hi @u2","createdAt":"2025-11-09T10:30:00.000Z","read":false,"position":12}],"hasMore":true}"#,
+        );
+        golden(
+            &Pinned {
+                conversation_id: ConversationId::parse("conv_1").expect("valid"),
+                message_id: MessageId::parse("msg_1").expect("valid"),
+                pinned: true,
+                by: UserId::parse("u1").expect("valid"),
+                at: Timestamp(AT),
+                position: 13,
+            },
+            r#"{"conversationId":"conv_1","messageId":"msg_1","pinned":true,"by":"u1","at":"2025-11-09T10:30:00.000Z","position":13}"#,
         );
         golden(
             &Message {

@@ -118,8 +118,50 @@ pub struct MessageNew {
     pub sender: UserRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temp_id: Option<TempId>,
+    /// The message this one replies to (contract 4.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<MessageId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
 }
 event!(MessageNew, "message:new");
+
+/// `thread:updated`, to the room after each reply: the parent's thread as it stands. It
+/// follows its reply's `message:new` (live and in catch-up) and has no `offset` of its own.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadUpdated {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub reply_count: u64,
+    pub last_reply_at: Timestamp,
+    pub participant_ids: Vec<UserId>,
+}
+event!(ThreadUpdated, "thread:updated");
+
+/// `message:pinned` and `message:unpinned`, to the room.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePin {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub by: UserId,
+    pub at: Timestamp,
+    pub offset: u64,
+}
+
+/// `mention:new`, to every socket of a mentioned user (`user-{userId}`), joined or not.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MentionNew {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+    #[serde(flatten)]
+    pub content: Body,
+    pub created_at: Timestamp,
+}
+event!(MentionNew, "mention:new");
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -325,6 +367,8 @@ mod tests {
             offset: Some(9),
             sender: UserRef::new(&user(), Some("John"), Some("https://a/b.png")),
             temp_id: Some(TempId::parse("tmp").expect("valid")),
+            parent_id: None,
+            mentions: vec![],
         };
         golden(
             &new,
@@ -334,9 +378,17 @@ mod tests {
             &MessageNew {
                 offset: None,
                 temp_id: None,
-                ..new
+                ..new.clone()
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","content":"Hello","createdAt":"2025-11-09T10:30:00.000Z","seq":4,"sender":{"id":"u1","name":"John","avatarUrl":"https://a/b.png"}}"#,
+        );
+        golden(
+            &MessageNew {
+                parent_id: Some(MessageId::parse("msg_0").expect("valid")),
+                mentions: vec![UserId::parse("u2").expect("valid")],
+                ..new
+            },
+            r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","content":"Hello","createdAt":"2025-11-09T10:30:00.000Z","seq":4,"offset":9,"sender":{"id":"u1","name":"John","avatarUrl":"https://a/b.png"},"tempId":"tmp","parentId":"msg_0","mentions":["u2"]}"#,
         );
         golden(
             &MessageUpdated {
@@ -394,6 +446,42 @@ mod tests {
             },
             r#"{"id":"r1","messageId":"msg_1","conversationId":"conv_1","userId":"u1","offset":13}"#,
         );
+    }
+
+    #[test]
+    fn thread_pin_and_mention_events() {
+        golden(
+            &ThreadUpdated {
+                conversation_id: conv(),
+                message_id: msg(),
+                reply_count: 2,
+                last_reply_at: Timestamp(AT),
+                participant_ids: vec![user()],
+            },
+            r#"{"conversationId":"conv_1","messageId":"msg_1","replyCount":2,"lastReplyAt":"2025-11-09T10:30:00.000Z","participantIds":["u1"]}"#,
+        );
+        assert_eq!(ThreadUpdated::NAME, "thread:updated");
+        golden(
+            &MessagePin {
+                conversation_id: conv(),
+                message_id: msg(),
+                by: user(),
+                at: Timestamp(AT),
+                offset: 14,
+            },
+            r#"{"conversationId":"conv_1","messageId":"msg_1","by":"u1","at":"2025-11-09T10:30:00.000Z","offset":14}"#,
+        );
+        golden(
+            &MentionNew {
+                conversation_id: conv(),
+                message_id: msg(),
+                sender_id: user(),
+                content: Body::text("hi @u2"),
+                created_at: Timestamp(AT),
+            },
+            r#"{"conversationId":"conv_1","messageId":"msg_1","senderId":"u1","content":"hi @u2","createdAt":"2025-11-09T10:30:00.000Z"}"#,
+        );
+        assert_eq!(MentionNew::NAME, "mention:new");
     }
 
     #[test]

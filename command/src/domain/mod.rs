@@ -6,7 +6,7 @@
 pub mod conversation;
 pub mod user;
 
-pub use conversation::{Conversation, ConversationCommand, ConversationError};
+pub use conversation::{Conversation, ConversationCommand, ConversationError, MAX_MENTIONS};
 pub use user::{User, UserCommand, UserError};
 
 use serde::{Deserialize, Serialize};

@@ -19,3 +19,15 @@ pub(crate) fn id<T: std::str::FromStr<Err = events::IdError>>(s: &str) -> Result
 pub(crate) fn text<T>(parsed: Result<T, events::TextError>) -> Result<T, ApiError> {
     parsed.map_err(|e| ApiError::invalid_input(e.to_string()))
 }
+
+/// The users a send mentions: well-formed ids, at most `MAX_MENTIONS` of them.
+pub(crate) fn mentions(given: Option<&[String]>) -> Result<Vec<events::UserId>, ApiError> {
+    let given = given.unwrap_or_default();
+    if given.len() > crate::domain::MAX_MENTIONS {
+        return Err(ApiError::invalid_input(format!(
+            "mentions must list at most {} users",
+            crate::domain::MAX_MENTIONS
+        )));
+    }
+    given.iter().map(|u| id(u)).collect()
+}

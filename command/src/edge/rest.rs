@@ -2,9 +2,9 @@
 //! 401, `X-Request-Id` → the correlation id), parse into typed values, call the same service
 //! as the socket events, answer with the contract's wire shapes.
 
-use super::{id, text};
+use super::{id, mentions, text};
 use crate::node::NodeState;
-use crate::service::Caller;
+use crate::service::{Caller, NewMessage};
 use api::{ApiError, ApiJson, ErrorCode, Identity, JwtKeys};
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tracing::Instrument;
 use wire::rest::{
-    ConversationCreated, Deleted, Edited, HoldChanged, MessageHistory, ParticipantChanged,
+    ConversationCreated, Deleted, Edited, HoldChanged, MessageHistory, ParticipantChanged, Pinned,
     Positioned, Reaction, RetentionChanged, SentMessage, UserSaved, UserStatus,
 };
 
@@ -166,6 +166,28 @@ async fn patch_message<L: EventLog>(
     Ok(Json(edited.await?))
 }
 
+/// `POST` (pin) and `DELETE` (unpin) `/api/messages/:id/pin`.
+async fn pin<L: EventLog, const PIN: bool>(
+    State(s): State<RestState<L>>,
+    RestCaller(who): RestCaller,
+    Path(message): Path<String>,
+    Query(q): Query<InConversation>,
+) -> Result<Json<Pinned>, ApiError> {
+    let message: MessageId = id(&message)?;
+    let conv = conversation_of(&s, &message, q.conversation_id.as_deref(), q.min_position).await?;
+    let pinned = traced(
+        if PIN { "pin_message" } else { "unpin_message" },
+        &who,
+        async {
+            Ok(s.node
+                .service
+                .pin_message(&who, &conv, &message, PIN)
+                .await?)
+        },
+    );
+    Ok(Json(pinned.await?))
+}
+
 async fn delete_message<L: EventLog>(
     State(s): State<RestState<L>>,
     RestCaller(who): RestCaller,
@@ -291,6 +313,10 @@ pub fn router<L: EventLog>(state: RestState<L>) -> Router {
             patch(patch_message::<L>).delete(delete_message::<L>),
         )
         .route("/api/messages/{id}/history", get(message_history::<L>))
+        .route(
+            "/api/messages/{id}/pin",
+            post(pin::<L, true>).delete(pin::<L, false>),
+        )
         .route("/api/messages/{id}/reactions", post(add_reaction::<L>))
         .route(
             "/api/messages/{id}/reactions/{reaction}",
@@ -546,6 +572,8 @@ struct MessageBody {
     conversation_id: String,
     content: String,
     temp_id: Option<String>,
+    parent_id: Option<String>,
+    mentions: Option<Vec<String>>,
 }
 
 async fn post_message<L: EventLog>(
@@ -561,12 +589,17 @@ async fn post_message<L: EventLog>(
     }
     let conv: ConversationId = id(&body.conversation_id)?;
     let content = text(Content::parse(&body.content))?;
-    let temp_id = body.temp_id.map(|t| text(TempId::parse(&t))).transpose()?;
+    let new = NewMessage {
+        content,
+        temp_id: body.temp_id.map(|t| text(TempId::parse(&t))).transpose()?,
+        parent: body.parent_id.as_deref().map(id).transpose()?,
+        mentions: mentions(body.mentions.as_deref())?,
+    };
     let present = s.node.live.online_users(&conv);
     let sent = traced("post_message", &who, async {
         Ok(s.node
             .service
-            .send_message(&who, &conv, content, temp_id, present)
+            .send_message(&who, &conv, new, present)
             .await?)
     })
     .await?;

@@ -27,9 +27,10 @@ pub trait Snapshotted: Serialize + DeserializeOwned {
     const LAYOUT: u16;
 }
 
-/// Layout 2: the legal hold; layout 3: retention and its watermark (issue 14).
+/// Layout 2: the legal hold; layout 3: retention and its watermark (issue 14); layout 4:
+/// replies, threads and pins (issue 16).
 impl Snapshotted for crate::domain::Conversation {
-    const LAYOUT: u16 = 3;
+    const LAYOUT: u16 = 4;
 }
 
 /// Layout 2: the profile held sealed, the erased flag and the legal hold (issue 14); layout-1 snapshots held
@@ -209,7 +210,7 @@ mod tests {
     fn golden_state_layouts() {
         assert_eq!(
             hex(&state_bytes(&conversation()).expect("encodes")),
-            "0106636f6e765f310101540000000000000000000000000000000000000000"
+            "0106636f6e765f310101540000000000000000000000000000000000000000000000"
         );
         let profile = events::Profile::Sealed(events::ProfileV2 {
             name: crate::domain::sealed("Ann"),

@@ -1,6 +1,6 @@
 //! The broadcaster: every node follows the log from its tail and emits each event to the
 //! sockets concerned on this node: room events to `conversation-<id>`, receipts and deliveries
-//! to `user-<senderId>`. Nodes never talk to each other about state changes; the log is the
+//! to `user-<senderId>`, mentions to `user-<mentionedId>`. Nodes never talk to each other about state changes; the log is the
 //! bus. It also feeds every commit to the executor's cache (so this node's aggregates stay
 //! current with what other nodes append), takes removed participants out of their rooms,
 //! cuts off suspended and erased users, makes this node forget an erased user's key, and
@@ -17,6 +17,7 @@ use futures::StreamExt;
 use socketioxide::SocketIo;
 use std::sync::Arc;
 use std::time::Duration;
+use wire::socket::{MentionNew, SocketEvent};
 
 /// Follows the log until the task is dropped; resumes after an error where it stopped.
 pub async fn run<L: EventLog>(
@@ -118,8 +119,30 @@ async fn deliver_event<L: EventLog>(
     r: &Recorded<ConversationEvent>,
 ) {
     let executor = &state.service.executor;
-    if let Some(message) = room_event(executor, &state.service.keyring, conv, r).await {
-        emit_room_event(io, &state.metrics, conv, r.number, &message).await;
+    let mut mentioned = Vec::new();
+    let messages = room_event(
+        executor,
+        &state.service.keyring,
+        conv,
+        r,
+        Some(&mut mentioned),
+    )
+    .await;
+    for message in &messages {
+        emit_room_event(io, &state.metrics, conv, r.number, message).await;
+    }
+    for (to, mention) in &mentioned {
+        if let Some(root) = super::root(io) {
+            emit_counted(
+                root.to(user_room(to)),
+                &state.metrics,
+                MentionNew::NAME,
+                mention,
+            )
+            .await;
+        }
+    }
+    if !messages.is_empty() {
         return;
     }
     for (to, receipt) in receipts(&r.event, conv) {

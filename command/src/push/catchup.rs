@@ -133,7 +133,7 @@ async fn replay_log<L: EventLog>(
             .decode_events::<ConversationEvent>()
             .map_err(api::ApiError::internal)?;
         for r in events.iter().filter(|r| r.number > since) {
-            if let Some(message) = room_event(&service.executor, &service.keyring, conv, r).await {
+            for message in room_event(&service.executor, &service.keyring, conv, r, None).await {
                 emit_named(socket, message.name(), &message);
             }
             last = r.number;

@@ -12,8 +12,8 @@ use events::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use wire::socket::{
-    MessageDeleted, MessageDelivered, MessageNew, MessageUpdated, NamedUser, ReactionAdded,
-    ReactionRemoved, ReadReceipt, SocketEvent,
+    MentionNew, MessageDeleted, MessageDelivered, MessageNew, MessagePin, MessageUpdated,
+    NamedUser, ReactionAdded, ReactionRemoved, ReadReceipt, SocketEvent, ThreadUpdated,
 };
 use wire::{Timestamp, UserRef};
 
@@ -26,6 +26,10 @@ pub enum RoomMessage {
     Deleted(MessageDeleted),
     ReactionAdded(ReactionAdded),
     ReactionRemoved(ReactionRemoved),
+    Pinned(MessagePin),
+    Unpinned(MessagePin),
+    /// Follows a reply's `message:new`, under the same offset.
+    ThreadUpdated(ThreadUpdated),
 }
 
 impl RoomMessage {
@@ -37,6 +41,9 @@ impl RoomMessage {
             Self::Deleted(_) => MessageDeleted::NAME,
             Self::ReactionAdded(_) => ReactionAdded::NAME,
             Self::ReactionRemoved(_) => ReactionRemoved::NAME,
+            Self::Pinned(_) => "message:pinned",
+            Self::Unpinned(_) => "message:unpinned",
+            Self::ThreadUpdated(_) => ThreadUpdated::NAME,
         }
     }
 }
@@ -72,6 +79,58 @@ pub fn message_new(
         offset,
         sender: user_ref(&m.sender_id, sender),
         temp_id: m.temp_id.clone(),
+        parent_id: m.reply.as_ref().map(|r| r.parent_id.clone()),
+        mentions: m.mentions.clone(),
+    }
+}
+
+/// `thread:updated` for a reply: its parent's thread as the reply left it.
+fn thread_updated(conv: &ConversationId, m: &MessageSent) -> Option<ThreadUpdated> {
+    let reply = m.reply.as_ref()?;
+    Some(ThreadUpdated {
+        conversation_id: conv.clone(),
+        message_id: reply.parent_id.clone(),
+        reply_count: reply.reply_count,
+        last_reply_at: Timestamp(m.sent_at),
+        participant_ids: reply.participant_ids.clone(),
+    })
+}
+
+/// `mention:new` for each user a message mentions (its sender aside), with the user it goes to.
+pub fn mentions(
+    conv: &ConversationId,
+    m: &MessageSent,
+    content: &Opened,
+) -> Vec<(UserId, MentionNew)> {
+    m.mentions
+        .iter()
+        .filter(|u| **u != m.sender_id)
+        .map(|u| {
+            let mention = MentionNew {
+                conversation_id: conv.clone(),
+                message_id: m.message_id.clone(),
+                sender_id: m.sender_id.clone(),
+                content: content.clone().into(),
+                created_at: Timestamp(m.sent_at),
+            };
+            (u.clone(), mention)
+        })
+        .collect()
+}
+
+fn message_pin(
+    conv: &ConversationId,
+    id: &MessageId,
+    by: &UserId,
+    at: i64,
+    offset: u64,
+) -> MessagePin {
+    MessagePin {
+        conversation_id: conv.clone(),
+        message_id: id.clone(),
+        by: by.clone(),
+        at: Timestamp(at),
+        offset,
     }
 }
 
@@ -148,33 +207,47 @@ async fn opened(
     Ok(open(&set))
 }
 
-/// The room message of a conversation event (`None` for events that are not room events,
-/// and, with a warning, for content whose keys cannot be read just now: the client recovers
-/// it by rejoining with `sinceOffset`).
+/// The room messages of a conversation event, in the order they are emitted (none for events
+/// that are not room events, and, with a warning, for content whose keys cannot be read just
+/// now: the client recovers it by rejoining with `sinceOffset`). A reply yields its
+/// `message:new` then `thread:updated`. With `mentions`, a send's `mention:new` payloads too.
 pub async fn room_event<L: EventLog>(
     executor: &Executor<L>,
     keyring: &keys::Keyring,
     conv: &ConversationId,
     r: &Recorded<ConversationEvent>,
-) -> Option<RoomMessage> {
+    mentioned: Option<&mut Vec<(UserId, MentionNew)>>,
+) -> Vec<RoomMessage> {
     let offset = r.number;
     let unreadable = |e: keys::KeyError| {
         tracing::warn!(conversation = %conv, offset, error = %e, "room event content unreadable");
     };
-    Some(match &r.event {
+    let one = match &r.event {
         ConversationEvent::MessageSent(m) => {
-            let content = opened(keyring, conv, &r.event, |k| m.open(k, conv.as_str()))
+            let Ok(content) = opened(keyring, conv, &r.event, |k| m.open(k, conv.as_str()))
                 .await
                 .map_err(unreadable)
-                .ok()?;
+            else {
+                return Vec::new();
+            };
+            if let Some(out) = mentioned {
+                out.extend(mentions(conv, m, &content));
+            }
             let sender = user_profile(executor, keyring, &m.sender_id).await;
-            RoomMessage::New(message_new(conv, m, content, Some(offset), sender.as_ref()))
+            let new =
+                RoomMessage::New(message_new(conv, m, content, Some(offset), sender.as_ref()));
+            return match thread_updated(conv, m) {
+                Some(thread) => vec![new, RoomMessage::ThreadUpdated(thread)],
+                None => vec![new],
+            };
         }
         ConversationEvent::MessageEdited(e) => {
-            let content = opened(keyring, conv, &r.event, |k| e.open(k, conv.as_str()))
+            let Ok(content) = opened(keyring, conv, &r.event, |k| e.open(k, conv.as_str()))
                 .await
                 .map_err(unreadable)
-                .ok()?;
+            else {
+                return Vec::new();
+            };
             RoomMessage::Updated(message_updated(conv, e, content, offset))
         }
         ConversationEvent::MessageDeleted(e) => {
@@ -187,8 +260,23 @@ pub async fn room_event<L: EventLog>(
         ConversationEvent::ReactionRemoved(e) => {
             RoomMessage::ReactionRemoved(reaction_removed(conv, e, offset))
         }
-        _ => return None,
-    })
+        ConversationEvent::MessagePinned(e) => RoomMessage::Pinned(message_pin(
+            conv,
+            &e.message_id,
+            &e.pinned_by,
+            e.pinned_at,
+            offset,
+        )),
+        ConversationEvent::MessageUnpinned(e) => RoomMessage::Unpinned(message_pin(
+            conv,
+            &e.message_id,
+            &e.unpinned_by,
+            e.unpinned_at,
+            offset,
+        )),
+        _ => return Vec::new(),
+    };
+    vec![one]
 }
 
 /// A receipt, emitted to the sender's sockets (`user-{senderId}`).
@@ -315,6 +403,8 @@ mod tests {
             temp_id: Some(TempId::parse("tmp").expect("valid")),
             seq: 4,
             sent_at: 1_762_684_200_000,
+            reply: None,
+            mentions: Vec::new(),
         };
         let user = ProfileView {
             name: Some("John".into()),

@@ -14,9 +14,10 @@ pub use state::Conversation;
 use super::{Decide, TextRule, check_text, cqrs_aggregate};
 use events::{
     ConversationCreatedV1, ConversationEvent, ConversationId, Emoji, MessageDeletedV1,
-    MessageEdited, MessageId, MessageRefV1, MessageSent, MessagesDeliveredV1, MessagesReadV1,
-    Millis, ParticipantAddedV1, ParticipantRemovedV1, ParticipantRole, ReactionAddedV1, ReactionId,
-    ReactionRemovedV1, SealedV1, TempId, Text, UserId,
+    MessageEdited, MessageId, MessagePinnedV1, MessageRefV1, MessageSent, MessageUnpinnedV1,
+    MessagesDeliveredV1, MessagesReadV1, Millis, ParticipantAddedV1, ParticipantRemovedV1,
+    ParticipantRole, ReactionAddedV1, ReactionId, ReactionRemovedV1, ReplyV1, SealedV1, TempId,
+    Text, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -32,6 +33,10 @@ pub const MAX_READ_IDS: usize = 100;
 pub const MAX_HOLD_REASON_CHARS: usize = 500;
 /// Longest retention period a conversation may have: 100 years, in seconds.
 pub const MAX_RETENTION_SECS: u64 = 100 * 366 * 86_400;
+/// Most users one message may mention.
+pub const MAX_MENTIONS: usize = 50;
+/// Most messages a conversation may have pinned at once.
+pub const MAX_PINS: usize = 100;
 
 /// What the rules read of a conversation's state.
 pub(crate) trait Facts {
@@ -58,6 +63,11 @@ pub(crate) trait Facts {
     fn hold(&self) -> Option<&str>;
     /// The retention period in seconds, while one is set.
     fn retention(&self) -> Option<u64>;
+    /// The thread of message `parent`: how many replies it has, and who replied (in the order
+    /// of their first reply).
+    fn thread(&self, parent: u64) -> (u64, Vec<&UserId>);
+    /// Pinned messages' `seq`, oldest pin first.
+    fn pins(&self) -> &[u64];
     /// How many leading messages (`seq` 1, 2, …) retention expired.
     fn expired_upto(&self) -> u64;
     /// How many leading messages were sent before `before`, by their ids' times (a message
@@ -78,6 +88,8 @@ pub(crate) struct MessageFacts<'a> {
     pub seq: u64,
     pub sender: &'a UserId,
     pub deleted: bool,
+    /// A reply in a thread.
+    pub reply: bool,
 }
 
 /// The rules, over any [`Facts`].
@@ -142,6 +154,22 @@ pub enum ConversationCommand {
         /// Users with a socket in the room (any node) when the message is sent: the message
         /// is delivered to them in the same commit.
         present: Vec<UserId>,
+        /// The message this one replies to (contract 4.4).
+        parent: Option<MessageId>,
+        /// Participants the message mentions.
+        mentions: Vec<UserId>,
+    },
+    /// Pin a live message: by a conversation admin or its author.
+    PinMessage {
+        by: UserId,
+        message_id: MessageId,
+        now: Millis,
+    },
+    /// Unpin a pinned message: by a conversation admin or its author.
+    UnpinMessage {
+        by: UserId,
+        message_id: MessageId,
+        now: Millis,
     },
     EditMessage {
         by: UserId,
@@ -234,6 +262,22 @@ pub enum ConversationError {
     RetentionRange,
     #[error("Conversation under legal hold: {0}")]
     Held(String),
+    #[error("Parent message not found")]
+    ParentNotFound,
+    #[error("A reply cannot have replies: threads are one level deep")]
+    NestedReply,
+    #[error("mentions must list participants of the conversation: {0} is not one")]
+    MentionNotParticipant(UserId),
+    #[error("mentions must list at most {MAX_MENTIONS} users")]
+    TooManyMentions,
+    #[error("Only a conversation admin or the author can pin or unpin a message")]
+    OnlyAuthorOrAdminPins,
+    #[error("Message already pinned")]
+    AlreadyPinned,
+    #[error("Message is not pinned")]
+    NotPinned,
+    #[error("A conversation may have at most {MAX_PINS} pinned messages")]
+    TooManyPins,
 }
 
 impl ConversationError {
@@ -243,25 +287,43 @@ impl ConversationError {
             Self::NotFound
             | Self::ParticipantNotFound
             | Self::MessageNotFound
-            | Self::ReactionNotFound => C::NotFound,
-            Self::AlreadyExists => C::Conflict,
+            | Self::ReactionNotFound
+            | Self::ParentNotFound
+            | Self::NotPinned => C::NotFound,
+            Self::AlreadyExists | Self::AlreadyPinned | Self::TooManyPins => C::Conflict,
             Self::NotParticipant => C::NotParticipant,
             Self::OnlyAdminsAdd
             | Self::OnlyAdminsRemoveOthers
             | Self::OnlyAuthorEdits
             | Self::OnlyAuthorOrAdminDeletes
             | Self::OnlyOwnerRemovesReaction
-            | Self::OnlyAdminsSetRetention => C::Unauthorized,
+            | Self::OnlyAdminsSetRetention
+            | Self::OnlyAuthorOrAdminPins => C::Unauthorized,
             Self::Text(_)
             | Self::TooManyParticipants
             | Self::ReadIdCount
-            | Self::RetentionRange => C::InvalidInput,
+            | Self::RetentionRange
+            | Self::NestedReply
+            | Self::MentionNotParticipant(_)
+            | Self::TooManyMentions => C::InvalidInput,
             Self::Held(_) => C::Conflict,
         }
     }
 }
 
 type Decision = Result<Vec<ConversationEvent>, ConversationError>;
+
+/// A `SendMessage` command's fields, as the send rule reads them.
+struct Send<'a> {
+    sender: &'a UserId,
+    message_id: &'a MessageId,
+    content: &'a SealedV1,
+    temp_id: Option<&'a TempId>,
+    now: Millis,
+    present: &'a [UserId],
+    parent: Option<&'a MessageId>,
+    mentions: &'a [UserId],
+}
 
 /// One method per command; [`decide`] only dispatches.
 impl<F: Facts> Rules<'_, F> {
@@ -400,21 +462,25 @@ impl<F: Facts> Rules<'_, F> {
         )])
     }
 
-    fn send_message(
-        &self,
-        sender: &UserId,
-        message_id: &MessageId,
-        content: &SealedV1,
-        temp_id: Option<&TempId>,
-        now: Millis,
-        present: &[UserId],
-    ) -> Decision {
+    fn send_message(&self, send: Send<'_>) -> Decision {
+        let Send {
+            sender,
+            message_id,
+            content,
+            temp_id,
+            now,
+            present,
+            parent,
+            mentions,
+        } = send;
         self.require_participant(sender)?;
         if let Some(t) = temp_id
             && self.0.sent_for_temp_id(sender, t).is_some()
         {
             return Ok(vec![]);
         }
+        let reply = parent.map(|p| self.reply(sender, p)).transpose()?;
+        let mentions = self.mentions(mentions)?;
         let mut events = vec![ConversationEvent::MessageSent(MessageSent {
             message_id: message_id.clone(),
             sender_id: sender.clone(),
@@ -422,6 +488,8 @@ impl<F: Facts> Rules<'_, F> {
             temp_id: temp_id.cloned(),
             seq: self.0.last_seq() + 1,
             sent_at: now,
+            reply,
+            mentions,
         })];
         let mut seen = HashSet::new();
         let recipients: Vec<UserId> = present
@@ -440,6 +508,88 @@ impl<F: Facts> Rules<'_, F> {
             }));
         }
         Ok(events)
+    }
+
+    /// The thread a reply by `sender` to `parent` joins, as it stands with the reply: the
+    /// parent is a live message of this conversation and not a reply itself.
+    fn reply(&self, sender: &UserId, parent: &MessageId) -> Result<ReplyV1, ConversationError> {
+        let p = self
+            .live_message(parent)
+            .map_err(|_| ConversationError::ParentNotFound)?;
+        if p.reply {
+            return Err(ConversationError::NestedReply);
+        }
+        let (replies, who) = self.0.thread(p.seq);
+        let mut participant_ids: Vec<UserId> = who.into_iter().cloned().collect();
+        if !participant_ids.contains(sender) {
+            participant_ids.push(sender.clone());
+        }
+        Ok(ReplyV1 {
+            parent_id: parent.clone(),
+            reply_count: replies + 1,
+            participant_ids,
+        })
+    }
+
+    /// The users a message mentions, each once in the order given: participants only.
+    fn mentions(&self, mentions: &[UserId]) -> Result<Vec<UserId>, ConversationError> {
+        let mut seen = HashSet::new();
+        let unique: Vec<UserId> = mentions
+            .iter()
+            .filter(|u| seen.insert(*u))
+            .cloned()
+            .collect();
+        if unique.len() > MAX_MENTIONS {
+            return Err(ConversationError::TooManyMentions);
+        }
+        if let Some(u) = unique.iter().find(|u| !self.is_participant(u)) {
+            return Err(ConversationError::MentionNotParticipant(u.clone()));
+        }
+        Ok(unique)
+    }
+
+    /// Who may pin or unpin `message_id`: a conversation admin, or its author.
+    fn may_pin(&self, by: &UserId, m: &MessageFacts<'_>) -> Result<(), ConversationError> {
+        if m.sender != by && self.require_participant(by)? != ParticipantRole::Admin {
+            return Err(ConversationError::OnlyAuthorOrAdminPins);
+        }
+        Ok(())
+    }
+
+    fn pin_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
+        self.require_participant(by)?;
+        let m = self.live_message(message_id)?;
+        self.may_pin(by, &m)?;
+        if self.0.pins().contains(&m.seq) {
+            return Err(ConversationError::AlreadyPinned);
+        }
+        if self.0.pins().len() >= MAX_PINS {
+            return Err(ConversationError::TooManyPins);
+        }
+        Ok(vec![ConversationEvent::MessagePinned(MessagePinnedV1 {
+            message_id: message_id.clone(),
+            pinned_by: by.clone(),
+            pinned_at: now,
+        })])
+    }
+
+    fn unpin_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
+        self.require_participant(by)?;
+        let m = self
+            .0
+            .message(message_id)
+            .ok_or(ConversationError::MessageNotFound)?;
+        self.may_pin(by, &m)?;
+        if !self.0.pins().contains(&m.seq) {
+            return Err(ConversationError::NotPinned);
+        }
+        Ok(vec![ConversationEvent::MessageUnpinned(
+            MessageUnpinnedV1 {
+                message_id: message_id.clone(),
+                unpinned_by: by.clone(),
+                unpinned_at: now,
+            },
+        )])
     }
 
     fn edit_message(
@@ -602,7 +752,28 @@ pub(crate) fn decide(facts: &impl Facts, command: &ConversationCommand) -> Decis
             temp_id,
             now,
             present,
-        } => rules.send_message(sender, message_id, content, temp_id.as_ref(), *now, present),
+            parent,
+            mentions,
+        } => rules.send_message(Send {
+            sender,
+            message_id,
+            content,
+            temp_id: temp_id.as_ref(),
+            now: *now,
+            present,
+            parent: parent.as_ref(),
+            mentions,
+        }),
+        C::PinMessage {
+            by,
+            message_id,
+            now,
+        } => rules.pin_message(by, message_id, *now),
+        C::UnpinMessage {
+            by,
+            message_id,
+            now,
+        } => rules.unpin_message(by, message_id, *now),
         C::EditMessage {
             by,
             message_id,
@@ -701,6 +872,8 @@ mod tests {
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             now: 5,
             present: vec![],
+            parent: None,
+            mentions: vec![],
         }
     }
     fn sent(sender: &str, id: &str, temp: Option<&str>, seq: u64) -> Ev<ConversationEvent> {
@@ -711,6 +884,8 @@ mod tests {
             temp_id: temp.map(|t| TempId::parse(t).expect("valid")),
             seq,
             sent_at: 5,
+            reply: None,
+            mentions: Vec::new(),
         }))
     }
 
@@ -973,6 +1148,8 @@ mod tests {
             temp_id: None,
             now: 5,
             present: vec![u("ann"), u("bob"), u("bob"), u("eve")],
+            parent: None,
+            mentions: vec![],
         };
         Given::with(())
             .given(created())
@@ -1225,6 +1402,8 @@ mod tests {
                 temp_id: None,
                 seq: i as u64 + 1,
                 sent_at: id.created_at().expect("timed"),
+                reply: None,
+                mentions: Vec::new(),
             })));
         }
         given.push(retention_set(Some(15)));
@@ -1319,5 +1498,265 @@ mod tests {
                     deleted_at: 40_000,
                 },
             ))]);
+    }
+
+    fn reply(sender: &str, id: &str, parent: &str, mentions: &[&str]) -> ConversationCommand {
+        let ConversationCommand::SendMessage {
+            sender,
+            message_id,
+            content,
+            temp_id,
+            now,
+            present,
+            ..
+        } = send(sender, id, None)
+        else {
+            unreachable!("send builds a SendMessage")
+        };
+        ConversationCommand::SendMessage {
+            sender,
+            message_id,
+            content,
+            temp_id,
+            now,
+            present,
+            parent: (!parent.is_empty()).then(|| msg(parent)),
+            mentions: mentions.iter().map(|m| u(m)).collect(),
+        }
+    }
+    fn replied(
+        sender: &str,
+        id: &str,
+        seq: u64,
+        thread: Option<(&str, u64, &[&str])>,
+        mentions: &[&str],
+    ) -> Ev<ConversationEvent> {
+        let Ev(ConversationEvent::MessageSent(mut m)) = sent(sender, id, None, seq) else {
+            unreachable!("sent builds a MessageSent")
+        };
+        m.reply = thread.map(|(parent, count, who)| ReplyV1 {
+            parent_id: msg(parent),
+            reply_count: count,
+            participant_ids: who.iter().map(|w| u(w)).collect(),
+        });
+        m.mentions = mentions.iter().map(|w| u(w)).collect();
+        Ev(ConversationEvent::MessageSent(m))
+    }
+    fn pin(by: &str, id: &str) -> ConversationCommand {
+        ConversationCommand::PinMessage {
+            by: u(by),
+            message_id: msg(id),
+            now: 7,
+        }
+    }
+    fn unpin(by: &str, id: &str) -> ConversationCommand {
+        ConversationCommand::UnpinMessage {
+            by: u(by),
+            message_id: msg(id),
+            now: 8,
+        }
+    }
+    fn pinned(by: &str, id: &str) -> Ev<ConversationEvent> {
+        Ev(ConversationEvent::MessagePinned(MessagePinnedV1 {
+            message_id: msg(id),
+            pinned_by: u(by),
+            pinned_at: 7,
+        }))
+    }
+    fn with_cat() -> Vec<Ev<ConversationEvent>> {
+        let mut given = created();
+        given.push(added("cat", ParticipantRole::Member));
+        given
+    }
+
+    #[test]
+    fn replies_carry_the_thread_as_it_stands() {
+        Given::with(())
+            .given(with_cat())
+            .and(vec![
+                sent("ann", "msg_1", None, 1),
+                replied("bob", "msg_2", 2, Some(("msg_1", 1, &["bob"])), &[]),
+                replied("cat", "msg_3", 3, Some(("msg_1", 2, &["bob", "cat"])), &[]),
+            ])
+            .when(reply("bob", "msg_4", "msg_1", &[]))
+            .then_expect_events(vec![replied(
+                "bob",
+                "msg_4",
+                4,
+                Some(("msg_1", 3, &["bob", "cat"])),
+                &[],
+            )]);
+    }
+
+    #[test]
+    fn a_reply_to_a_reply_is_refused() {
+        Given::with(())
+            .given(created())
+            .and(vec![
+                sent("ann", "msg_1", None, 1),
+                replied("bob", "msg_2", 2, Some(("msg_1", 1, &["bob"])), &[]),
+            ])
+            .when(reply("ann", "msg_3", "msg_2", &[]))
+            .then_expect_error(ConversationError::NestedReply);
+    }
+
+    #[test]
+    fn a_reply_to_an_unknown_deleted_or_foreign_parent_is_refused() {
+        for parent in ["msg_9", "msg_1"] {
+            Given::with(())
+                .given(created())
+                .and(vec![sent("ann", "msg_1", None, 1), deleted("ann", "msg_1")])
+                .when(reply("bob", "msg_2", parent, &[]))
+                .then_expect_error(ConversationError::ParentNotFound);
+        }
+        // A message of another conversation is not in this one's state: the same refusal.
+        Given::with(())
+            .given(created())
+            .when(reply("bob", "msg_2", "msg_elsewhere", &[]))
+            .then_expect_error(ConversationError::ParentNotFound);
+        assert_eq!(
+            ConversationError::ParentNotFound.code(),
+            api::ErrorCode::NotFound
+        );
+        assert_eq!(
+            ConversationError::NestedReply.code(),
+            api::ErrorCode::InvalidInput
+        );
+    }
+
+    #[test]
+    fn a_retried_reply_creates_nothing_even_once_its_parent_is_gone() {
+        let mut retry = reply("bob", "msg_3", "msg_1", &[]);
+        if let ConversationCommand::SendMessage { temp_id, .. } = &mut retry {
+            *temp_id = Some(TempId::parse("t1").expect("valid"));
+        }
+        let Ev(ConversationEvent::MessageSent(mut first)) =
+            replied("bob", "msg_2", 2, Some(("msg_1", 1, &["bob"])), &[])
+        else {
+            unreachable!("replied builds a MessageSent")
+        };
+        first.temp_id = Some(TempId::parse("t1").expect("valid"));
+        Given::with(())
+            .given(created())
+            .and(vec![
+                sent("ann", "msg_1", None, 1),
+                Ev(ConversationEvent::MessageSent(first)),
+                deleted("ann", "msg_1"),
+            ])
+            .when(retry)
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn mentions_name_participants_once_each() {
+        Given::with(())
+            .given(with_cat())
+            .when(reply("ann", "msg_1", "", &["bob", "cat", "bob"]))
+            .then_expect_events(vec![replied("ann", "msg_1", 1, None, &["bob", "cat"])]);
+    }
+
+    #[test]
+    fn a_mention_of_a_non_participant_is_refused() {
+        Given::with(())
+            .given(created())
+            .when(reply("ann", "msg_1", "", &["bob", "eve"]))
+            .then_expect_error(ConversationError::MentionNotParticipant(u("eve")));
+        let too_many: Vec<String> = (0..=MAX_MENTIONS).map(|i| format!("u{i}")).collect();
+        let names: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        Given::with(())
+            .given(created())
+            .when(reply("ann", "msg_1", "", &names))
+            .then_expect_error(ConversationError::TooManyMentions);
+        assert_eq!(
+            ConversationError::MentionNotParticipant(u("eve")).code(),
+            api::ErrorCode::InvalidInput
+        );
+    }
+
+    #[test]
+    fn the_author_or_an_admin_pins_and_unpins() {
+        Given::with(())
+            .given(created())
+            .and(vec![sent("bob", "msg_1", None, 1)])
+            .when(pin("bob", "msg_1"))
+            .then_expect_events(vec![pinned("bob", "msg_1")]);
+        Given::with(())
+            .given(created())
+            .and(vec![sent("bob", "msg_1", None, 1), pinned("bob", "msg_1")])
+            .when(unpin("ann", "msg_1"))
+            .then_expect_events(vec![Ev(ConversationEvent::MessageUnpinned(
+                MessageUnpinnedV1 {
+                    message_id: msg("msg_1"),
+                    unpinned_by: u("ann"),
+                    unpinned_at: 8,
+                },
+            ))]);
+    }
+
+    #[test]
+    fn a_member_cannot_pin_someone_elses_message() {
+        Given::with(())
+            .given(with_cat())
+            .and(vec![sent("cat", "msg_1", None, 1)])
+            .when(pin("bob", "msg_1"))
+            .then_expect_error(ConversationError::OnlyAuthorOrAdminPins);
+        Given::with(())
+            .given(with_cat())
+            .and(vec![sent("cat", "msg_1", None, 1), pinned("cat", "msg_1")])
+            .when(unpin("bob", "msg_1"))
+            .then_expect_error(ConversationError::OnlyAuthorOrAdminPins);
+        Given::with(())
+            .given(created())
+            .and(vec![sent("ann", "msg_1", None, 1)])
+            .when(pin("eve", "msg_1"))
+            .then_expect_error(ConversationError::NotParticipant);
+    }
+
+    #[test]
+    fn a_double_pin_a_missing_pin_and_a_deleted_message_are_refused() {
+        Given::with(())
+            .given(created())
+            .and(vec![sent("ann", "msg_1", None, 1), pinned("ann", "msg_1")])
+            .when(pin("ann", "msg_1"))
+            .then_expect_error(ConversationError::AlreadyPinned);
+        Given::with(())
+            .given(created())
+            .and(vec![sent("ann", "msg_1", None, 1)])
+            .when(unpin("ann", "msg_1"))
+            .then_expect_error(ConversationError::NotPinned);
+        Given::with(())
+            .given(created())
+            .and(vec![sent("ann", "msg_1", None, 1), deleted("ann", "msg_1")])
+            .when(pin("ann", "msg_1"))
+            .then_expect_error(ConversationError::MessageNotFound);
+        // Deleting a pinned message drops its pin.
+        Given::with(())
+            .given(created())
+            .and(vec![
+                sent("ann", "msg_1", None, 1),
+                pinned("ann", "msg_1"),
+                deleted("ann", "msg_1"),
+            ])
+            .when(unpin("ann", "msg_1"))
+            .then_expect_error(ConversationError::NotPinned);
+        assert_eq!(
+            ConversationError::AlreadyPinned.code(),
+            api::ErrorCode::Conflict
+        );
+    }
+
+    #[test]
+    fn pins_are_bounded() {
+        let mut given = vec![];
+        for i in 1..=MAX_PINS as u64 {
+            given.push(sent("ann", &format!("msg_{i}"), None, i));
+            given.push(pinned("ann", &format!("msg_{i}")));
+        }
+        given.push(sent("ann", "msg_last", None, MAX_PINS as u64 + 1));
+        Given::with(())
+            .given(created())
+            .and(given)
+            .when(pin("ann", "msg_last"))
+            .then_expect_error(ConversationError::TooManyPins);
     }
 }

@@ -15,6 +15,10 @@ struct Reference {
     participants: BTreeMap<UserId, ParticipantRole>,
     /// (id, sender, deleted) at index `seq - 1`.
     messages: Vec<(MessageId, UserId, bool)>,
+    /// Replies by `seq`, and each thread's repliers by the parent's `seq`, in reply order.
+    replies: HashSet<u64>,
+    threads: HashMap<u64, Vec<UserId>>,
+    pins: Vec<u64>,
     seq_of: HashMap<MessageId, u64>,
     by_temp_id: HashMap<(UserId, TempId), SentRef>,
     delivered_upto: HashMap<UserId, u64>,
@@ -46,6 +50,15 @@ impl Reference {
                 self.messages
                     .push((e.message_id.clone(), e.sender_id.clone(), false));
                 self.seq_of.insert(e.message_id.clone(), e.seq);
+                if let Some(r) = &e.reply
+                    && let Some(parent) = self.seq_of.get(&r.parent_id)
+                {
+                    self.replies.insert(e.seq);
+                    self.threads
+                        .entry(*parent)
+                        .or_default()
+                        .push(e.sender_id.clone());
+                }
                 if let Some(t) = &e.temp_id {
                     self.by_temp_id.insert(
                         (e.sender_id.clone(), t.clone()),
@@ -63,6 +76,17 @@ impl Reference {
                     && let Some(m) = self.messages.get_mut(index(*seq))
                 {
                     m.2 = true;
+                    self.pins.retain(|p| p != seq);
+                }
+            }
+            ConversationEvent::MessagePinned(e) => {
+                if let Some(seq) = self.seq_of.get(&e.message_id) {
+                    self.pins.push(*seq);
+                }
+            }
+            ConversationEvent::MessageUnpinned(e) => {
+                if let Some(seq) = self.seq_of.get(&e.message_id) {
+                    self.pins.retain(|p| p != seq);
                 }
             }
             ConversationEvent::MessagesDelivered(e) => {
@@ -152,7 +176,21 @@ impl Facts for Reference {
             seq,
             sender,
             deleted: *deleted,
+            reply: self.replies.contains(&seq),
         })
+    }
+    fn thread(&self, parent: u64) -> (u64, Vec<&UserId>) {
+        let all = self.threads.get(&parent).map_or(&[][..], Vec::as_slice);
+        let mut who: Vec<&UserId> = Vec::new();
+        for u in all {
+            if !who.contains(&u) {
+                who.push(u);
+            }
+        }
+        (all.len() as u64, who)
+    }
+    fn pins(&self) -> &[u64] {
+        &self.pins
     }
     fn message_id(&self, seq: u64) -> Option<MessageId> {
         self.messages.get(index(seq)).map(|m| m.0.clone())
@@ -191,6 +229,10 @@ enum Step {
     Remove(u8, u8),
     /// sender, tempId (3: none), how the id is made, whether `now` is the id's time, present
     Send(u8, u8, u8, bool, u8),
+    /// sender, parent, mentions (a bit per user)
+    Reply(u8, u16, u8),
+    /// by, message, pin (or unpin)
+    Pin(u8, u16, bool),
     Edit(u8, u16),
     Delete(u8, u16),
     Deliver(u8),
@@ -214,6 +256,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (u(), u()).prop_map(|(a, b)| Step::Remove(a, b)),
         10 => (u(), 0u8..4, 0u8..10, any::<bool>(), any::<u8>())
             .prop_map(|(a, t, k, n, p)| Step::Send(a, t, k, n, p)),
+        4 => (u(), m(), any::<u8>()).prop_map(|(a, b, c)| Step::Reply(a, b, c)),
+        3 => (u(), m(), any::<bool>()).prop_map(|(a, b, c)| Step::Pin(a, b, c)),
         2 => (u(), m()).prop_map(|(a, b)| Step::Edit(a, b)),
         2 => (u(), m()).prop_map(|(a, b)| Step::Delete(a, b)),
         2 => u().prop_map(Step::Deliver),
@@ -303,6 +347,42 @@ impl Session {
                         .map(|t| TempId::parse(t).expect("valid")),
                     now,
                     present: (0..4).filter(|i| present >> i & 1 == 1).map(user).collect(),
+                    parent: None,
+                    mentions: vec![],
+                }
+            }
+            Step::Reply(by, parent, mentions) => {
+                let parent = self.pick(*parent);
+                let message_id = self.message_id(3);
+                self.messages.push(message_id.clone());
+                C::SendMessage {
+                    sender: user(*by),
+                    message_id,
+                    content: crate::domain::sealed("re"),
+                    temp_id: None,
+                    now,
+                    present: vec![],
+                    parent: Some(parent),
+                    mentions: (0..8)
+                        .filter(|i| mentions >> i & 1 == 1)
+                        .map(user)
+                        .collect(),
+                }
+            }
+            Step::Pin(by, m, pin) => {
+                let (by, message_id) = (user(*by), self.pick(*m));
+                if *pin {
+                    C::PinMessage {
+                        by,
+                        message_id,
+                        now,
+                    }
+                } else {
+                    C::UnpinMessage {
+                        by,
+                        message_id,
+                        now,
+                    }
                 }
             }
             Step::Edit(by, m) => C::EditMessage {

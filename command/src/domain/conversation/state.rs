@@ -11,6 +11,8 @@
 //!   conversation has seen 65,536 users); the deleted flags are a bitset.
 //! - tempIds are 64-bit fingerprints of (sender, tempId) in a sorted vector plus a small map
 //!   of recent ones; the first message's `sentAt` is its id's time, kept aside when it is not.
+//! - Replies are a bitset like the deleted flags; threads (reply count and who replied) are
+//!   kept only for messages that have replies, and pins as a list of `seq`.
 //! - Read receipts are a per-user watermark (every message up to it read, or the reader's
 //!   own, or deleted: no decision tells these apart) and the few reads above it.
 
@@ -44,6 +46,17 @@ pub struct Conversation {
     /// leading messages that covers.
     expired_before: Millis,
     expired_upto: u64,
+    /// The threads, by the parent's `seq`.
+    threads: HashMap<u64, Thread>,
+    /// Pinned messages' `seq`, oldest pin first.
+    pins: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Thread {
+    replies: u64,
+    /// Who replied (indexes into `users`), in the order of their first reply.
+    participants: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +133,12 @@ impl Conversation {
             // length: this runs after every command and must not walk every reaction.
             + self.reactions.capacity() * (24 + 16 + 24 + MAP_ENTRY + 32 + 8)
             + self.reaction_keys.capacity() * (16 + 24 + 24 + MAP_ENTRY + 32 + 8)
+            + self
+                .threads
+                .values()
+                .map(|t| 8 + 32 + MAP_ENTRY + t.participants.capacity() * 4)
+                .sum::<usize>()
+            + self.pins.capacity() * 8
     }
 
     pub(super) fn evolve(&mut self, event: &ConversationEvent) {
@@ -137,6 +156,18 @@ impl Conversation {
             ConversationEvent::MessageSent(e) => {
                 let sender = self.users.intern(&e.sender_id);
                 let seq = self.messages.push(&e.message_id, sender);
+                if let Some(reply) = &e.reply
+                    && let Some(parent) = self.messages.seq_of(&reply.parent_id)
+                {
+                    self.messages.mark_reply(seq);
+                    let thread = self.threads.entry(parent).or_default();
+                    thread.replies = reply.reply_count;
+                    thread.participants = reply
+                        .participant_ids
+                        .iter()
+                        .map(|u| self.users.intern(u))
+                        .collect();
+                }
                 if let Some(t) = &e.temp_id {
                     self.temp_ids.insert(fingerprint(&e.sender_id, t), seq);
                     if self.messages.id_time(seq) != Some(e.sent_at) {
@@ -148,6 +179,19 @@ impl Conversation {
             ConversationEvent::MessageDeleted(e) => {
                 if let Some(seq) = self.messages.seq_of(&e.message_id) {
                     self.messages.delete(seq);
+                    self.pins.retain(|p| *p != seq);
+                }
+            }
+            ConversationEvent::MessagePinned(e) => {
+                if let Some(seq) = self.messages.seq_of(&e.message_id)
+                    && !self.pins.contains(&seq)
+                {
+                    self.pins.push(seq);
+                }
+            }
+            ConversationEvent::MessageUnpinned(e) => {
+                if let Some(seq) = self.messages.seq_of(&e.message_id) {
+                    self.pins.retain(|p| *p != seq);
                 }
             }
             ConversationEvent::MessagesDelivered(e) => {
@@ -266,7 +310,23 @@ impl Facts for Conversation {
             seq,
             sender,
             deleted: self.messages.is_deleted(seq),
+            reply: self.messages.is_reply(seq),
         })
+    }
+
+    fn thread(&self, parent: u64) -> (u64, Vec<&UserId>) {
+        self.threads.get(&parent).map_or((0, Vec::new()), |t| {
+            let who = t
+                .participants
+                .iter()
+                .filter_map(|u| self.users.name(*u))
+                .collect();
+            (t.replies, who)
+        })
+    }
+
+    fn pins(&self) -> &[u64] {
+        &self.pins
     }
 
     fn message_id(&self, seq: u64) -> Option<MessageId> {
@@ -330,6 +390,20 @@ pub(super) fn ulid_of(id: &MessageId) -> Option<u128> {
     let canonical = ulid.array_to_str(&mut buf);
     canonical.make_ascii_lowercase();
     (canonical == text).then_some(ulid.0)
+}
+
+/// Bit `i` of a bitset (`false` past its end).
+fn bit(words: &[u64], i: Option<usize>) -> bool {
+    i.and_then(|i| words.get(i / 64).map(|w| w >> (i % 64) & 1 == 1))
+        .unwrap_or(false)
+}
+
+fn set_bit(words: &mut [u64], i: Option<usize>) {
+    if let Some(i) = i
+        && let Some(w) = words.get_mut(i / 64)
+    {
+        *w |= 1 << (i % 64);
+    }
 }
 
 /// Appends to one of the long per-message vectors, growing it by a sixteenth at a time rather
@@ -407,6 +481,9 @@ struct Messages {
     senders: Senders,
     #[serde(with = "packed_u64")]
     deleted: Vec<u64>,
+    /// Which messages are replies in a thread, a bit each like `deleted`.
+    #[serde(with = "packed_u64")]
+    replies: Vec<u64>,
     /// `sentAt` of messages sent with a tempId whose id does not carry that time.
     sent_at: HashMap<u64, Millis>,
 }
@@ -436,6 +513,9 @@ impl Messages {
         self.senders.push(sender);
         if self.deleted.len() * 64 < self.ulids.len() {
             push(&mut self.deleted, 0);
+        }
+        if self.replies.len() * 64 < self.ulids.len() {
+            push(&mut self.replies, 0);
         }
         seq
     }
@@ -472,23 +552,27 @@ impl Messages {
     }
 
     fn is_deleted(&self, seq: u64) -> bool {
-        self.index(seq)
-            .and_then(|i| self.deleted.get(i / 64).map(|w| w >> (i % 64) & 1 == 1))
-            .unwrap_or(false)
+        bit(&self.deleted, self.index(seq))
     }
 
     fn delete(&mut self, seq: u64) {
-        if let Some(i) = self.index(seq)
-            && let Some(w) = self.deleted.get_mut(i / 64)
-        {
-            *w |= 1 << (i % 64);
-        }
+        let i = self.index(seq);
+        set_bit(&mut self.deleted, i);
+    }
+
+    fn is_reply(&self, seq: u64) -> bool {
+        bit(&self.replies, self.index(seq))
+    }
+
+    fn mark_reply(&mut self, seq: u64) {
+        let i = self.index(seq);
+        set_bit(&mut self.replies, i);
     }
 
     fn heap_bytes(&self) -> usize {
         self.ulids.capacity() * 16
             + self.senders.heap_bytes()
-            + self.deleted.capacity() * 8
+            + (self.deleted.capacity() + self.replies.capacity()) * 8
             + (self.odd.capacity() + self.odd_seq.capacity()) * (8 + 24 + 16)
             + self
                 .odd
@@ -737,6 +821,8 @@ mod tests {
                 temp_id: Some(TempId::parse(&format!("tmp-{seq}")).expect("valid")),
                 seq,
                 sent_at: i64::try_from(at).expect("small"),
+                reply: None,
+                mentions: Vec::new(),
             }));
             for reader in users.iter().filter(|r| *r != sender) {
                 c.evolve(&ConversationEvent::MessagesRead(MessagesReadV1 {

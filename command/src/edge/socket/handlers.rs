@@ -9,7 +9,7 @@ use crate::push::outbound::{emit_to, user_ref};
 use crate::push::rooms::{in_room, user_room};
 use crate::push::{catchup, cut_off};
 use crate::rate::{AbuseWindow, TokenBucket};
-use crate::service::{Caller, new_correlation_id};
+use crate::service::{Caller, NewMessage, new_correlation_id};
 use api::{ApiError, ErrorCode, Identity};
 use eventlog::EventLog;
 use events::{ConversationId, UserId, now_millis};
@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use wire::Timestamp;
 use wire::ack::{self, Ack, Failure};
-use wire::rest::{Deleted, Edited, Positioned, Reaction};
+use wire::rest::{Deleted, Edited, Pinned, Positioned, Reaction};
 use wire::socket::{
     AuthSuccess, ConversationJoinError, ConversationJoined, ConversationLeft, ErrorContext,
     PresenceResponse,
@@ -56,6 +56,7 @@ enum Reply {
     Reaction(Ack<Reaction>),
     Empty(Ack<ack::Empty>),
     Presence(Ack<PresenceResponse>),
+    Pinned(Ack<Pinned>),
 }
 
 pub(super) async fn run<L: EventLog>(
@@ -257,11 +258,17 @@ async fn dispatch<L: EventLog>(
             conv,
             content,
             temp_id,
+            parent,
+            mentions,
         } => {
             let present = state.live.online_users(&conv);
-            let sent = service
-                .send_message(caller, &conv, content, temp_id, present)
-                .await?;
+            let new = NewMessage {
+                content,
+                temp_id,
+                parent,
+                mentions,
+            };
+            let sent = service.send_message(caller, &conv, new, present).await?;
             Reply::Sent(Ack::ok(ack::Sent {
                 message_id: sent.message.id,
                 seq: sent.message.seq,
@@ -273,6 +280,9 @@ async fn dispatch<L: EventLog>(
         Request::Delete { conv, msg } => {
             Reply::Deleted(Ack::ok(service.delete_message(caller, &conv, &msg).await?))
         }
+        Request::Pin { conv, msg, pin } => Reply::Pinned(Ack::ok(
+            service.pin_message(caller, &conv, &msg, pin).await?,
+        )),
         Request::Read { conv, message_ids } => Reply::Positioned(Ack::ok(
             service.mark_read(caller, &conv, message_ids).await?,
         )),

@@ -3,9 +3,9 @@
 //! Rules that need state (membership, authorship) are decided in `domain`. Pure, so it is
 //! fuzzed (`fuzz/`).
 
-use super::super::{id, text};
+use super::super::{id, mentions, text};
 use api::ApiError;
-use events::{Content, ConversationId, Emoji, MessageId, ReactionId, TempId};
+use events::{Content, ConversationId, Emoji, MessageId, ReactionId, TempId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,6 +21,14 @@ pub enum Request {
         conv: ConversationId,
         content: Content,
         temp_id: Option<TempId>,
+        parent: Option<MessageId>,
+        mentions: Vec<UserId>,
+    },
+    /// `message:pin` (`pin`) or `message:unpin`.
+    Pin {
+        conv: ConversationId,
+        msg: MessageId,
+        pin: bool,
     },
     Update {
         conv: ConversationId,
@@ -59,6 +67,8 @@ pub const EVENTS: &[&str] = &[
     "message:send",
     "message:update",
     "message:delete",
+    "message:pin",
+    "message:unpin",
     "message:read",
     "reaction:add",
     "reaction:remove",
@@ -86,6 +96,16 @@ impl Request {
                     conv: id(&p.conversation_id)?,
                     content: text(Content::parse(&p.content))?,
                     temp_id: p.temp_id.map(|t| text(TempId::parse(&t))).transpose()?,
+                    parent: p.parent_id.as_deref().map(id).transpose()?,
+                    mentions: mentions(p.mentions.as_deref())?,
+                }
+            }
+            "message:pin" | "message:unpin" => {
+                let p: MessagePayload = parse(data)?;
+                Self::Pin {
+                    conv: id(&p.conversation_id)?,
+                    msg: id(&p.message_id)?,
+                    pin: event == "message:pin",
                 }
             }
             "message:update" => {
@@ -172,6 +192,8 @@ struct SendPayload {
     conversation_id: String,
     content: String,
     temp_id: Option<String>,
+    parent_id: Option<String>,
+    mentions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -249,11 +271,38 @@ mod tests {
                 conv: conv.clone(),
                 content: Content::parse("hi").expect("valid"),
                 temp_id: Some(TempId::parse("t").expect("valid")),
+                parent: None,
+                mentions: vec![],
+            })
+        );
+        let mut reply = ok.clone();
+        reply["parentId"] = json!(msg);
+        reply["mentions"] = json!(["u2"]);
+        assert_eq!(
+            Request::parse("message:send", &Ok(reply)).ok(),
+            Some(Request::Send {
+                conv: conv.clone(),
+                content: Content::parse("hi").expect("valid"),
+                temp_id: Some(TempId::parse("t").expect("valid")),
+                parent: Some(msg.clone()),
+                mentions: vec![UserId::parse("u2").expect("valid")],
+            })
+        );
+        assert_eq!(
+            Request::parse("message:unpin", &Ok(ok.clone())).ok(),
+            Some(Request::Pin {
+                conv: conv.clone(),
+                msg: msg.clone(),
+                pin: false
             })
         );
         for (event, field, bad) in [
             ("message:send", "content", json!("   ")),
             ("message:send", "tempId", json!("x".repeat(129))),
+            ("message:send", "parentId", json!("bad id")),
+            ("message:send", "mentions", json!(["bad id"])),
+            ("message:send", "mentions", json!("u2")),
+            ("message:send", "mentions", json!(vec!["u2"; 51])),
             ("message:update", "content", json!("")),
             ("message:read", "messageIds", json!(["bad id"])),
             ("reaction:add", "emoji", json!("not an emoji")),
