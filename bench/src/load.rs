@@ -123,6 +123,10 @@ pub struct Member {
 pub struct Room {
     pub conversation: String,
     pub members: Vec<Member>,
+    /// The members' user ids, by index.
+    pub users: Vec<String>,
+    /// The user ids every send in this room mentions (contract 4.4); none by default.
+    pub mentions: Vec<String>,
 }
 
 /// The REST client of the setup.
@@ -291,9 +295,12 @@ pub async fn rooms(
         .await;
     let mut by_room: Vec<Room> = conversations
         .into_iter()
-        .map(|conversation| Room {
+        .zip(users.chunks(size))
+        .map(|(conversation, users)| Room {
             conversation,
             members: Vec::new(),
+            users: users.to_vec(),
+            mentions: Vec::new(),
         })
         .collect();
     for r in joined {
@@ -345,7 +352,10 @@ pub async fn send_load(
                 inflight.push(tokio::spawn(async move {
                     let r = &rooms[room];
                     let content = format!("bench|{intended}|{}|", r.members[member].index);
-                    let payload = json!({"conversationId": r.conversation, "content": content});
+                    let mut payload = json!({"conversationId": r.conversation, "content": content});
+                    if !r.mentions.is_empty() {
+                        payload["mentions"] = json!(r.mentions);
+                    }
                     match r.members[member]
                         .client
                         .emit_ack("message:send", &payload)

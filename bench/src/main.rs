@@ -77,6 +77,9 @@ enum Command {
         increment: f64,
         #[arg(long, default_value_t = 40000.0)]
         max: f64,
+        /// Ack: every send mentions the 10 members of its room (contract 4.4).
+        #[arg(long)]
+        mentions: bool,
     },
     /// Seeds a log of `events` events, times a rebuild of the `chat` and `search` projections
     /// and searches over them.
@@ -183,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
             size,
             increment,
             max,
+            mentions,
         } => {
             let target = load::Target {
                 name: name.clone(),
@@ -194,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             let run = format!("b{}", ulid::Ulid::new().to_string().to_lowercase());
             let value = match scenario {
                 Scenario::Ack => serde_json::to_value(
-                    scenario::ack(&target, &run, rate.unwrap_or(2000.0), secs).await?,
+                    scenario::ack(&target, &run, rate.unwrap_or(2000.0), secs, mentions).await?,
                 )?,
                 Scenario::Throughput => serde_json::to_value(
                     scenario::throughput(

@@ -66,14 +66,20 @@ fn all_members(rooms: &[load::Room]) -> Vec<(usize, usize)> {
 
 /// The ack and throughput setup: 20 conversations of [`ROOM`] members, every member a sender,
 /// and a short warm-up at `warm_up` messages/s (connections, caches, the JIT on the Node side),
-/// not measured.
+/// not measured. With `mention_all`, every send mentions every member of its room.
 async fn senders_in_rooms(
     target: &Target,
     run: &str,
     warm_up: f64,
+    mention_all: bool,
 ) -> anyhow::Result<(Arc<Stats>, Arc<Vec<load::Room>>, Vec<(usize, usize)>)> {
     let stats = Arc::new(Stats::default());
-    let (rooms, _) = load::rooms(target, run, 20, ROOM, &stats, 64).await?;
+    let (mut rooms, _) = load::rooms(target, run, 20, ROOM, &stats, 64).await?;
+    if mention_all {
+        for room in &mut rooms {
+            room.mentions = room.users.clone();
+        }
+    }
     let rooms = Arc::new(rooms);
     let senders = all_members(&rooms);
     step(
@@ -88,9 +94,16 @@ async fn senders_in_rooms(
     Ok((stats, rooms, senders))
 }
 
-/// 1. ack: 20 conversations of 10 members, `rate` messages/s for `secs`.
-pub async fn ack(target: &Target, run: &str, rate: f64, secs: u64) -> anyhow::Result<Step> {
-    let (stats, rooms, senders) = senders_in_rooms(target, run, rate / 4.0).await?;
+/// 1. ack: 20 conversations of 10 members, `rate` messages/s for `secs`; with `mention_all`,
+/// each send mentions the 10 members of its room.
+pub async fn ack(
+    target: &Target,
+    run: &str,
+    rate: f64,
+    secs: u64,
+    mention_all: bool,
+) -> anyhow::Result<Step> {
+    let (stats, rooms, senders) = senders_in_rooms(target, run, rate / 4.0, mention_all).await?;
     step(
         target,
         &rooms,
@@ -121,7 +134,7 @@ pub async fn throughput(
     secs: u64,
     max: f64,
 ) -> anyhow::Result<Throughput> {
-    let (stats, rooms, senders) = senders_in_rooms(target, run, first / 4.0).await?;
+    let (stats, rooms, senders) = senders_in_rooms(target, run, first / 4.0, false).await?;
     let mut out = Throughput::default();
     let mut rate = first;
     while rate <= max {
