@@ -79,7 +79,8 @@ async fn seed<L: EventLog>(
     for c in 0..COMMITS {
         let mut events = Vec::new();
         let mut ids = Vec::new();
-        for _ in 0..MESSAGES_PER_COMMIT {
+        let mut repliers: Vec<UserId> = Vec::new();
+        for k in 0..MESSAGES_PER_COMMIT {
             seq += 1;
             let sender = users[(seq % 3) as usize].clone();
             let id = MessageId::generate();
@@ -92,6 +93,24 @@ async fn seed<L: EventLog>(
             let sealed = keyring
                 .seal_message(&conv, "MessageSent", &id, &sender, at, &text)
                 .await?;
+            // Messages 3 and 4 of each commit reply to its first; message 5 mentions two users.
+            let reply = if (3..=4).contains(&k) {
+                if !repliers.contains(&sender) {
+                    repliers.push(sender.clone());
+                }
+                Some(ReplyV1 {
+                    parent_id: ids[0].message_id.clone(),
+                    reply_count: k - 2,
+                    participant_ids: repliers.clone(),
+                })
+            } else {
+                None
+            };
+            let mentions = if k == 5 {
+                users[1..].to_vec()
+            } else {
+                Vec::new()
+            };
             events.push(ConversationEvent::MessageSent(MessageSent {
                 message_id: id,
                 sender_id: sender,
@@ -99,8 +118,22 @@ async fn seed<L: EventLog>(
                 temp_id: None,
                 seq,
                 sent_at: i64::try_from(seq)?,
-                reply: None,
-                mentions: Vec::new(),
+                reply,
+                mentions,
+            }));
+        }
+        for pinned in [&ids[6], &ids[2]] {
+            events.push(ConversationEvent::MessagePinned(MessagePinnedV1 {
+                message_id: pinned.message_id.clone(),
+                pinned_by: users[0].clone(),
+                pinned_at: 6,
+            }));
+        }
+        if c % 3 == 0 {
+            events.push(ConversationEvent::MessageUnpinned(MessageUnpinnedV1 {
+                message_id: ids[6].message_id.clone(),
+                unpinned_by: users[0].clone(),
+                unpinned_at: 7,
             }));
         }
         let first = ids[0].clone();
@@ -383,6 +416,17 @@ async fn rebuild_from_100k_events_equals_a_live_projection_killed_repeatedly_and
     .fetch_one(&pool)
     .await?;
     assert_eq!(deleted, (COMMITS / 10) as i64);
+    let pins_left = (0..COMMITS)
+        .map(|c| u64::from(c % 3 != 0) + u64::from(c % 10 != 0))
+        .sum::<u64>();
+    assert_eq!(count(&pool, "pins").await?, pins_left as i64);
+    assert_eq!(count(&pool, "mentions").await?, (2 * COMMITS) as i64);
+    let (threads,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM messages WHERE reply_count = 2 AND thread_participants IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(threads, COMMITS as i64);
     live.abort();
     Ok(())
 }
