@@ -108,6 +108,12 @@ baseline() { if [ -n "$BASE_BIN" ]; then start_chat 0 "$BASE_BIN"; scenarios cha
 if [ "${BENCH_ONLY:-}" != history ]; then
 [ -n "${BENCH_BASELINE_AFTER:-}" ] || baseline
 start_chat 1; scenarios chat --projections; kill "$PID"
+# Sends that mention the 10 members of their room (issue 16), on a server of its own.
+start_chat 3
+echo "== chat: ack with 10 mentions a send" >&2
+target/release/bench scenario ack --name chat --url "$URL" --secret "$SECRET" --pid "$PID" --projections --mentions \
+  --rate 2000 --secs "$SECS" --out "$OUT/chat-ack-mentions.json"
+kill "$PID"
 [ -z "${BENCH_BASELINE_AFTER:-}" ] || baseline
 if [ "${BENCH_ONLY:-}" = chat ]; then
   target/release/bench report --dir "$OUT"

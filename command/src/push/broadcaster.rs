@@ -119,7 +119,7 @@ async fn deliver_event<L: EventLog>(
     r: &Recorded<ConversationEvent>,
 ) {
     let executor = &state.service.executor;
-    let mut mentioned = Vec::new();
+    let mut mentioned = None;
     let messages = room_event(
         executor,
         &state.service.keyring,
@@ -131,16 +131,9 @@ async fn deliver_event<L: EventLog>(
     for message in &messages {
         emit_room_event(io, &state.metrics, conv, r.number, message).await;
     }
-    for (to, mention) in &mentioned {
-        if let Some(root) = super::root(io) {
-            emit_counted(
-                root.to(user_room(to)),
-                &state.metrics,
-                MentionNew::NAME,
-                mention,
-            )
-            .await;
-        }
+    if let (Some((to, mention)), Some(root)) = (&mentioned, super::root(io)) {
+        let rooms: Vec<String> = to.iter().map(user_room).collect();
+        emit_counted(root.to(rooms), &state.metrics, MentionNew::NAME, mention).await;
     }
     if !messages.is_empty() {
         return;

@@ -96,26 +96,29 @@ fn thread_updated(conv: &ConversationId, m: &MessageSent) -> Option<ThreadUpdate
     })
 }
 
-/// `mention:new` for each user a message mentions (its sender aside), with the user it goes to.
+/// `mention:new` for a message that mentions someone other than its sender, with the users it
+/// goes to (one payload for all of them).
 pub fn mentions(
     conv: &ConversationId,
     m: &MessageSent,
     content: &Opened,
-) -> Vec<(UserId, MentionNew)> {
-    m.mentions
+) -> Option<(Vec<UserId>, MentionNew)> {
+    let to: Vec<UserId> = m
+        .mentions
         .iter()
         .filter(|u| **u != m.sender_id)
-        .map(|u| {
-            let mention = MentionNew {
-                conversation_id: conv.clone(),
-                message_id: m.message_id.clone(),
-                sender_id: m.sender_id.clone(),
-                content: content.clone().into(),
-                created_at: Timestamp(m.sent_at),
-            };
-            (u.clone(), mention)
-        })
-        .collect()
+        .cloned()
+        .collect();
+    (!to.is_empty()).then(|| {
+        let mention = MentionNew {
+            conversation_id: conv.clone(),
+            message_id: m.message_id.clone(),
+            sender_id: m.sender_id.clone(),
+            content: content.clone().into(),
+            created_at: Timestamp(m.sent_at),
+        };
+        (to, mention)
+    })
 }
 
 fn message_pin(
@@ -216,7 +219,7 @@ pub async fn room_event<L: EventLog>(
     keyring: &keys::Keyring,
     conv: &ConversationId,
     r: &Recorded<ConversationEvent>,
-    mentioned: Option<&mut Vec<(UserId, MentionNew)>>,
+    mentioned: Option<&mut Option<(Vec<UserId>, MentionNew)>>,
 ) -> Vec<RoomMessage> {
     let offset = r.number;
     let unreadable = |e: keys::KeyError| {
@@ -231,7 +234,7 @@ pub async fn room_event<L: EventLog>(
                 return Vec::new();
             };
             if let Some(out) = mentioned {
-                out.extend(mentions(conv, m, &content));
+                *out = mentions(conv, m, &content);
             }
             let sender = user_profile(executor, keyring, &m.sender_id).await;
             let new =
