@@ -95,7 +95,7 @@ async fn senders_in_rooms(
 }
 
 /// 1. ack: 20 conversations of 10 members, `rate` messages/s for `secs`; with `mention_all`,
-/// each send mentions the 10 members of its room.
+///    each send mentions the 10 members of its room.
 pub async fn ack(
     target: &Target,
     run: &str,
