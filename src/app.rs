@@ -225,6 +225,12 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
             ready_tx,
         )));
         ready_rx.await.context("broadcaster did not start")?;
+        if config.demo {
+            app = app.merge(crate::demo::router(crate::demo::Demo {
+                node: state.clone(),
+                keys: keys.clone(),
+            }));
+        }
         app = app
             .merge(command::edge::rest::router(
                 command::edge::rest::RestState {

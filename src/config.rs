@@ -66,6 +66,9 @@ pub struct Config {
     /// shows no `user:offline` / `user:online` (0 = off).
     #[arg(long, env = "CHAT_PRESENCE_GRACE_MS", default_value_t = 2000)]
     pub presence_grace_ms: u64,
+    /// Demo mode (`chat serve --demo`): `POST /api/demo/session` signs anyone in by name.
+    #[arg(skip)]
+    pub demo: bool,
     /// Memory for aggregates cached by a command node, in MiB; least recently used go first
     /// (0: only those in use, so every command reloads; the tests run a pass so).
     #[arg(long, env = "CHAT_CACHE_MB", default_value_t = command::executor::DEFAULT_CACHE_MB)]

@@ -32,6 +32,10 @@ enum Command {
     Serve {
         #[arg(long, value_enum)]
         role: Vec<app::Role>,
+        /// Demo mode: `POST /api/demo/session` {name} registers a user by name and returns a
+        /// token. Never on by default; anyone reaching the node can sign in.
+        #[arg(long, env = "CHAT_DEMO")]
+        demo: bool,
     },
     /// Print a signed JWT.
     Token {
@@ -209,9 +213,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cli.config;
     match cli.command {
-        Command::Serve { role } => {
+        Command::Serve { role, demo } => {
+            let config = Config { demo, ..config };
             let mut node = app::start(&config, &role).await?;
             println!("chat listening on http://{}", node.addr);
+            if demo {
+                println!(
+                    "demo mode is ON: POST /api/demo/session {{\"name\": …}} signs anyone in by name; never use it in production"
+                );
+            }
             if config.nats_url.is_none() {
                 print_embedded_banner(&config, node.addr);
             }

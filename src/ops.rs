@@ -138,6 +138,7 @@ mod tests {
         ("post", "/api/messages/{id}/pin"),
         ("delete", "/api/messages/{id}/pin"),
         ("get", "/api/mentions"),
+        ("post", "/api/demo/session"),
         ("get", "/api/search"),
         ("post", "/api/messages/{id}/reactions"),
         ("delete", "/api/messages/{id}/reactions/{reactionId}"),

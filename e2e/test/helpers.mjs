@@ -76,6 +76,8 @@ export function startServer(dep, extraEnv = {}) {
         resolve({
           url: m[1],
           child,
+          /** Everything the server printed on stdout so far. */
+          output: () => out,
           // SIGKILL: no goodbye. Idempotent (an embedded "second node" is the first one).
           stop: () => (stopped ??= killed(child)),
         });
