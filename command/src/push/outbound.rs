@@ -213,7 +213,8 @@ async fn opened(
 /// The room messages of a conversation event, in the order they are emitted (none for events
 /// that are not room events, and, with a warning, for content whose keys cannot be read just
 /// now: the client recovers it by rejoining with `sinceOffset`). A reply yields its
-/// `message:new` then `thread:updated`. With `mentions`, a send's `mention:new` payloads too.
+/// `message:new` then `thread:updated`. A send that mentions others also fills `mentioned`
+/// (when given) with its one `mention:new` payload and the users it goes to.
 pub async fn room_event<L: EventLog>(
     executor: &Executor<L>,
     keyring: &keys::Keyring,
