@@ -223,7 +223,7 @@ test('mention:new reaches every socket of a mentioned user on any node, joined o
     const gone = await api(B.url, 'GET', `/api/mentions?minPosition=${removed.body.position}`, token(cat));
     assert.deepEqual(gone.body, { mentions: [], hasMore: false });
     const kept = await read(conv, ann);
-    assert.deepEqual(kept.messages.find((m) => m.id === ack.messageId).id, ack.messageId);
+    assert.ok(kept.messages.some((m) => m.id === ack.messageId), 'the mentioning message stays');
   } finally {
     for (const s of [catA, catB, annA]) s.disconnect();
   }
