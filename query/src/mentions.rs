@@ -3,7 +3,7 @@
 //! the mentioning message's log `position`: no cursor gives the latest `limit`, `after` the
 //! first `limit` after it. Deleted messages and the caller's own are left out.
 
-use crate::messages::{DEFAULT_LIMIT, MAX_LIMIT, number};
+use crate::messages::{DEFAULT_LIMIT, MAX_LIMIT, flag, limit, number};
 use crate::{QueryState, iso, wait};
 use api::ApiError;
 use axum::Json;
@@ -32,12 +32,7 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<MentionPage>, ApiError> {
     let after = number(&params, "after")?;
-    let limit = number(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_input(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
     wait::until(&s.pool, wait::min_position(&params)?).await?;
     let order = if after.is_some() { "ASC" } else { "DESC" };
     let sql =
@@ -61,11 +56,10 @@ pub async fn list(
             message_id: r.get("message_id"),
             sender_id: r.get("sender_id"),
             content: r.get("content"),
-            // As integers: the Any driver decodes no SQLite boolean.
-            erased: r.get::<i64, _>("erased") != 0,
-            expired: r.get::<i64, _>("expired") != 0,
+            erased: flag(r, "erased"),
+            expired: flag(r, "expired"),
             created_at: iso(r.get("created_ms")),
-            read: r.get::<i64, _>("is_read") != 0,
+            read: flag(r, "is_read"),
             position: r.get("position"),
         })
         .collect();

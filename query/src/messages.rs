@@ -27,6 +27,27 @@ pub(crate) fn number(params: &HashMap<String, String>, key: &str) -> Result<Opti
         .transpose()
 }
 
+/// `limit` from the query: `default` when absent, else 1 to `max`, or `INVALID_INPUT`.
+pub(crate) fn limit(
+    params: &HashMap<String, String>,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    let limit = number(params, "limit")?.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid_input(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// A boolean column selected as `CAST(CASE WHEN … THEN 1 ELSE 0 END AS BIGINT)`: the Any
+/// driver decodes no SQLite boolean.
+pub(crate) fn flag(r: &sqlx::any::AnyRow, column: &str) -> bool {
+    r.get::<i64, _>(column) != 0
+}
+
 /// Refuses a reader who is not an active participant (404 for an unknown conversation).
 pub async fn require_participant(
     pool: &AnyPool,
@@ -100,12 +121,7 @@ pub async fn list(
         ConversationId::parse(conversation).map_err(|e| ApiError::invalid_input(e.to_string()))?;
     let after = number(&params, "after")?;
     let before = number(&params, "before")?;
-    let limit = number(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_input(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
     if after.is_some() && before.is_some() {
         return Err(ApiError::invalid_input(
             "after and before cannot be combined",
@@ -277,9 +293,8 @@ pub(crate) fn message_of(r: &sqlx::any::AnyRow) -> Message {
         edited_at: iso(r.get("edited_ms")),
         deleted_at: iso(r.get("deleted_ms")),
         offset: r.get("log_offset"),
-        // As integers: the Any driver decodes no SQLite boolean.
-        erased: r.get::<i64, _>("erased") != 0,
-        expired: r.get::<i64, _>("expired") != 0,
+        erased: flag(r, "erased"),
+        expired: flag(r, "expired"),
         sender: Sender {
             avatar_url: name.as_ref().and(r.get("avatar_url")),
             name,

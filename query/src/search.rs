@@ -4,7 +4,7 @@
 //!
 //! Must not decide how words match: `readstore::search` does, for each engine.
 
-use crate::messages::{by_ids, number, require_participant};
+use crate::messages::{by_ids, limit, require_participant};
 use crate::{QueryState, wait};
 use api::ApiError;
 use axum::Json;
@@ -41,12 +41,7 @@ pub async fn search(
             "q must hold at most {MAX_QUERY_WORDS} words"
         )));
     }
-    let limit = number(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_input(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
     let conversation = params
         .get("conversationId")
         .map(|c| ConversationId::parse(c).map_err(|e| ApiError::invalid_input(e.to_string())))
