@@ -548,18 +548,22 @@ impl<F: Facts> Rules<'_, F> {
         Ok(unique)
     }
 
-    /// Who may pin or unpin `message_id`: a conversation admin, or its author.
-    fn may_pin(&self, by: &UserId, m: &MessageFacts<'_>) -> Result<(), ConversationError> {
-        if m.sender != by && self.require_participant(by)? != ParticipantRole::Admin {
+    /// Who may pin or unpin message `m`: a conversation admin (`role`), or its author.
+    fn may_pin(
+        by: &UserId,
+        role: ParticipantRole,
+        m: &MessageFacts<'_>,
+    ) -> Result<(), ConversationError> {
+        if m.sender != by && role != ParticipantRole::Admin {
             return Err(ConversationError::OnlyAuthorOrAdminPins);
         }
         Ok(())
     }
 
     fn pin_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
-        self.require_participant(by)?;
+        let role = self.require_participant(by)?;
         let m = self.live_message(message_id)?;
-        self.may_pin(by, &m)?;
+        Self::may_pin(by, role, &m)?;
         if self.0.pins().contains(&m.seq) {
             return Err(ConversationError::AlreadyPinned);
         }
@@ -574,12 +578,12 @@ impl<F: Facts> Rules<'_, F> {
     }
 
     fn unpin_message(&self, by: &UserId, message_id: &MessageId, now: Millis) -> Decision {
-        self.require_participant(by)?;
+        let role = self.require_participant(by)?;
         let m = self
             .0
             .message(message_id)
             .ok_or(ConversationError::MessageNotFound)?;
-        self.may_pin(by, &m)?;
+        Self::may_pin(by, role, &m)?;
         if !self.0.pins().contains(&m.seq) {
             return Err(ConversationError::NotPinned);
         }
