@@ -69,38 +69,43 @@ pub struct Left {
 mod tests {
     use super::*;
     use crate::fixtures::*;
-    use crate::golden;
     use crate::rest::Positioned;
+    use crate::{golden, sample};
 
     #[test]
     fn acks() {
-        golden(
+        sample(
+            "AckSent",
             &Ack::ok(Sent {
                 message_id: msg(),
                 seq: 3,
             }),
             r#"{"success":true,"messageId":"msg_1","seq":3}"#,
         );
-        golden(
+        sample(
+            "AckJoined",
             &Ack::ok(Joined {
                 conversation_id: conv(),
                 participant_count: 2,
             }),
             r#"{"success":true,"conversationId":"conv_1","participantCount":2}"#,
         );
-        golden(
+        sample(
+            "AckLeft",
             &Ack::ok(Left {
                 conversation_id: conv(),
             }),
             r#"{"success":true,"conversationId":"conv_1"}"#,
         );
         golden(&Ack::ok(Empty {}), r#"{"success":true}"#);
-        golden(
+        sample(
+            "AckPositioned",
             &Ack::ok(Positioned { position: 7 }),
             r#"{"success":true,"position":7}"#,
         );
         let error = api::ApiError::new(api::ErrorCode::NotParticipant, "Not a participant");
-        golden(
+        sample(
+            "Failure",
             &Failure::new(&error),
             r#"{"success":false,"error":{"message":"Not a participant","code":"NOT_PARTICIPANT"}}"#,
         );

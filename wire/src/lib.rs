@@ -96,6 +96,32 @@ pub(crate) fn golden<T: Serialize>(value: &T, expected: &str) {
     assert_eq!(got, expected);
 }
 
+/// [`golden`], and the same JSON kept as `client/wire/<name>.json`, the sample that the
+/// TypeScript client's types are checked against (`npm run check` in `client/`). A sample
+/// that differs from the golden string fails here; `CHAT_WIRE_SAMPLES=write cargo test -p
+/// wire` rewrites them, and the client's check then says which type must follow.
+#[cfg(test)]
+pub(crate) fn sample<T: Serialize>(name: &str, value: &T, expected: &str) {
+    golden(value, expected);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../client/wire")
+        .join(format!("{name}.json"));
+    let pretty: serde_json::Value = serde_json::from_str(expected).expect("golden is JSON");
+    let want = serde_json::to_string_pretty(&pretty).expect("serialises") + "\n";
+    if std::env::var("CHAT_WIRE_SAMPLES").as_deref() == Ok("write") {
+        std::fs::write(&path, &want).expect("writes the sample");
+        return;
+    }
+    let got = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        got,
+        want,
+        "{} is not the golden JSON: run `CHAT_WIRE_SAMPLES=write cargo test -p wire`, then \
+         `npm run check` in client/",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     use events::{ConversationId, MessageId, UserId};

@@ -405,7 +405,7 @@ fn page_message() -> Message {
 mod tests {
     use super::*;
     use crate::fixtures::*;
-    use crate::{UserRef, golden};
+    use crate::{UserRef, golden, sample};
 
     fn reaction() -> ReactionId {
         ReactionId::parse("r1").expect("valid")
@@ -484,7 +484,8 @@ mod tests {
     #[test]
     fn message_writes() {
         golden(&Positioned { position: 5 }, r#"{"position":5}"#);
-        golden(
+        sample(
+            "Edited",
             &Edited {
                 message_id: msg(),
                 edited_at: Timestamp(AT),
@@ -492,7 +493,8 @@ mod tests {
             },
             r#"{"messageId":"msg_1","editedAt":"2025-11-09T10:30:00.000Z","position":6}"#,
         );
-        golden(
+        sample(
+            "Deleted",
             &Deleted {
                 message_id: msg(),
                 deleted_at: Timestamp(AT),
@@ -500,7 +502,8 @@ mod tests {
             },
             r#"{"messageId":"msg_1","deletedAt":"2025-11-09T10:30:00.000Z","position":7}"#,
         );
-        golden(
+        sample(
+            "Reaction",
             &Reaction {
                 id: reaction(),
                 reaction_id: reaction(),
@@ -512,7 +515,8 @@ mod tests {
             },
             r#"{"id":"r1","reactionId":"r1","messageId":"msg_1","conversationId":"conv_1","emoji":"👍","userId":"u1","position":8}"#,
         );
-        golden(
+        sample(
+            "SentMessage",
             &SentMessage {
                 message: MessageNew {
                     id: msg(),
@@ -561,7 +565,8 @@ mod tests {
             },
             r#"{"id":"u1","name":"Ann","avatarUrl":null,"status":"active","position":1}"#,
         );
-        golden(
+        sample(
+            "ConversationCreated",
             &ConversationCreated {
                 id: conv(),
                 title: Some("T".into()),
@@ -586,7 +591,8 @@ mod tests {
 
     #[test]
     fn reads() {
-        golden(
+        sample(
+            "UserProfile",
             &UserProfile {
                 id: "u1".into(),
                 name: Some("Ann".into()),
@@ -596,7 +602,8 @@ mod tests {
             },
             r#"{"id":"u1","name":"Ann","avatarUrl":null,"status":"active","lastSeenAt":"2025-11-09T10:30:00.000Z"}"#,
         );
-        golden(
+        sample(
+            "ConversationList",
             &ConversationList {
                 conversations: vec![ConversationSummary {
                     id: "conv_1".into(),
@@ -619,7 +626,8 @@ mod tests {
             },
             r#"{"conversations":[{"id":"conv_1","title":null,"createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":null,"role":"admin","unreadCount":2,"unreadMentions":1,"lastMessage":{"id":"msg_1","senderId":"u1","content":null,"seq":1,"createdAt":"2025-11-09T10:30:00.000Z","deletedAt":"2025-11-09T10:30:00.000Z"}}]}"#,
         );
-        golden(
+        sample(
+            "ConversationDetails",
             &ConversationDetails {
                 id: "conv_1".into(),
                 title: Some("T".into()),
@@ -642,7 +650,8 @@ mod tests {
             },
             r#"{"id":"conv_1","title":"T","createdBy":"u1","createdAt":"2025-11-09T10:30:00.000Z","lastMessageAt":"2025-11-09T10:30:00.000Z","messageCount":3,"participants":[{"userId":"u1","role":"member","joinedAt":"2025-11-09T10:30:00.000Z","user":{"id":"u1","name":"Ann","avatarUrl":null,"lastSeenAt":null}}],"pinned":["msg_1"]}"#,
         );
-        golden(
+        sample(
+            "MessagePage",
             &MessagePage {
                 messages: vec![Message {
                     reactions: vec![MessageReaction {
@@ -658,14 +667,16 @@ mod tests {
             },
             r#"{"messages":[{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[{"id":"r1","emoji":"👍","userId":"u2","createdAt":"2025-11-09T10:30:00.000Z"}],"tempId":"t1"}],"hasMore":false}"#,
         );
-        golden(
+        sample(
+            "Message",
             &Message {
                 parent_id: Some("msg_0".into()),
                 ..page_message()
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[],"parentId":"msg_0"}"#,
         );
-        golden(
+        sample(
+            "Message.thread",
             &Message {
                 thread: Some(Thread {
                     reply_count: 2,
@@ -676,7 +687,8 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[],"thread":{"replyCount":2,"lastReplyAt":"2025-11-09T10:30:00.000Z","participantIds":["u2"]}}"#,
         );
-        golden(
+        sample(
+            "MentionPage",
             &MentionPage {
                 mentions: vec![Mention {
                     conversation_id: "conv_1".into(),
@@ -693,7 +705,8 @@ mod tests {
             },
             r#"{"mentions":[{"conversationId":"conv_1","messageId":"msg_1","senderId":"u1","content":"hi @u2","createdAt":"2025-11-09T10:30:00.000Z","read":false,"position":12}],"hasMore":true}"#,
         );
-        golden(
+        sample(
+            "Pinned",
             &Pinned {
                 conversation_id: ConversationId::parse("conv_1").expect("valid"),
                 message_id: MessageId::parse("msg_1").expect("valid"),

@@ -289,7 +289,7 @@ event!(PresenceResponse, "presence:response");
 mod tests {
     use super::*;
     use crate::fixtures::*;
-    use crate::golden;
+    use crate::{golden, sample};
 
     fn reaction() -> ReactionId {
         ReactionId::parse("r1").expect("valid")
@@ -297,18 +297,21 @@ mod tests {
 
     #[test]
     fn connection_events() {
-        golden(
+        sample(
+            "AuthSuccess",
             &AuthSuccess::new(user(), "s1".into()),
             r#"{"userId":"u1","socketId":"s1","message":"Authentication successful"}"#,
         );
-        golden(
+        sample(
+            "AuthError",
             &AuthError::from(api::AuthError::ExpiredToken),
             &format!(
                 r#"{{"message":"{}","code":"EXPIRED_TOKEN"}}"#,
                 api::AuthError::ExpiredToken
             ),
         );
-        golden(
+        sample(
+            "Error",
             &Error {
                 message: "m".into(),
                 code: api::ErrorCode::NotFound,
@@ -332,14 +335,16 @@ mod tests {
 
     #[test]
     fn room_membership_events() {
-        golden(
+        sample(
+            "ConversationJoined",
             &ConversationJoined {
                 conversation_id: conv(),
                 participant_count: 2,
             },
             r#"{"conversationId":"conv_1","participantCount":2}"#,
         );
-        golden(
+        sample(
+            "ConversationJoinError",
             &ConversationJoinError {
                 message: "m".into(),
                 code: api::ErrorCode::NotParticipant,
@@ -347,7 +352,8 @@ mod tests {
             },
             r#"{"message":"m","code":"NOT_PARTICIPANT","conversationId":null}"#,
         );
-        golden(
+        sample(
+            "ConversationLeft",
             &ConversationLeft {
                 conversation_id: conv(),
             },
@@ -382,7 +388,8 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","content":"Hello","createdAt":"2025-11-09T10:30:00.000Z","seq":4,"sender":{"id":"u1","name":"John","avatarUrl":"https://a/b.png"}}"#,
         );
-        golden(
+        sample(
+            "MessageNew",
             &MessageNew {
                 parent_id: Some(MessageId::parse("msg_0").expect("valid")),
                 mentions: vec![UserId::parse("u2").expect("valid")],
@@ -390,7 +397,8 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","senderId":"u1","content":"Hello","createdAt":"2025-11-09T10:30:00.000Z","seq":4,"offset":9,"sender":{"id":"u1","name":"John","avatarUrl":"https://a/b.png"},"tempId":"tmp","parentId":"msg_0","mentions":["u2"]}"#,
         );
-        golden(
+        sample(
+            "MessageUpdated",
             &MessageUpdated {
                 id: msg(),
                 conversation_id: conv(),
@@ -410,7 +418,8 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","content":null,"erased":true,"editedAt":"2025-11-09T10:30:00.000Z","offset":10}"#,
         );
-        golden(
+        sample(
+            "MessageDeleted",
             &MessageDeleted {
                 id: msg(),
                 conversation_id: conv(),
@@ -420,7 +429,8 @@ mod tests {
             },
             r#"{"id":"msg_1","conversationId":"conv_1","deletedAt":"2025-11-09T10:30:00.000Z","deletedBy":"u1","offset":11}"#,
         );
-        golden(
+        sample(
+            "ReactionAdded",
             &ReactionAdded {
                 id: reaction(),
                 message_id: msg(),
@@ -436,7 +446,8 @@ mod tests {
             },
             r#"{"id":"r1","messageId":"msg_1","conversationId":"conv_1","emoji":"👍","userId":"u1","createdAt":"2025-11-09T10:30:00.000Z","user":{"id":"u1","name":"John"},"offset":12}"#,
         );
-        golden(
+        sample(
+            "ReactionRemoved",
             &ReactionRemoved {
                 id: reaction(),
                 message_id: msg(),
@@ -450,7 +461,8 @@ mod tests {
 
     #[test]
     fn thread_pin_and_mention_events() {
-        golden(
+        sample(
+            "ThreadUpdated",
             &ThreadUpdated {
                 conversation_id: conv(),
                 message_id: msg(),
@@ -461,7 +473,8 @@ mod tests {
             r#"{"conversationId":"conv_1","messageId":"msg_1","replyCount":2,"lastReplyAt":"2025-11-09T10:30:00.000Z","participantIds":["u1"]}"#,
         );
         assert_eq!(ThreadUpdated::NAME, "thread:updated");
-        golden(
+        sample(
+            "MessagePin",
             &MessagePin {
                 conversation_id: conv(),
                 message_id: msg(),
@@ -471,7 +484,8 @@ mod tests {
             },
             r#"{"conversationId":"conv_1","messageId":"msg_1","by":"u1","at":"2025-11-09T10:30:00.000Z","offset":14}"#,
         );
-        golden(
+        sample(
+            "MentionNew",
             &MentionNew {
                 conversation_id: conv(),
                 message_id: msg(),
@@ -486,7 +500,8 @@ mod tests {
 
     #[test]
     fn receipts() {
-        golden(
+        sample(
+            "MessageDelivered",
             &MessageDelivered {
                 message_id: msg(),
                 conversation_id: conv(),
@@ -495,7 +510,8 @@ mod tests {
             },
             r#"{"messageId":"msg_1","conversationId":"conv_1","deliveredTo":["u1"],"deliveredAt":"2025-11-09T10:30:00.000Z"}"#,
         );
-        golden(
+        sample(
+            "ReadReceipt",
             &ReadReceipt {
                 conversation_id: conv(),
                 message_ids: vec![msg()],
@@ -508,7 +524,8 @@ mod tests {
 
     #[test]
     fn presence_and_typing() {
-        golden(
+        sample(
+            "UserOnline",
             &UserOnline {
                 conversation_id: conv(),
                 user_id: user(),
@@ -517,7 +534,8 @@ mod tests {
             },
             r#"{"conversationId":"conv_1","userId":"u1","user":{"id":"u1","name":"John"},"timestamp":"2025-11-09T10:30:00.000Z"}"#,
         );
-        golden(
+        sample(
+            "UserOffline",
             &UserOffline {
                 conversation_id: conv(),
                 user_id: user(),
@@ -526,7 +544,8 @@ mod tests {
             },
             r#"{"conversationId":"conv_1","userId":"u1","timestamp":"2025-11-09T10:30:00.001Z","lastSeenAt":"2025-11-09T10:30:00.000Z"}"#,
         );
-        golden(
+        sample(
+            "TypingStart",
             &TypingStart {
                 conversation_id: conv(),
                 user_id: user(),
@@ -537,14 +556,16 @@ mod tests {
             },
             r#"{"conversationId":"conv_1","userId":"u1","user":{"id":"u1","name":"John"}}"#,
         );
-        golden(
+        sample(
+            "TypingStop",
             &TypingStop {
                 conversation_id: conv(),
                 user_id: user(),
             },
             r#"{"conversationId":"conv_1","userId":"u1"}"#,
         );
-        golden(
+        sample(
+            "PresenceResponse",
             &PresenceResponse {
                 conversation_id: conv(),
                 online_users: vec![UserRef::new(&user(), Some("John"), None)],
