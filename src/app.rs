@@ -259,7 +259,13 @@ pub async fn start(config: &Config, roles: &[Role]) -> anyhow::Result<Node> {
         projections: projector::registry::enabled(&settings)
             .map(|r| (r.name, r.read_model))
             .collect(),
+        keys: keys.clone(),
+        subjects: config.subjects(),
+        live: sockets
+            .as_ref()
+            .map(|(_, io, live)| (io.clone(), live.clone())),
     }));
+    app = app.merge(crate::web::router());
     // The Socket.IO layer goes on last: it answers `/socket.io/` before routing, for every
     // route merged above.
     if let Some(layer) = socket_layer {
@@ -389,9 +395,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
-/// Browsers do not apply CORS to WebSocket upgrades, and CORS alone does not stop a request
-/// from being processed: a request that names a foreign `Origin` is refused outright.
-/// Requests without `Origin` (servers, CLI, Node clients) pass.
 /// Copies a Socket.IO request's URI and header values into allocations of their own.
 ///
 /// hyper parses them as slices of the connection's read buffer (8–16 KB), and engine.io keeps
@@ -453,15 +456,23 @@ async fn body_too_large_as_json(res: Response) -> Response {
     (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
+/// Browsers do not apply CORS to WebSocket upgrades, and CORS alone does not stop a request
+/// from being processed: a request that names a foreign `Origin` is refused outright.
+/// Requests without `Origin` (servers, CLI, Node clients) and those of the server's own pages
+/// (same origin) pass.
 async fn refuse_foreign_origin(
     axum::extract::State(allowed): axum::extract::State<Arc<Vec<String>>>,
     req: Request,
     next: Next,
 ) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
         let ok = origin
             .to_str()
-            .is_ok_and(|o| allowed.iter().any(|a| a.trim() == o));
+            .is_ok_and(|o| allowed.iter().any(|a| a.trim() == o) || same_origin(o, host));
         if !ok {
             let body = serde_json::json!({"error": {"message": "Origin not allowed", "code": "UNAUTHORIZED"}});
             return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
@@ -470,10 +481,33 @@ async fn refuse_foreign_origin(
     next.run(req).await
 }
 
+/// A page served by this server itself (the web app at `/`): its `Origin` names the `Host`
+/// the browser sent the request to, which a page of another origin cannot choose.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
+
+    #[test]
+    fn the_servers_own_pages_are_same_origin() {
+        assert!(same_origin("http://127.0.0.1:3000", Some("127.0.0.1:3000")));
+        assert!(same_origin("https://chat.example", Some("chat.example")));
+        assert!(!same_origin("http://evil.example", Some("127.0.0.1:3000")));
+        assert!(!same_origin(
+            "http://127.0.0.1:3000",
+            Some("127.0.0.1:3001")
+        ));
+        assert!(!same_origin("http://127.0.0.1:3000", None));
+        assert!(!same_origin("null", Some("null")));
+    }
     use axum::extract::OriginalUri;
 
     #[tokio::test]

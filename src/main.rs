@@ -217,6 +217,10 @@ async fn main() -> anyhow::Result<()> {
             let config = Config { demo, ..config };
             let mut node = app::start(&config, &role).await?;
             println!("chat listening on http://{}", node.addr);
+            println!(
+                "web app: http://{0}/ (operators: http://{0}/ops)",
+                node.addr
+            );
             if demo {
                 println!(
                     "demo mode is ON: POST /api/demo/session {{\"name\": …}} signs anyone in by name; never use it in production"

@@ -1,16 +1,21 @@
 //! Operator endpoints: `/healthz` (the process answers), `/readyz` (log and read store
-//! reachable, projections not lagging), `/metrics` (Prometheus), `/api/openapi.json`.
+//! reachable, projections not lagging), `/metrics` (Prometheus), `/api/openapi.json`, and for
+//! the `/ops` page (admin token): `GET /api/ops/status` (log position, projections and their
+//! lag, nodes and sockets) and `POST /api/ops/audit/verify` (`chat audit verify` over HTTP).
+//! Reads only: nothing here writes to the log or the read store.
 
-use axum::extract::State;
+use api::{ApiError, Identity, JwtKeys};
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use command::metrics::Metrics;
 use eventlog::EventLog;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use wire::rest::{AuditVerified, NodeLoad, OpsLog, OpsStatus, OpsStore, ProjectionLag};
 
 /// A projection further behind the log than this many positions makes the node not ready.
 pub const READY_MAX_LAG: u64 = 1000;
@@ -27,10 +32,23 @@ pub struct Ops<L> {
     /// The projections this node runs, and whether each is a read model (only read models
     /// hold readiness back: a lagging webhook does not).
     pub projections: Vec<(&'static str, bool)>,
+    pub keys: Arc<JwtKeys>,
+    /// The subjects of this deployment's events (what `audit verify` walks).
+    pub subjects: events::Subjects,
+    /// This node's sockets and presence, when it runs the command role.
+    pub live: Option<(socketioxide::SocketIo, Arc<command::live::Live>)>,
+}
+
+impl<L> FromRef<Ops<L>> for Arc<JwtKeys> {
+    fn from_ref(s: &Ops<L>) -> Self {
+        s.keys.clone()
+    }
 }
 
 pub fn router<L: EventLog>(ops: Ops<L>) -> Router {
     Router::new()
+        .route("/api/ops/status", get(status::<L>))
+        .route("/api/ops/audit/verify", post(verify::<L>))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
@@ -91,6 +109,81 @@ async fn readyz<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
         "projections": projections,
     });
     (status, Json(body))
+}
+
+async fn status<L: EventLog>(
+    State(ops): State<Ops<L>>,
+    who: Identity,
+) -> Result<Json<OpsStatus>, ApiError> {
+    who.require_admin()?;
+    let (position, lags) = lags(&ops).await.map_err(ApiError::unavailable)?;
+    let mut nodes = Vec::new();
+    if let Some((io, live)) = &ops.live {
+        for (i, (id, users)) in live.nodes().into_iter().enumerate() {
+            nodes.push(NodeLoad {
+                id: id.to_string(),
+                this_node: i == 0,
+                users: users as u64,
+                sockets: (i == 0).then(|| io.sockets().len() as u64),
+            });
+        }
+    }
+    Ok(Json(OpsStatus {
+        log: OpsLog {
+            backend: ops.log_backend,
+            position,
+        },
+        read_store: OpsStore {
+            backend: ops.store_backend,
+        },
+        projections: lags
+            .into_iter()
+            .map(|(name, checkpoint, lag)| ProjectionLag {
+                name: name.to_owned(),
+                checkpoint,
+                lag,
+            })
+            .collect(),
+        nodes,
+    }))
+}
+
+/// Walks the whole log and checks every chain, as `chat audit verify` does (without counting
+/// sealed fields).
+async fn verify<L: EventLog>(
+    State(ops): State<Ops<L>>,
+    who: Identity,
+) -> Result<Json<AuditVerified>, ApiError> {
+    who.require_admin()?;
+    let start = std::time::Instant::now();
+    let outcome = eventlog::verify::verify_log(&ops.log, &ops.subjects.all())
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let took_ms = start.elapsed().as_millis() as u64;
+    Ok(Json(match outcome {
+        eventlog::verify::Outcome::Intact {
+            commits,
+            events,
+            aggregates,
+        } => AuditVerified {
+            intact: true,
+            commits: Some(commits),
+            events: Some(events),
+            aggregates: Some(aggregates as u64),
+            broken_at: None,
+            reason: None,
+            took_ms,
+        },
+        eventlog::verify::Outcome::Broken(b) => AuditVerified {
+            intact: false,
+            commits: None,
+            events: None,
+            aggregates: None,
+            broken_at: Some(b.position()),
+            reason: Some(b.to_string()),
+            took_ms,
+        },
+    }))
 }
 
 async fn metrics<L: EventLog>(State(ops): State<Ops<L>>) -> impl IntoResponse {
@@ -155,6 +248,8 @@ mod tests {
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/api/openapi.json"),
+        ("get", "/api/ops/status"),
+        ("post", "/api/ops/audit/verify"),
     ];
 
     #[test]

@@ -436,3 +436,23 @@ export interface DemoSession {
   userId: string;
   token: string;
 }
+
+/** `GET /api/ops/status` (admin). */
+export interface OpsStatus {
+  log: { backend: string; position: number };
+  readStore: { backend: string };
+  projections: { name: string; checkpoint: number; lag: number }[];
+  /** This node first, then the nodes it hears from. */
+  nodes: { id: string; thisNode: boolean; users: number; sockets?: number }[];
+}
+
+/** `POST /api/ops/audit/verify` (admin). */
+export interface AuditVerified {
+  intact: boolean;
+  commits?: number;
+  events?: number;
+  aggregates?: number;
+  brokenAt?: number;
+  reason?: string;
+  tookMs: number;
+}

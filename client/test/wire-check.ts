@@ -8,6 +8,8 @@ import s_AckJoined from '../wire/AckJoined.json' with { type: 'json' };
 import s_AckLeft from '../wire/AckLeft.json' with { type: 'json' };
 import s_AckPositioned from '../wire/AckPositioned.json' with { type: 'json' };
 import s_AckSent from '../wire/AckSent.json' with { type: 'json' };
+import s_AuditVerified from '../wire/AuditVerified.json' with { type: 'json' };
+import s_OpsStatus from '../wire/OpsStatus.json' with { type: 'json' };
 import s_AuthError from '../wire/AuthError.json' with { type: 'json' };
 import s_AuthSuccess from '../wire/AuthSuccess.json' with { type: 'json' };
 import s_ConversationCreated from '../wire/ConversationCreated.json' with { type: 'json' };
@@ -91,6 +93,9 @@ exact<W.UserOffline>()(s_UserOffline);
 exact<W.UserOnline>()(s_UserOnline);
 exact<W.UserProfile>()(s_UserProfile);
 
+exact<W.AuditVerified>()(s_AuditVerified);
+exact<W.OpsStatus>()(s_OpsStatus);
+
 // Nested shapes.
 exact<W.UserRef>()(s_MessageNew.sender);
 exact<W.NamedUser>()(s_ReactionAdded.user);
@@ -109,3 +114,6 @@ exact<W.LastMessage>()(s_ConversationList.conversations[0]!.lastMessage);
 exact<W.Participant>()(s_ConversationDetails.participants[0]!);
 exact<W.ParticipantUser>()(s_ConversationDetails.participants[0]!.user);
 exact<W.Member>()(s_ConversationCreated.participants[0]!);
+exact<W.OpsStatus['log']>()(s_OpsStatus.log);
+exact<W.OpsStatus['projections'][number]>()(s_OpsStatus.projections[0]!);
+exact<W.OpsStatus['nodes'][number]>()(s_OpsStatus.nodes[0]!);

@@ -401,6 +401,68 @@ fn page_message() -> Message {
     }
 }
 
+/// `GET /api/ops/status` (admin): what the `/ops` page shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpsStatus {
+    pub log: OpsLog,
+    pub read_store: OpsStore,
+    pub projections: Vec<ProjectionLag>,
+    /// This node first, then the nodes it hears from.
+    pub nodes: Vec<NodeLoad>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpsLog {
+    pub backend: &'static str,
+    pub position: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpsStore {
+    pub backend: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionLag {
+    pub name: String,
+    pub checkpoint: u64,
+    pub lag: u64,
+}
+
+/// A node: its distinct users in rooms; its open sockets when it is the node answering.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLoad {
+    pub id: String,
+    pub this_node: bool,
+    pub users: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<u64>,
+}
+
+/// `POST /api/ops/audit/verify` (admin): `chat audit verify` over HTTP. Intact: the counts
+/// walked; broken: where and why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerified {
+    pub intact: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregates: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub took_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,5 +808,63 @@ mod tests {
             r#"{"results":[{"message":{"id":"msg_1","conversationId":"conv_1","senderId":"u1","seq":1,"content":"Hi","createdAt":"2025-11-09T10:30:00.000Z","editedAt":null,"deletedAt":null,"offset":4,"sender":{"id":"u1","name":"Ann"},"reactions":[]},"highlight":"<mark>Hi</mark>"}]}"#,
         );
         golden(&SearchResults { results: vec![] }, r#"{"results":[]}"#);
+    }
+    #[test]
+    fn operator_console() {
+        sample(
+            "OpsStatus",
+            &OpsStatus {
+                log: OpsLog {
+                    backend: "embedded",
+                    position: 42,
+                },
+                read_store: OpsStore { backend: "sqlite" },
+                projections: vec![ProjectionLag {
+                    name: "chat".into(),
+                    checkpoint: 40,
+                    lag: 2,
+                }],
+                nodes: vec![
+                    NodeLoad {
+                        id: "n1".into(),
+                        this_node: true,
+                        users: 3,
+                        sockets: Some(4),
+                    },
+                    NodeLoad {
+                        id: "n2".into(),
+                        this_node: false,
+                        users: 1,
+                        sockets: None,
+                    },
+                ],
+            },
+            r#"{"log":{"backend":"embedded","position":42},"readStore":{"backend":"sqlite"},"projections":[{"name":"chat","checkpoint":40,"lag":2}],"nodes":[{"id":"n1","thisNode":true,"users":3,"sockets":4},{"id":"n2","thisNode":false,"users":1}]}"#,
+        );
+        sample(
+            "AuditVerified",
+            &AuditVerified {
+                intact: true,
+                commits: Some(9),
+                events: Some(12),
+                aggregates: Some(3),
+                broken_at: None,
+                reason: None,
+                took_ms: 5,
+            },
+            r#"{"intact":true,"commits":9,"events":12,"aggregates":3,"tookMs":5}"#,
+        );
+        golden(
+            &AuditVerified {
+                intact: false,
+                commits: None,
+                events: None,
+                aggregates: None,
+                broken_at: Some(10),
+                reason: Some("hash mismatch".into()),
+                took_ms: 5,
+            },
+            r#"{"intact":false,"brokenAt":10,"reason":"hash mismatch","tookMs":5}"#,
+        );
     }
 }

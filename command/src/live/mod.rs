@@ -302,6 +302,11 @@ impl Live {
             .await;
     }
 
+    /// This node first, then the nodes it hears from, with the distinct users each has in rooms.
+    pub fn nodes(&self) -> Vec<(protocol::NodeId, usize)> {
+        self.lock().nodes()
+    }
+
     /// Distinct users with a socket in the room, all nodes.
     pub fn online_users(&self, conv: &ConversationId) -> Vec<UserId> {
         self.lock().online_users(conv)

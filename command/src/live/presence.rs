@@ -162,6 +162,24 @@ impl Presence {
         &self.node
     }
 
+    /// This node first, then every node it hears from, each with the distinct users it has in
+    /// rooms.
+    pub fn nodes(&self) -> Vec<(NodeId, usize)> {
+        let mine: HashSet<&UserId> = self.local.values().flat_map(|u| u.keys()).collect();
+        let mut out = vec![(self.node.clone(), mine.len())];
+        let mut remote: Vec<_> = self
+            .remote
+            .iter()
+            .map(|(id, r)| {
+                let users: HashSet<&UserId> = r.rooms.values().flatten().collect();
+                (id.clone(), users.len())
+            })
+            .collect();
+        remote.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+        out.extend(remote);
+        out
+    }
+
     /// The message a starting node sends.
     pub fn hello(&self) -> PresenceMsg {
         PresenceMsg::Sync {

@@ -1,0 +1,149 @@
+// The web app in headless Chromium (Debian's `chromium`, driven by playwright-core) against a
+// real `chat serve --demo` (embedded backend, loopback). Two users in two browser contexts.
+// Each test saves a screenshot under web/test/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { deployment, startServer, unique, freePort, NO_LIMITS } from '../../e2e/test/helpers.mjs';
+
+const SHOTS = new URL('./screenshots/', import.meta.url).pathname;
+mkdirSync(SHOTS, { recursive: true });
+const dep = deployment({ embedded: true });
+const port = await freePort();
+const serve = () => startServer(dep, { ...NO_LIMITS, CHAT_DEMO: 'true', CHAT_LISTEN: `127.0.0.1:${port}` });
+let server;
+let browser;
+before(async () => {
+  server = await serve();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const T = { timeout: 20000 };
+
+/** A page signed in by name (demo mode). */
+async function signIn(name, { blockWebSocket = false } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  if (blockWebSocket) await context.addInitScript(() => { delete window.WebSocket; window.WebSocket = undefined; });
+  const page = await context.newPage();
+  page.sockets = [];
+  page.on('websocket', (ws) => page.sockets.push(ws.url()));
+  page.on('pageerror', (e) => console.error(`[${name}] page error:`, e));
+  await page.goto(server.url + '/');
+  await page.getByRole('textbox', { name: 'Name', exact: true }).fill(name);
+  await page.getByRole('button', { name: 'Sign in' }).first().click();
+  await page.getByText(`Signed in as demo-${name.toLowerCase()}`).waitFor(T);
+  return page;
+}
+
+/** `a` opens a conversation with `b`; `b` opens it from the list. */
+async function talk(a, b, bId, title) {
+  await a.getByRole('textbox', { name: 'Title', exact: true }).fill(title);
+  await a.getByRole('textbox', { name: 'With (user ids, comma-separated)' }).fill(bId);
+  await a.getByRole('button', { name: 'Create' }).click();
+  await a.getByRole('heading', { name: title }).waitFor(T);
+  await b.getByRole('navigation').getByRole('button', { name: new RegExp(title) }).click(T);
+  await b.getByRole('heading', { name: title }).waitFor(T);
+}
+
+const log = (page) => page.getByRole('log', { name: 'Messages' });
+const say = async (page, text) => {
+  await page.getByRole('textbox', { name: 'Message', exact: true }).fill(text);
+  await page.getByRole('textbox', { name: 'Message', exact: true }).press('Enter');
+};
+/** The list item of the message with this text. */
+const msg = (page, text) => log(page).getByRole('listitem').filter({ hasText: text });
+
+test('two users chat both ways: typing, delivered then read, a reaction and an edit', async () => {
+  const n = unique('n').slice(-6);
+  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const A = await signIn(ann);
+  const B = await signIn(bob);
+  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Lunch');
+
+  await say(A, 'Hello Bob');
+  await msg(B, 'Hello Bob').waitFor(T);
+  // Bob has the room open: delivered, then read, on Ann's page.
+  await A.locator('li[data-state="read"]').filter({ hasText: 'Hello Bob' }).waitFor(T);
+  assert.match(await msg(A, 'Hello Bob').locator('.state').innerText(), /read/);
+
+  await B.getByRole('textbox', { name: 'Message', exact: true }).fill('Hi Ann, sushi?');
+  await A.getByText(`${bob} is typing…`).waitFor(T);
+  await B.getByRole('textbox', { name: 'Message', exact: true }).press('Enter');
+  await msg(A, 'Hi Ann, sushi?').waitFor(T);
+  await A.locator('#typing').filter({ hasText: /^$/ }).waitFor(T);
+
+  await msg(A, 'Hi Ann, sushi?').getByRole('button', { name: 'React 👍' }).click();
+  await msg(B, 'Hi Ann, sushi?').getByRole('button', { name: '👍 1' }).waitFor(T);
+
+  A.once('dialog', (d) => d.accept('Hello Bob, edited'));
+  await msg(A, 'Hello Bob').getByRole('button', { name: 'Edit' }).click();
+  await msg(B, 'Hello Bob, edited').getByText('(edited)').waitFor(T);
+
+  assert.equal(await log(B).getByRole('listitem').count(), 2);
+  assert.equal(await log(A).getByRole('listitem').count(), 2);
+  await A.screenshot({ path: SHOTS + 'chat-ann.png' });
+  await B.screenshot({ path: SHOTS + 'chat-bob.png' });
+  await A.context().close();
+  await B.context().close();
+});
+
+test('kill -9: the offline banner shows, a message typed then is queued and arrives once on both pages', async () => {
+  const n = unique('n').slice(-6);
+  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const A = await signIn(ann);
+  const B = await signIn(bob);
+  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Outage');
+  await say(A, 'before the crash');
+  await msg(B, 'before the crash').waitFor(T);
+
+  await server.stop(); // SIGKILL
+  await A.getByRole('status').filter({ hasText: 'You are offline' }).waitFor(T);
+  await say(A, 'typed while offline');
+  await A.locator('li[data-state="queued"]').filter({ hasText: 'typed while offline' }).waitFor(T);
+  await A.getByRole('status').filter({ hasText: '1 message queued' }).waitFor(T);
+  await A.screenshot({ path: SHOTS + 'offline-ann.png' });
+
+  server = await serve();
+  await msg(B, 'typed while offline').waitFor({ timeout: 30000 });
+  await A.locator('li[data-state="read"], li[data-state="delivered"], li[data-state="sent"]').filter({ hasText: 'typed while offline' }).waitFor(T);
+  await A.getByRole('status').waitFor({ state: 'hidden', timeout: 30000 });
+  await B.getByRole('status').waitFor({ state: 'hidden', timeout: 30000 });
+  // Once on each page, and once in the conversation's history.
+  assert.equal(await msg(B, 'typed while offline').count(), 1);
+  assert.equal(await msg(A, 'typed while offline').count(), 1);
+  await say(B, 'back online');
+  await msg(A, 'back online').waitFor(T);
+  assert.equal(await log(A).getByRole('listitem').count(), 3);
+  assert.equal(await log(B).getByRole('listitem').count(), 3);
+  await B.screenshot({ path: SHOTS + 'after-restart-bob.png' });
+  await A.context().close();
+  await B.context().close();
+});
+
+test('WebSocket blocked in the page: the app works over long-polling', async () => {
+  const n = unique('n').slice(-6);
+  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const A = await signIn(ann, { blockWebSocket: true });
+  const B = await signIn(bob);
+  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Polling');
+  await say(A, 'from a page without WebSocket');
+  await msg(B, 'from a page without WebSocket').waitFor(T);
+  await say(B, 'and back');
+  await msg(A, 'and back').waitFor(T);
+  await A.locator('li[data-state="read"]').filter({ hasText: 'from a page without WebSocket' }).waitFor(T);
+  assert.deepEqual(A.sockets, [], 'the page opened no WebSocket');
+  assert.ok(B.sockets.length > 0, 'the other page did upgrade');
+  assert.equal(await A.getByRole('status').isHidden(), true, 'no offline banner');
+  await A.screenshot({ path: SHOTS + 'polling-ann.png' });
+  await A.context().close();
+  await B.context().close();
+});
