@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing (nats-server 2.15, PostgreSQL, Node packages),
+# Runs every test: installs what is missing (nats-server 2.15, PostgreSQL, Node packages,
+# Debian's Chromium),
 # starts NATS JetStream and a throwaway Postgres on free loopback ports (or uses
 # CHAT_TEST_NATS_URL / CHAT_TEST_DATABASE_URL when set), checks formatting and lints, runs
 # the Rust tests and the end-to-end tests with the stock socket.io-client, and stops what it
@@ -20,9 +21,28 @@ echo "NATS $CHAT_TEST_NATS_URL, Postgres $CHAT_TEST_DATABASE_URL" >&2
 cargo build --release --bin chat
 cargo test --workspace --release
 
-(cd e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
+for dir in e2e client web; do
+  (cd "$dir" && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
+done
+# The client's types against the samples the wire golden tests wrote, the web app's types, and
+# the committed web build (what `chat serve` embeds) against a fresh one from its sources.
+(cd client && npm run --silent build && npm run --silent check)
+(cd web && npm run --silent check && npm run --silent build)
+if [ -n "$(git status --porcelain -- web/dist)" ]; then
+  git status --short -- web/dist >&2
+  echo "web/dist differs from its sources: run 'npm run build' in web/ and commit web/dist" >&2
+  exit 1
+fi
+if ! command -v chromium >/dev/null; then
+  echo "installing Chromium (Debian package)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >&2; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-noto-color-emoji >&2; fi
+fi
 export CHAT_BIN="$ROOT/target/release/chat"
 node --test --test-concurrency=1 --test-timeout=120000 e2e/test/
+# The client against a real server (kill -9, WebSocket blocked, HTTP down), then the web app
+# in headless Chromium; both on the embedded mode, the one `chat serve` runs by default.
+node --test --test-concurrency=1 --test-timeout=120000 client/test/*.test.mjs
+node --test --test-concurrency=1 --test-timeout=120000 web/test/
 # Every suite again on the embedded mode (file log + SQLite, one node: no NATS, no Postgres),
 # with a cache that keeps no aggregate it is not using: every command reloads what it needs
 # from a snapshot and the log.

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { deployment, startServer, unique, freePort, NO_LIMITS } from '../../e2e/test/helpers.mjs';
+import { deployment, startServer, unique, freePort, NO_LIMITS, adminToken } from '../../e2e/test/helpers.mjs';
 
 const SHOTS = new URL('./screenshots/', import.meta.url).pathname;
 mkdirSync(SHOTS, { recursive: true });
@@ -146,4 +146,24 @@ test('WebSocket blocked in the page: the app works over long-polling', async () 
   await A.screenshot({ path: SHOTS + 'polling-ann.png' });
   await A.context().close();
   await B.context().close();
+});
+
+test('/ops with an admin token: log position, projections, nodes, the rate chart and audit verify', async () => {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(server.url + '/ops');
+  await page.getByRole('textbox', { name: /JWT/ }).fill('not a token');
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByRole('alert').filter({ hasText: 'INVALID_TOKEN' }).waitFor(T);
+  await page.getByRole('textbox', { name: /JWT/ }).fill(adminToken());
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByText(/^embedded log at position \d+; read store sqlite$/).waitFor(T);
+  await page.getByRole('row', { name: /^chat \d+ 0$/ }).waitFor(T);
+  await page.getByRole('row', { name: /\(this node\)/ }).waitFor(T);
+  await page.locator('#chart polyline').waitFor({ state: 'attached', ...T });
+  await page.getByText(/messages\/s now/).waitFor(T);
+  await page.getByRole('button', { name: 'Run audit verify' }).click();
+  await page.getByRole('status').filter({ hasText: /^Log intact: \d+ commits, \d+ events, \d+ aggregates verified/ }).waitFor(T);
+  await page.screenshot({ path: SHOTS + 'ops.png', fullPage: true });
+  await context.close();
 });
