@@ -42,6 +42,16 @@ function client(who, opts = {}) {
 }
 const news = (c, conv) => c.events.filter(([e, p]) => e === 'message:new' && p.conversationId === conv).map(([, p]) => p);
 const online = (c) => waitUntil(() => c.status === 'online', 20000, 'online');
+/** Ann's and Bob's clients, online and in the room. */
+async function pair(conv, opts = {}) {
+  const a = client(ann, opts);
+  const b = client(bob, opts);
+  await online(a);
+  await online(b);
+  await a.join(conv);
+  await b.join(conv);
+  return [a, b];
+}
 
 test('send, receive, edit and react, typed acks; a refusal rejects with its code', async () => {
   const conv = await conversation('basics');
@@ -73,12 +83,7 @@ test('send, receive, edit and react, typed acks; a refusal rejects with its code
 
 test('kill -9 and restart under a client that keeps sending: every message once, in order', async () => {
   const conv = await conversation('restart');
-  const a = client(ann);
-  const b = client(bob);
-  await online(a);
-  await online(b);
-  await a.join(conv);
-  await b.join(conv);
+  const [a, b] = await pair(conv);
   const N = 40;
   const results = [];
   let killed = false;
@@ -99,7 +104,8 @@ test('kill -9 and restart under a client that keeps sending: every message once,
   assert.ok(killed);
   const sent = await Promise.all(results);
   assert.deepEqual(sent.map((s) => s.seq), Array.from({ length: N }, (_, i) => i + 1));
-  const stored = await history(server.url, conv, bob);
+  let stored;
+  await waitUntil(async () => (stored = await history(server.url, conv, bob)).length >= N, 10000, 'the read model has every message');
   assert.deepEqual(stored.map((m) => m.content), Array.from({ length: N }, (_, i) => `m${i}`), 'each message once, in order');
   await online(a);
   await online(b);
@@ -113,12 +119,7 @@ test('WebSocket blocked: the client works over long-polling', async () => {
   proxy.mode = 'no-websocket';
   try {
     const conv = await conversation('polling');
-    const a = client(ann);
-    const b = client(bob);
-    await online(a);
-    await online(b);
-    await a.join(conv);
-    await b.join(conv);
+    const [a, b] = await pair(conv);
     await a.send(conv, 'over polling');
     await waitUntil(() => news(b, conv).length === 1, 10000, 'bob gets it');
     assert.equal(a.socket.io.engine.transport.name, 'polling');
@@ -130,12 +131,7 @@ test('WebSocket blocked: the client works over long-polling', async () => {
 
 test('Socket.IO down: sends go over REST with their tempId and the client polls; then HTTP down: the queue holds them in order', async () => {
   const conv = await conversation('fallback');
-  const a = client(ann, { transports: ['websocket'] });
-  const b = client(bob, { transports: ['websocket'] });
-  await online(a);
-  await online(b);
-  await a.join(conv);
-  await b.join(conv);
+  const [a, b] = await pair(conv, { transports: ['websocket'] });
   await a.send(conv, 'before');
   await waitUntil(() => news(b, conv).length === 1, 10000, 'bob gets the first');
 

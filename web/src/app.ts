@@ -236,21 +236,13 @@ function fromNew(m: W.MessageNew, conv: Conv): Msg {
 }
 
 function fromRest(m: W.Message, conv: Conv): Msg {
+  const sender = { id: m.sender.id, name: m.sender.name };
   return {
-    id: m.id,
-    conversationId: m.conversationId,
-    senderId: m.senderId,
-    senderName: m.sender.name ?? conv.names.get(m.senderId) ?? m.senderId,
-    content: m.content,
-    gone: goneOf(m),
-    createdAt: m.createdAt ?? '',
-    seq: m.seq,
+    ...fromNew({ ...m, createdAt: m.createdAt ?? '', sender }, conv),
     editedAt: m.editedAt,
     deletedAt: m.deletedAt,
     reactions: new Map(m.reactions.map((r) => [r.id, { emoji: r.emoji, userId: r.userId }])),
-    parentId: m.parentId,
     replyCount: m.thread?.replyCount ?? 0,
-    state: 'sent',
   };
 }
 
