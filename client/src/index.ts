@@ -57,8 +57,10 @@ export class ChatError extends Error {
   }
 }
 
-/** What a send resolves with, however it reached the server. */
+/** What a send resolves with, however it reached the server: the `message:send` ack and the
+ *  send's `tempId`. */
 export interface SendResult {
+  success: true;
   messageId: string;
   seq: number;
   tempId: string;
@@ -442,7 +444,7 @@ export class ChatClient {
     if (this.socket.connected) {
       try {
         const ack = await this.emit('message:send', payload);
-        return { messageId: ack.messageId, seq: ack.seq, tempId: item.tempId };
+        return { success: true, messageId: ack.messageId, seq: ack.seq, tempId: item.tempId };
       } catch (e) {
         if (!(e instanceof ChatError) || e.code !== 'TIMEOUT') throw e;
         // No ack: REST with the same tempId, which the server answers with the first send.
@@ -452,7 +454,7 @@ export class ChatClient {
     const room = this.rooms.get(item.conversationId);
     if (room) this.emitFetched(room, sent);
     if (!this.socket.connected) this.setStatus('polling');
-    return { messageId: sent.id, seq: sent.seq, tempId: item.tempId };
+    return { success: true, messageId: sent.id, seq: sent.seq, tempId: item.tempId };
   }
 }
 

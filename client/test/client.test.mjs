@@ -62,7 +62,8 @@ test('send, receive, edit and react, typed acks; a refusal rejects with its code
   assert.deepEqual(await a.join(conv), { success: true, conversationId: conv, participantCount: 1 });
   await b.join(conv);
   const sent = await a.send(conv, 'hello bob');
-  assert.deepEqual(Object.keys(sent).sort(), ['messageId', 'seq', 'tempId']);
+  assert.deepEqual(Object.keys(sent).sort(), ['messageId', 'seq', 'success', 'tempId']);
+  assert.equal(sent.success, true);
   assert.equal(sent.seq, 1);
   await waitUntil(() => news(b, conv).length === 1, 10000, 'bob gets the message');
   const m = news(b, conv)[0];

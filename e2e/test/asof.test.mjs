@@ -40,6 +40,8 @@ before(async () => {
   at.del = del.position;
   const erased = ok(await api(A.url, 'POST', `/api/users/${eve}/erase`, adminToken(), {}));
   at.end = erased.position;
+  // As-of reads check participation on the read model: let it catch up with the story first.
+  ok(await api(A.url, 'GET', `/api/messages?conversationId=${conv}&minPosition=${at.end}`, token(bob)));
 });
 after(async () => {
   await A?.stop();

@@ -539,8 +539,10 @@ function item(m: Msg, conv: Conv, queued: QueuedSend[], inThread: boolean): HTML
         if (next && next.trim() && next !== m.content) await c.edit(conv.summary.id, id, next);
       });
     }
-    if (mine || conv.summary.role === 'admin') act('Delete', () => c.delete(conv.summary.id, id));
-    if (!inThread) act(conv.pinned.has(id) ? 'Unpin' : 'Pin', () => c.pin(conv.summary.id, id, !conv.pinned.has(id)));
+    if (mine || conv.summary.role === 'admin') {
+      act('Delete', () => c.delete(conv.summary.id, id));
+      if (!inThread) act(conv.pinned.has(id) ? 'Unpin' : 'Pin', () => c.pin(conv.summary.id, id, !conv.pinned.has(id)));
+    }
     li.append(actions);
     if (m.replyCount > 0 && !inThread) {
       const b = el('button', { type: 'button', className: 'replies' }, `${m.replyCount} repl${m.replyCount > 1 ? 'ies' : 'y'}`);

@@ -148,6 +148,38 @@ test('WebSocket blocked in the page: the app works over long-polling', async () 
   await B.context().close();
 });
 
+test('a reply in a thread, a mention, a pin and a delete show on the other page', async () => {
+  const n = unique('n').slice(-6);
+  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const annId = `demo-${ann.toLowerCase()}`;
+  const A = await signIn(ann);
+  const B = await signIn(bob);
+  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Friday');
+  await say(A, 'Plan for Friday');
+  await msg(B, 'Plan for Friday').getByRole('button', { name: 'Reply' }).click(T);
+  const thread = B.getByRole('complementary', { name: 'Thread' });
+  await thread.getByRole('textbox', { name: 'Reply' }).fill(`count me in @${annId}`);
+  await thread.getByRole('button', { name: 'Reply', exact: true }).click();
+  await thread.getByRole('listitem').filter({ hasText: 'count me in' }).waitFor(T);
+  await msg(A, 'Plan for Friday').getByRole('button', { name: '1 reply' }).waitFor(T);
+  await msg(A, 'count me in').getByText(`@${annId}`).waitFor(T);
+  await A.getByRole('region', { name: /Mentions/ }).getByRole('button', { name: /count me in/ }).waitFor(T);
+  await A.getByRole('heading', { name: 'Mentions (1)' }).waitFor(T);
+
+  await msg(A, 'Plan for Friday').getByRole('button', { name: 'Pin' }).click();
+  await B.getByText(`📌 ${ann}: Plan for Friday`).waitFor(T);
+  await msg(A, 'Plan for Friday').getByRole('button', { name: 'Unpin' }).waitFor(T);
+  assert.equal(await msg(B, 'Plan for Friday').getByRole('button', { name: /Pin|Unpin|Delete|Edit/ }).count(), 0, 'only the author or an admin is offered those');
+  await B.screenshot({ path: SHOTS + 'thread-bob.png' });
+
+  await msg(A, 'Plan for Friday').getByRole('button', { name: 'Delete' }).click();
+  await log(B).getByRole('listitem').filter({ hasText: 'message deleted' }).waitFor(T);
+  await B.getByText(`📌 ${ann}: Plan for Friday`).waitFor({ state: 'hidden', ...T });
+  await log(B).getByRole('listitem').filter({ hasText: 'count me in' }).waitFor(T);
+  await A.context().close();
+  await B.context().close();
+});
+
 test('/ops with an admin token: log position, projections, nodes, the rate chart and audit verify', async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
