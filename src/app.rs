@@ -495,6 +495,7 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::extract::OriginalUri;
 
     #[test]
     fn the_servers_own_pages_are_same_origin() {
@@ -508,7 +509,6 @@ mod tests {
         assert!(!same_origin("http://127.0.0.1:3000", None));
         assert!(!same_origin("null", Some("null")));
     }
-    use axum::extract::OriginalUri;
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_internal_and_the_router_serves_on() {

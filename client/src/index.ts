@@ -202,8 +202,13 @@ export class ChatClient {
     return done;
   }
 
-  /** Emits a client event over the socket and resolves with its ack (rejects on a refusal). */
+  /**
+   * Emits a client event over the socket and resolves with its ack (rejects on a refusal, and
+   * at once while the socket is down: socket.io-client would otherwise hold it and send it
+   * late). Edits, deletes, reactions, reads and pins fall back to REST by themselves.
+   */
   async emit<E extends keyof W.ClientEvents>(event: E, payload: W.ClientEvents[E][0]): Promise<W.ClientEvents[E][1]> {
+    if (!this.socket.connected) throw new ChatError('NETWORK', `${event}: the socket is down`);
     let ack: W.Ack<W.ClientEvents[E][1]>;
     try {
       ack = await this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, payload);
@@ -214,26 +219,43 @@ export class ChatClient {
     return ack;
   }
 
+  /** The socket event when the socket is up, else the REST route that does the same. */
+  private act<E extends keyof W.ClientEvents>(
+    event: E,
+    payload: W.ClientEvents[E][0],
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<W.ClientEvents[E][1]> {
+    return this.socket.connected ? this.emit(event, payload) : this.rest(method, path, body);
+  }
+
   edit(conversationId: string, messageId: string, content: string): Promise<W.Edited> {
-    return this.emit('message:update', { conversationId, messageId, content });
+    const path = `/api/messages/${enc(messageId)}`;
+    return this.act('message:update', { conversationId, messageId, content }, 'PATCH', path, { conversationId, content });
   }
   delete(conversationId: string, messageId: string): Promise<W.Deleted> {
-    return this.emit('message:delete', { conversationId, messageId });
+    const q = `?conversationId=${enc(conversationId)}`;
+    return this.act('message:delete', { conversationId, messageId }, 'DELETE', `/api/messages/${enc(messageId)}${q}`);
   }
   react(conversationId: string, messageId: string, emoji: string): Promise<W.Reaction> {
-    return this.emit('reaction:add', { conversationId, messageId, emoji });
+    const path = `/api/messages/${enc(messageId)}/reactions`;
+    return this.act('reaction:add', { conversationId, messageId, emoji }, 'POST', path, { conversationId, emoji });
   }
   unreact(conversationId: string, messageId: string, reactionId: string): Promise<W.Positioned> {
-    return this.emit('reaction:remove', { conversationId, messageId, reactionId });
+    const path = `/api/messages/${enc(messageId)}/reactions/${enc(reactionId)}?conversationId=${enc(conversationId)}`;
+    return this.act('reaction:remove', { conversationId, messageId, reactionId }, 'DELETE', path);
   }
   markRead(conversationId: string, messageIds: string[]): Promise<W.Positioned> {
-    return this.emit('message:read', { conversationId, messageIds });
+    const p = { conversationId, messageIds };
+    return this.act('message:read', p, 'POST', '/api/messages/read', p);
   }
   typing(conversationId: string, on: boolean): Promise<{}> {
     return this.emit(on ? 'typing:start' : 'typing:stop', { conversationId });
   }
   pin(conversationId: string, messageId: string, on = true): Promise<W.Pinned> {
-    return this.emit(on ? 'message:pin' : 'message:unpin', { conversationId, messageId });
+    const path = `/api/messages/${enc(messageId)}/pin?conversationId=${enc(conversationId)}`;
+    return this.act(on ? 'message:pin' : 'message:unpin', { conversationId, messageId }, on ? 'POST' : 'DELETE', path);
   }
   presence(conversationId: string): Promise<W.PresenceResponse> {
     return this.emit('presence:request', { conversationId });

@@ -145,6 +145,15 @@ test('Socket.IO down: sends go over REST with their tempId and the client polls;
   assert.equal(row.tempId, over.tempId, 'REST carried the tempId');
   await waitUntil(() => news(b, conv).length === 2, 10000, 'bob polls it');
   assert.equal(news(b, conv)[1].content, 'over REST');
+  // Edits, reactions and reads go over REST too; events that have no route are refused at once.
+  assert.equal((await a.edit(conv, over.messageId, 'over REST, edited')).messageId, over.messageId);
+  assert.equal((await b.react(conv, over.messageId, '🎉')).emoji, '🎉');
+  assert.equal(typeof (await b.markRead(conv, [over.messageId])).position, 'number');
+  await assert.rejects(a.typing(conv, true), (e) => e instanceof ChatError && e.code === 'NETWORK');
+  await waitUntil(async () => {
+    const m = (await history(server.url, conv, ann)).find((x) => x.id === over.messageId);
+    return m.content === 'over REST, edited' && m.reactions.length === 1;
+  }, 10000, 'the REST edit and reaction are stored');
 
   await proxy.down();
   await waitUntil(() => a.status === 'offline', 20000, 'ann sees HTTP down');
@@ -163,5 +172,7 @@ test('Socket.IO down: sends go over REST with their tempId and the client polls;
   assert.deepEqual(news(b, conv).map((m) => m.content), want);
   assert.deepEqual(news(a, conv).map((m) => m.content), want);
   await waitUntil(async () => (await history(server.url, conv, ann)).length === 5, 10000, 'stored');
-  assert.deepEqual((await history(server.url, conv, ann)).map((m) => m.content), want);
+  assert.deepEqual((await history(server.url, conv, ann)).map((m) => m.content), ['before', 'over REST, edited', 'q1', 'q2', 'q3']);
+  // The edit made over REST reaches bob when his socket catches up (he polled only new messages).
+  await waitUntil(() => b.events.some(([e, p]) => e === 'message:updated' && p.content === 'over REST, edited'), 10000, 'bob catches up on the edit');
 });
