@@ -36,7 +36,11 @@ test('quick start: the printed commands register a user and mint a token that so
   const cwd = mkdtempSync(join(tmpdir(), 'chat-quickstart-'));
   let lines = await serve(cwd);
   const url = lines[0].match(/chat listening on (http:\/\/\S+)/)[1];
-  assert.match(lines[1], /embedded storage in .*data: events\.log, read\.db, jwt-secret/);
+  assert.equal(lines[1], `web app: ${url}/ (operators: ${url}/ops)`);
+  const page = await fetch(url + '/');
+  assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.match(await page.text(), /<script type="module" src="\/app\.js"><\/script>/);
+  assert.match(lines[2], /embedded storage in .*data: events\.log, read\.db, jwt-secret/);
   assert.equal(statSync(join(cwd, 'data', 'jwt-secret')).mode & 0o777, 0o600);
   const curl = lines.find((l) => l.trim().startsWith('curl -X PUT'));
   const mint = lines.find((l) => l.trim().endsWith('token --user alice'));
