@@ -284,9 +284,12 @@ function newConv(s: W.ConversationSummary): Conv {
   };
 }
 
+/** The log position of this user's last conversation change: reads wait for it (`minPosition`). */
+let seen = 0;
+
 async function refreshList(): Promise<void> {
   if (!client) return;
-  const list = await client.rest<W.ConversationList>('GET', '/api/conversations').catch(() => undefined);
+  const list = await client.rest<W.ConversationList>('GET', `/api/conversations?minPosition=${seen}`).catch(() => undefined);
   if (!list) return;
   for (const s of list.conversations) {
     const conv = convs.get(s.id);
@@ -311,7 +314,9 @@ async function openConversation(id: string): Promise<void> {
   $('thread').hidden = true;
   $('room-title').textContent = conv.summary.title ?? id;
   drawList();
-  const details = await client.rest<W.ConversationDetails>('GET', `/api/conversations/${encodeURIComponent(id)}`).catch(() => undefined);
+  const details = await client
+    .rest<W.ConversationDetails>('GET', `/api/conversations/${encodeURIComponent(id)}?minPosition=${seen}`)
+    .catch(() => undefined);
   if (details) {
     for (const p of details.participants) conv.names.set(p.userId, p.user.name ?? p.userId);
     conv.pinned = new Set(details.pinned);
@@ -362,6 +367,7 @@ $('new-conversation').addEventListener('submit', async (ev) => {
   const title = $<HTMLInputElement>('new-name').value.trim();
   try {
     const c = await client.rest<W.ConversationCreated>('POST', '/api/conversations', { ...(title ? { title } : {}), participantIds });
+    seen = Math.max(seen, c.position);
     $('new-error').textContent = '';
     ($('new-conversation') as HTMLFormElement).reset();
     await refreshList();
