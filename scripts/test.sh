@@ -18,8 +18,12 @@ trap 'stop_services; rm -rf "$CHAT_RUN_DIR"' EXIT
 start_services
 echo "NATS $CHAT_TEST_NATS_URL, Postgres $CHAT_TEST_DATABASE_URL" >&2
 
-cargo build --release --bin chat
+# No separate `cargo build --bin chat`: resolved for `chat` alone, its features differ from the
+# workspace's with dev-dependencies (rustix, reqwest), so it compiled every crate of ours a
+# second time, and `cargo test` then rebuilt target/release/chat anyway (for the package's
+# integration tests). The binary the end-to-end tests run is that one.
 cargo test --workspace --release
+[ -x target/release/chat ] || { echo "cargo test built no target/release/chat" >&2; exit 1; }
 
 for dir in e2e client web; do
   (cd "$dir" && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
