@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (nats-server 2.15, PostgreSQL, Node packages,
-# Debian's Chromium),
-# starts NATS JetStream and a throwaway Postgres on free loopback ports (or uses
-# CHAT_TEST_NATS_URL / CHAT_TEST_DATABASE_URL when set), checks formatting and lints, runs
-# the Rust tests and the end-to-end tests with the stock socket.io-client, and stops what it
-# started.
+# Debian's Chromium), starts NATS JetStream and a throwaway Postgres on free loopback ports (or
+# uses CHAT_TEST_NATS_URL / CHAT_TEST_DATABASE_URL when set), checks formatting and lints, runs
+# the Rust tests, the end-to-end tests with the stock socket.io-client, the reference client's
+# tests and the web app's in headless Chromium, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
