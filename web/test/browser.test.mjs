@@ -44,6 +44,16 @@ async function signIn(name, { blockWebSocket = false } = {}) {
   return page;
 }
 
+/** Ann and Bob (new names each time) signed in on two pages, in a conversation named `title`. */
+async function twoUsers(title, { blockWebSocket = false } = {}) {
+  const n = unique('n').slice(-6);
+  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const A = await signIn(ann, { blockWebSocket });
+  const B = await signIn(bob);
+  await talk(A, B, `demo-${bob.toLowerCase()}`, title);
+  return { A, B, ann, bob };
+}
+
 /** `a` opens a conversation with `b`; `b` opens it from the list. */
 async function talk(a, b, bId, title) {
   await a.getByRole('textbox', { name: 'Title', exact: true }).fill(title);
@@ -63,11 +73,7 @@ const say = async (page, text) => {
 const msg = (page, text) => log(page).getByRole('listitem').filter({ hasText: text });
 
 test('two users chat both ways: typing, delivered then read, a reaction and an edit', async () => {
-  const n = unique('n').slice(-6);
-  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
-  const A = await signIn(ann);
-  const B = await signIn(bob);
-  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Lunch');
+  const { A, B, bob } = await twoUsers('Lunch');
 
   await say(A, 'Hello Bob');
   await msg(B, 'Hello Bob').waitFor(T);
@@ -97,11 +103,7 @@ test('two users chat both ways: typing, delivered then read, a reaction and an e
 });
 
 test('kill -9: the offline banner shows, a message typed then is queued and arrives once on both pages', async () => {
-  const n = unique('n').slice(-6);
-  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
-  const A = await signIn(ann);
-  const B = await signIn(bob);
-  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Outage');
+  const { A, B } = await twoUsers('Outage');
   await say(A, 'before the crash');
   await msg(B, 'before the crash').waitFor(T);
 
@@ -130,11 +132,7 @@ test('kill -9: the offline banner shows, a message typed then is queued and arri
 });
 
 test('WebSocket blocked in the page: the app works over long-polling', async () => {
-  const n = unique('n').slice(-6);
-  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
-  const A = await signIn(ann, { blockWebSocket: true });
-  const B = await signIn(bob);
-  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Polling');
+  const { A, B } = await twoUsers('Polling', { blockWebSocket: true });
   await say(A, 'from a page without WebSocket');
   await msg(B, 'from a page without WebSocket').waitFor(T);
   await say(B, 'and back');
@@ -149,12 +147,8 @@ test('WebSocket blocked in the page: the app works over long-polling', async () 
 });
 
 test('a reply in a thread, a mention, a pin and a delete show on the other page', async () => {
-  const n = unique('n').slice(-6);
-  const [ann, bob] = [`Ann${n}`, `Bob${n}`];
+  const { A, B, ann } = await twoUsers('Friday');
   const annId = `demo-${ann.toLowerCase()}`;
-  const A = await signIn(ann);
-  const B = await signIn(bob);
-  await talk(A, B, `demo-${bob.toLowerCase()}`, 'Friday');
   await say(A, 'Plan for Friday');
   await msg(B, 'Plan for Friday').getByRole('button', { name: 'Reply' }).click(T);
   const thread = B.getByRole('complementary', { name: 'Thread' });
