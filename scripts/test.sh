@@ -38,7 +38,7 @@ if [ -n "$(git status --porcelain -- web/dist)" ]; then
 fi
 if ! command -v chromium >/dev/null; then
   echo "installing Chromium (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >&2; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-noto-color-emoji >&2; fi
+  apt_install chromium fonts-noto-color-emoji
 fi
 export CHAT_BIN="$ROOT/target/release/chat"
 node --test --test-concurrency=1 --test-timeout=120000 e2e/test/
