@@ -13,8 +13,9 @@ use command::node::NodeState;
 use command::service::{Caller, new_correlation_id};
 use eventlog::EventLog;
 use events::UserId;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
+use wire::rest::DemoSession;
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -46,13 +47,6 @@ struct SessionBody {
     name: String,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Session {
-    pub user_id: UserId,
-    pub token: String,
-}
-
 /// The user id of a demo user named `name`: `demo-` and the name's letters and digits, lower
 /// case, other characters as `-` (the same name signs in as the same user).
 pub fn user_of(name: &str) -> Result<UserId, ApiError> {
@@ -81,7 +75,7 @@ pub fn user_of(name: &str) -> Result<UserId, ApiError> {
 async fn session<L: EventLog>(
     State(demo): State<Demo<L>>,
     ApiJson(body): ApiJson<SessionBody>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Json<DemoSession>, ApiError> {
     let user_id = user_of(&body.name)?;
     let operator = Caller {
         user_id: UserId::parse("demo").map_err(ApiError::internal)?,
@@ -99,7 +93,7 @@ async fn session<L: EventLog>(
         .await?;
     let exp = events::now_millis() / 1000 + TOKEN_SECS;
     let token = demo.keys.sign(&user_id, false, Some(exp));
-    Ok(Json(Session { user_id, token }))
+    Ok(Json(DemoSession { user_id, token }))
 }
 
 #[cfg(test)]
@@ -119,17 +113,5 @@ mod tests {
             let e = user_of(bad).expect_err(bad);
             assert_eq!(e.code, api::ErrorCode::InvalidInput, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_answer_is_user_id_and_token() {
-        let s = Session {
-            user_id: UserId::parse("demo-alice").expect("valid"),
-            token: "t".into(),
-        };
-        assert_eq!(
-            serde_json::to_string(&s).expect("json"),
-            r#"{"userId":"demo-alice","token":"t"}"#
-        );
     }
 }

@@ -18,6 +18,7 @@ import s_ConversationJoinError from '../wire/ConversationJoinError.json' with { 
 import s_ConversationJoined from '../wire/ConversationJoined.json' with { type: 'json' };
 import s_ConversationLeft from '../wire/ConversationLeft.json' with { type: 'json' };
 import s_ConversationList from '../wire/ConversationList.json' with { type: 'json' };
+import s_DemoSession from '../wire/DemoSession.json' with { type: 'json' };
 import s_Deleted from '../wire/Deleted.json' with { type: 'json' };
 import s_Edited from '../wire/Edited.json' with { type: 'json' };
 import s_Error from '../wire/Error.json' with { type: 'json' };
@@ -94,6 +95,7 @@ exact<W.UserOnline>()(s_UserOnline);
 exact<W.UserProfile>()(s_UserProfile);
 
 exact<W.AuditVerified>()(s_AuditVerified);
+exact<W.DemoSession>()(s_DemoSession);
 exact<W.OpsStatus>()(s_OpsStatus);
 
 // Nested shapes.

@@ -401,6 +401,14 @@ fn page_message() -> Message {
     }
 }
 
+/// `POST /api/demo/session` (only with `chat serve --demo`): the user signed in by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoSession {
+    pub user_id: UserId,
+    pub token: String,
+}
+
 /// `GET /api/ops/status` (admin): what the `/ops` page shows.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -809,6 +817,18 @@ mod tests {
         );
         golden(&SearchResults { results: vec![] }, r#"{"results":[]}"#);
     }
+    #[test]
+    fn demo_session() {
+        sample(
+            "DemoSession",
+            &DemoSession {
+                user_id: UserId::parse("demo-alice").expect("valid"),
+                token: "t".into(),
+            },
+            r#"{"userId":"demo-alice","token":"t"}"#,
+        );
+    }
+
     #[test]
     fn operator_console() {
         sample(
