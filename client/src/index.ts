@@ -7,10 +7,12 @@
 // `GET /api/messages?after=` while the socket is down. It holds no view state: the application
 // keeps its own from the events.
 import { io, type Socket } from 'socket.io-client';
+import { ChatError, request } from './http.js';
 import { defaultStorage, type QueueStorage, type QueuedSend } from './queue.js';
 import type * as W from './wire.js';
 
 export * from './wire.js';
+export { ChatError, request } from './http.js';
 export { MemoryStorage, IndexedDbStorage, type QueueStorage, type QueuedSend } from './queue.js';
 
 /** `online`: the socket is up. `polling`: it is down but REST answers. `offline`: neither. */
@@ -39,22 +41,6 @@ export interface ChatClientOptions {
   pollIntervalMs?: number;
   /** How long to wait for an ack before trying REST; 10,000 ms. */
   ackTimeoutMs?: number;
-}
-
-/** A refusal from the server (an ack's or REST's `{message, code}`), or a network failure. */
-export class ChatError extends Error {
-  constructor(
-    readonly code: W.ErrorCode,
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = 'ChatError';
-  }
-  /** Worth trying again later: the network, the server unavailable, a rate limit. */
-  get transient(): boolean {
-    return ['NETWORK', 'TIMEOUT', 'UNAVAILABLE', 'RATE_LIMIT', 'INTERNAL'].includes(this.code);
-  }
 }
 
 /** What a send resolves with, however it reached the server: the `message:send` ack and the
@@ -107,7 +93,7 @@ export class ChatClient {
   constructor(options: ChatClientOptions) {
     this.url = options.url.replace(/\/$/, '');
     this.token = options.token;
-    this.storage = options.storage ?? defaultStorage(this.url + '#' + (userOf(options.token) ?? ''));
+    this.storage = options.storage ?? defaultStorage(this.url + '#' + (tokenUser(options.token) ?? ''));
     this.pollIntervalMs = options.pollIntervalMs ?? 5000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10000;
     this.socket = io(this.url, {
@@ -262,34 +248,10 @@ export class ChatClient {
   }
 
   /** A REST call with the client's token; rejects with a `ChatError`. */
-  async rest<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(this.url + path, {
-        method,
-        headers: {
-          authorization: 'Bearer ' + this.token,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      throw new ChatError('NETWORK', e instanceof Error ? e.message : String(e));
-    }
-    const text = await res.text().catch(() => '');
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    if (!res.ok) {
-      const err = (json as { error?: W.ErrorBody } | undefined)?.error;
-      const code = err?.code ?? (res.status >= 500 ? 'UNAVAILABLE' : 'INVALID_INPUT');
-      throw new ChatError(code, err?.message ?? `${method} ${path}: ${res.status}`, res.status);
-    }
-    return json as T;
+  rest<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return request<T>(this.url, this.token, method, path, body);
   }
+
 
   /** Stops everything: the socket, polling and retries. Unsent messages stay in the storage. */
   close(): void {
@@ -398,24 +360,8 @@ export class ChatClient {
   /** A message read over REST, emitted as `message:new` unless already seen. */
   private emitFetched(room: Room, m: W.Message | W.SentMessage): void {
     if (!this.firstSight(room, m)) return;
-    const { position: _p, ...rest } = m as W.SentMessage;
-    const msg: W.MessageNew =
-      'reactions' in m
-        ? {
-            id: m.id,
-            conversationId: m.conversationId,
-            senderId: m.senderId,
-            content: m.content,
-            ...(m.erased ? { erased: m.erased } : {}),
-            ...(m.expired ? { expired: m.expired } : {}),
-            createdAt: m.createdAt ?? '',
-            seq: m.seq,
-            offset: m.offset,
-            sender: { id: m.sender.id, name: m.sender.name, ...(m.sender.avatarUrl ? { avatarUrl: m.sender.avatarUrl } : {}) },
-            ...(m.tempId ? { tempId: m.tempId } : {}),
-            ...(m.parentId ? { parentId: m.parentId } : {}),
-          }
-        : rest;
+    const { position: _p, ...sent } = m as W.SentMessage;
+    const msg: W.MessageNew = 'reactions' in m ? messageNewOf(m) : sent;
     this.dispatch('message:new', msg);
   }
 
@@ -484,12 +430,32 @@ function enc(s: string): string {
   return encodeURIComponent(s);
 }
 
-function newTempId(): string {
+/** A fresh `tempId`, as `send` makes one. */
+export function newTempId(): string {
   return 'tmp_' + globalThis.crypto.randomUUID();
 }
 
-/** The `userId` claim of a JWT, read without checking it (only to name the queue's key). */
-function userOf(token: string): string | undefined {
+/** A message read over REST in the shape of its `message:new` (which has no mentions). */
+export function messageNewOf(m: W.Message): W.MessageNew {
+  return {
+    id: m.id,
+    conversationId: m.conversationId,
+    senderId: m.senderId,
+    content: m.content,
+    ...(m.erased ? { erased: m.erased } : {}),
+    ...(m.expired ? { expired: m.expired } : {}),
+    createdAt: m.createdAt ?? '',
+    seq: m.seq,
+    offset: m.offset,
+    sender: { id: m.sender.id, name: m.sender.name, ...(m.sender.avatarUrl ? { avatarUrl: m.sender.avatarUrl } : {}) },
+    ...(m.tempId ? { tempId: m.tempId } : {}),
+    ...(m.parentId ? { parentId: m.parentId } : {}),
+  };
+}
+
+/** The `userId` claim of a JWT, read without checking it (to name the queue's key, or the
+ *  signed-in user in a page). */
+export function tokenUser(token: string): string | undefined {
   try {
     const part = token.split('.')[1] ?? '';
     const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));

@@ -2,7 +2,7 @@
 // thread panel. All traffic goes through @chat/client (reconnect, catch-up, REST fallback, the
 // offline queue); this file only keeps view state and draws it. No framework: the DOM is
 // rebuilt from state with textContent (never innerHTML of server data).
-import { ChatClient, ChatError } from '../../client/src/index.js';
+import { ChatClient, ChatError, messageNewOf, newTempId, tokenUser } from '../../client/src/index.js';
 import type * as W from '../../client/src/wire.js';
 import type { QueuedSend, Status } from '../../client/src/index.js';
 
@@ -58,15 +58,6 @@ let listTimer: ReturnType<typeof setInterval> | undefined;
 
 // ---- sign-in ----------------------------------------------------------------------------
 
-function userOf(token: string): string {
-  try {
-    const json = atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/'));
-    return String((JSON.parse(json) as { userId?: string }).userId ?? '');
-  } catch {
-    return '';
-  }
-}
-
 $('demo-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const name = $<HTMLInputElement>('demo-name').value.trim();
@@ -94,7 +85,7 @@ $('signout').addEventListener('click', () => {
 
 function start(token: string): void {
   sessionStorage.setItem('chat.token', token);
-  me = userOf(token);
+  me = tokenUser(token) ?? '';
   $('signin').hidden = true;
   $('app').hidden = false;
   $('signout').hidden = false;
@@ -236,9 +227,8 @@ function fromNew(m: W.MessageNew, conv: Conv): Msg {
 }
 
 function fromRest(m: W.Message, conv: Conv): Msg {
-  const sender = { id: m.sender.id, name: m.sender.name };
   return {
-    ...fromNew({ ...m, createdAt: m.createdAt ?? '', sender }, conv),
+    ...fromNew(messageNewOf(m), conv),
     editedAt: m.editedAt,
     deletedAt: m.deletedAt,
     reactions: new Map(m.reactions.map((r) => [r.id, { emoji: r.emoji, userId: r.userId }])),
@@ -395,7 +385,7 @@ function mentionsIn(text: string, conv: Conv): string[] {
 async function send(text: string, parentId?: string): Promise<void> {
   if (!client || !open) return;
   const conv = convs.get(open)!;
-  const tempId = 'tmp_' + crypto.randomUUID();
+  const tempId = newTempId();
   const pending: Msg = {
     tempId,
     conversationId: open,

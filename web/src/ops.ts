@@ -1,6 +1,7 @@
 // The operator page at `/ops`: with an admin token, the log position, the projections and
 // their lag, the nodes and their sockets (GET /api/ops/status every 2 s), messages per second
 // from /metrics (`chat_send_ack_seconds_count`), and `audit verify` on demand.
+import { ChatError, request } from '../../client/src/http.js';
 import type { AuditVerified, OpsStatus } from '../../client/src/wire.js';
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
@@ -8,12 +9,8 @@ let token = sessionStorage.getItem('chat.ops.token') ?? '';
 const rates: number[] = [];
 let lastCount: { n: number; at: number } | undefined;
 
-async function api<T>(method: string, path: string): Promise<T> {
-  const res = await fetch(path, { method, headers: { authorization: 'Bearer ' + token } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body?.error ? `${body.error.message} (${body.error.code})` : `${path}: ${res.status}`);
-  return body as T;
-}
+const api = <T>(method: string, path: string): Promise<T> => request<T>(location.origin, token, method, path);
+const said = (e: unknown) => (e instanceof ChatError ? `${e.message} (${e.code})` : String(e));
 
 function cell(text: string, num = false, cls = ''): HTMLTableCellElement {
   const td = document.createElement('td');
@@ -42,7 +39,7 @@ async function refresh(): Promise<void> {
     );
     $('node').textContent = `${s.nodes.length} node${s.nodes.length === 1 ? '' : 's'}`;
   } catch (e) {
-    $('error').textContent = String(e instanceof Error ? e.message : e);
+    $('error').textContent = said(e);
   }
   await sample();
 }
@@ -98,7 +95,7 @@ $('verify').addEventListener('click', async () => {
       : `BROKEN at position ${v.brokenAt}: ${v.reason}`;
   } catch (e) {
     out.className = 'broken';
-    out.textContent = String(e instanceof Error ? e.message : e);
+    out.textContent = said(e);
   }
 });
 
